@@ -1,0 +1,34 @@
+# Inkwell's two commands: `make serve` (the API on a SQLite file, migrated, with demo data,
+# GraphiQL at http://127.0.0.1:8000/graphql) and `make test` (the suite on SQLite, and on
+# PostgreSQL too when TEST_DATABASE_URL is set). Both create .venv from nothing on first use.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: serve test bench export-schema clean
+
+serve: $(STAMP)
+	$(PY) server.py serve
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+export-schema: $(STAMP)
+	$(PY) server.py export-schema
+
+$(STAMP): pyproject.toml scripts/find-python
+	@interpreter=$$(scripts/find-python) || exit 1; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+		rm -rf $(VENV); echo "creating $(VENV) with $$interpreter"; \
+		$$interpreter -m venv $(VENV) || exit 1; \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) inkwell.db inkwell.db-wal inkwell.db-shm

@@ -1,0 +1,1 @@
+"""Inkwell's data layer: typed SQLAlchemy models, the async engine and session, migrations, seed."""

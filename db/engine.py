@@ -1,0 +1,65 @@
+"""The async engine and the session factory, configured per database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from settings import Settings
+
+#: Milliseconds an SQLite writer waits for another writer's lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """Create the process's engine for ``settings.database_url``.
+
+    SQLite (aiosqlite) connections get ``foreign_keys=ON`` (off by default in SQLite, so ON
+    DELETE CASCADE would silently do nothing), WAL journaling (readers do not block the
+    writer) and a busy timeout. PostgreSQL (asyncpg) connections get a bounded pool, pre-ping
+    (a connection the server dropped is replaced, not handed to a request) and the UTC time
+    zone. Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy cannot parse.
+    """
+    url = settings.database_url
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            url,
+            echo=settings.db_echo,
+            pool_timeout=settings.db_pool_timeout,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        return engine
+    return create_async_engine(
+        url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"timezone": "UTC", "application_name": "inkwell"}},
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+    cursor: Any = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # Safe with WAL: a power loss may drop the last commits, never corrupt the file.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """A factory of ``AsyncSession``, one per GraphQL operation (the unit of work).
+
+    ``expire_on_commit=False``: objects stay readable after commit, so a mutation's payload can
+    be resolved without implicit (and, with asyncio, forbidden) refresh I/O.
+    Source: SQLAlchemy ``examples/asyncio/async_orm.py``.
+    """
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,101 @@
+"""Comments: the ``Comment`` type and the connections that list comments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from db import models
+from schema import loaders
+from schema.connection import Connection, OrderDirection, build_connection, ordering_of, request_page
+from schema.context import Info
+from schema.node import Node, register_node, to_global_id
+from schema.pagination import ID_KEY, SortKey
+
+if TYPE_CHECKING:
+    from schema.posts import Post, RelayArgs
+    from schema.users import User
+
+LazyUser = Annotated["User", strawberry.lazy("schema.users")]
+LazyPost = Annotated["Post", strawberry.lazy("schema.posts")]
+
+
+@strawberry.enum
+class CommentOrderField(Enum):
+    ID = "id"
+    CREATED_AT = "createdAt"
+
+
+COMMENT_SORT_KEYS = {
+    CommentOrderField.ID: ID_KEY,
+    CommentOrderField.CREATED_AT: SortKey("createdAt", "created_at", "datetime"),
+}
+
+
+@strawberry.input(description="Order comments by a field (ties broken by id).")
+class CommentOrder:
+    field: CommentOrderField
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.type(description="A reader's comment on a post.")
+class Comment(Node):
+    id: strawberry.ID
+    body: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
+    pk: strawberry.Private[int]
+    author_id: strawberry.Private[int]
+    post_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.Comment) -> Comment:
+        return cls(
+            id=to_global_id("Comment", row.id),
+            pk=row.id,
+            author_id=row.author_id,
+            post_id=row.post_id,
+            body=row.body,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+
+    @strawberry.field(description="Who wrote the comment.")
+    async def author(self, info: Info) -> LazyUser:
+        from schema.users import load_user
+
+        user = await load_user(info, self.author_id)
+        assert user is not None, "comments.author_id is a NOT NULL foreign key"
+        return user
+
+    @strawberry.field(description="The post the comment is on.")
+    async def post(self, info: Info) -> LazyPost:
+        from schema.posts import Post
+
+        row = await loaders.by_id(info.context, models.Post).load(self.post_id)
+        assert row is not None, "comments.post_id is a NOT NULL foreign key"
+        return Post.from_row(row)
+
+
+register_node("Comment", models.Comment, Comment.from_row)
+
+
+async def comment_connection_of(
+    info: Info,
+    relation: str,
+    parent: Any,
+    parent_id: int,
+    relay: RelayArgs,
+    order_by: CommentOrder | None,
+) -> Connection[Comment]:
+    """The comments of one parent (a post, an author), batched with every sibling parent."""
+    ctx = info.context
+    args = request_page(info, ordering_of(order_by, COMMENT_SORT_KEYS), *relay)
+    page = await loaders.pages(ctx, relation, models.Comment, parent, [], args).load(parent_id)
+    count = loaders.counts(ctx, relation, models.Comment, parent, [])
+    return build_connection(page, args.ordering, Comment.from_row, lambda: count.load(parent_id))

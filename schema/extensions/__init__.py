@@ -1,0 +1,7 @@
+"""Strawberry schema extensions: the operation lifecycle around resolvers."""
+
+from schema.extensions.masking import MaskUnexpectedErrors
+from schema.extensions.sql_stats import SqlStatsExtension
+from schema.extensions.unit_of_work import UnitOfWork
+
+__all__ = ["MaskUnexpectedErrors", "SqlStatsExtension", "UnitOfWork"]

@@ -1,0 +1,42 @@
+"""Masks unexpected errors: the client sees "Unexpected error." and an id; the log has the cause."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from schema.errors import InkwellError
+
+logger = logging.getLogger("inkwell.errors")
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for errors a client must not see the text of: anything raised in a resolver that
+    is not an ``InkwellError``. GraphQL's own errors (syntax, validation, variable coercion)
+    carry no original error, or a ``GraphQLError``, and are shown as they are."""
+    original = error.original_error
+    return original is not None and not isinstance(original, (InkwellError, GraphQLError))
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Strawberry's ``MaskErrors``, masking only unexpected errors and logging each with an id
+    that the client also gets (``extensions.errorId``), so a report can be matched to the log.
+    Source: Strawberry docs, "Dealing with errors" / MaskErrors."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        error_id = uuid.uuid4().hex
+        logger.error(
+            "unexpected error %s at %s",
+            error_id,
+            ".".join(map(str, error.path or [])) or "-",
+            exc_info=error.original_error,
+        )
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+        return masked

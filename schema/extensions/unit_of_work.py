@@ -1,0 +1,26 @@
+"""Closes the operation's session when the operation ends, on every path."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from strawberry.extensions import SchemaExtension
+
+from schema.context import Context
+
+
+class UnitOfWork(SchemaExtension):
+    """Ends the operation's unit of work.
+
+    The session is opened lazily by the first resolver that needs it; whatever happens after
+    (success, a resolver error, a cancelled request), it is closed here, which rolls back
+    anything not committed and returns its connection to the pool before the response is sent.
+    """
+
+    async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+        try:
+            yield
+        finally:
+            context = self.execution_context.context
+            if isinstance(context, Context):
+                await context.close()

@@ -1,0 +1,115 @@
+"""Running reads under the operation's session: root pages and counts, and the id clauses and
+windowed statements the DataLoaders batch with.
+
+Every statement goes through ``rows``/``scalars``, which hold the context's session lock for the
+whole execute-and-buffer, so concurrent resolvers never share the session at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, any_, bindparam, func, select
+from sqlalchemy.orm import aliased
+
+from schema.context import Context
+from schema.pagination import Page, PageArgs, make_page, order_by, seek
+
+#: A join for entities reached through an association table: (target, ON clause).
+Join = tuple[Any, ColumnElement[bool]]
+
+
+async def rows(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
+    """Execute ``statement`` and return all result rows (tuples), buffered."""
+    async with ctx.session() as session:
+        return (await session.execute(statement)).all()
+
+
+async def scalars(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
+    """Execute ``statement`` and return the first column of every row, buffered."""
+    async with ctx.session() as session:
+        return (await session.scalars(statement)).all()
+
+
+def in_ids(ctx: Context, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN ids``, as one array parameter on PostgreSQL (``= ANY($1)``).
+
+    One bound array keeps a single prepared statement whatever the batch size, and has no
+    32,767-parameter ceiling; SQLite has no arrays, so it gets an expanding ``IN``.
+    """
+    if ctx.settings.is_sqlite:
+        return column.in_(ids)  # type: ignore[no-any-return]
+    return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))  # type: ignore[no-any-return]
+
+
+def select_where(entity: Any, *where: ColumnElement[bool]) -> Select[Any]:
+    """``SELECT entity WHERE <all of where>``."""
+    return select(entity).where(*where)
+
+
+async def root_page(
+    ctx: Context, entity: Any, where: Sequence[ColumnElement[bool]], args: PageArgs
+) -> Page:
+    """One page of ``entity`` rows matching ``where``, in ``args.ordering``: one statement."""
+    statement = (
+        select(entity)
+        .where(*where, *seek(entity, args))
+        .order_by(*order_by(entity, args.ordering, reverse=args.backwards))
+        .limit(args.limit + 1)
+    )
+    return make_page(await scalars(ctx, statement), args)
+
+
+async def root_count(ctx: Context, entity: Any, where: Sequence[ColumnElement[bool]]) -> int:
+    """How many ``entity`` rows match ``where`` (cursors do not narrow a totalCount)."""
+    statement = select(func.count()).select_from(entity).where(*where)
+    return int((await scalars(ctx, statement))[0])
+
+
+def windowed_page_statement(
+    ctx: Context,
+    entity: Any,
+    parent: Any,
+    parent_ids: Sequence[int],
+    where: Sequence[ColumnElement[bool]],
+    args: PageArgs,
+    join: Join | None = None,
+) -> Select[Any]:
+    """One statement fetching a page of ``entity`` for each of many parents.
+
+    ``ROW_NUMBER() OVER (PARTITION BY parent ORDER BY <ordering>)`` numbers each parent's rows
+    separately, so ``row_number <= limit + 1`` gives every parent its own first (or last) N,
+    cursors applying to each. Rows come back as ``(entity, parent_id)`` grouped by parent,
+    in page-fetch order.
+    """
+    row_number = (
+        func.row_number()
+        .over(partition_by=parent, order_by=order_by(entity, args.ordering, reverse=args.backwards))
+        .label("inkwell_rn")
+    )
+    inner = select(entity, parent.label("inkwell_parent"), row_number)
+    if join is not None:
+        inner = inner.join(*join)
+    subquery = inner.where(in_ids(ctx, parent, parent_ids), *where, *seek(entity, args)).subquery()
+    row = aliased(entity, subquery)
+    return (
+        select(row, subquery.c.inkwell_parent)
+        .where(subquery.c.inkwell_rn <= args.limit + 1)
+        .order_by(subquery.c.inkwell_parent, subquery.c.inkwell_rn)
+    )
+
+
+def grouped_count_statement(
+    ctx: Context,
+    entity: Any,
+    parent: Any,
+    parent_ids: Sequence[int],
+    where: Sequence[ColumnElement[bool]],
+    join: Join | None = None,
+) -> Select[Any]:
+    """``SELECT parent, count(*) ... GROUP BY parent``: every parent's totalCount at once."""
+    statement = select(parent, func.count()).select_from(entity)
+    if join is not None:
+        statement = statement.join(*join)
+    return statement.where(in_ids(ctx, parent, parent_ids), *where).group_by(parent)

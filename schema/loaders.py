@@ -1,0 +1,132 @@
+"""Per-operation DataLoaders: every relationship read is batched across all parents.
+
+A DataLoader collects the keys requested in one event-loop tick and resolves them with one call
+of its batch function (one SQL statement), so the statements per request grow with the query's
+depth, never with its row counts. Loaders live in the operation's ``Context``, so their caches
+never outlive (or leak between) operations.
+Source: the DataLoader pattern, https://github.com/graphql/dataloader; Strawberry's
+``strawberry.dataloader.DataLoader``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, select
+from strawberry.dataloader import DataLoader
+
+from db import models
+from schema import fetch
+from schema.pagination import Page, PageArgs, empty_page, make_page
+
+if TYPE_CHECKING:
+    from schema.context import Context
+
+#: SQLite allows 32,766 bound parameters per statement; stay well below it.
+SQLITE_MAX_BATCH = 10_000
+
+
+class Loaders:
+    """The DataLoaders of one operation, created on first use and keyed by what they load
+    (for connections, also by their validated arguments)."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
+        settings = context.settings
+        if not settings.dataloader_batching:
+            self._max_batch: int | None = 1
+        else:
+            self._max_batch = SQLITE_MAX_BATCH if settings.is_sqlite else None
+
+    def get(
+        self, key: Hashable, load: Callable[[list[Any]], Awaitable[Sequence[Any]]]
+    ) -> DataLoader[Any, Any]:
+        """The loader for ``key``, created with batch function ``load`` if new."""
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = DataLoader(load_fn=load, max_batch_size=self._max_batch)
+            self._loaders[key] = loader
+        return loader
+
+
+def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
+    """``entity`` rows by primary key (``None`` for a missing id): one ``IN`` per batch."""
+
+    async def load(ids: list[int]) -> list[Any]:
+        found = {
+            row.id: row
+            for row in await fetch.scalars(ctx, select(entity).where(fetch.in_ids(ctx, entity.id, ids)))
+        }
+        return [found.get(i) for i in ids]
+
+    return ctx.loaders.get(("by_id", entity), load)
+
+
+def pages(
+    ctx: Context,
+    name: str,
+    entity: Any,
+    parent: Any,
+    where: Sequence[ColumnElement[bool]],
+    args: PageArgs,
+    *,
+    filter_key: Hashable = None,
+    join: fetch.Join | None = None,
+) -> DataLoader[int, Page]:
+    """A page of ``entity`` per parent id, all parents in one windowed statement.
+
+    ``name`` names the relationship (e.g. ``"User.posts"``); with ``args`` and ``filter_key``
+    (a hashable form of ``where``) it keys the loader, so fields with different arguments get
+    different loaders and identical ones share.
+    """
+
+    async def load(parent_ids: list[int]) -> list[Page]:
+        statement = fetch.windowed_page_statement(ctx, entity, parent, parent_ids, where, args, join)
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        for row, parent_id in await fetch.rows(ctx, statement):
+            grouped[parent_id].append(row)
+        return [make_page(grouped[p], args) if p in grouped else empty_page() for p in parent_ids]
+
+    return ctx.loaders.get(("pages", name, args, filter_key), load)
+
+
+def counts(
+    ctx: Context,
+    name: str,
+    entity: Any,
+    parent: Any,
+    where: Sequence[ColumnElement[bool]],
+    *,
+    filter_key: Hashable = None,
+    join: fetch.Join | None = None,
+) -> DataLoader[int, int]:
+    """The number of ``entity`` rows per parent id: one ``GROUP BY`` per batch."""
+
+    async def load(parent_ids: list[int]) -> list[int]:
+        statement = fetch.grouped_count_statement(ctx, entity, parent, parent_ids, where, join)
+        found = dict(await fetch.rows(ctx, statement))
+        return [int(found.get(p, 0)) for p in parent_ids]
+
+    return ctx.loaders.get(("counts", name, filter_key), load)
+
+
+def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
+    """Each post's tags, by name, through ``post_tags``: one join per batch."""
+
+    async def load(post_ids: list[int]) -> list[list[models.Tag]]:
+        link = models.post_tags
+        statement = (
+            select(link.c.post_id, models.Tag)
+            .join(models.Tag, models.Tag.id == link.c.tag_id)
+            .where(fetch.in_ids(ctx, link.c.post_id, post_ids))
+            .order_by(link.c.post_id, models.Tag.name)
+        )
+        grouped: dict[int, list[models.Tag]] = defaultdict(list)
+        for post_id, tag in await fetch.rows(ctx, statement):
+            grouped[post_id].append(tag)
+        return [grouped.get(p, []) for p in post_ids]
+
+    return ctx.loaders.get("tags_by_post", load)

@@ -1,0 +1,85 @@
+"""Relay global object identification: the ``Node`` interface and global IDs.
+
+A global ID is base64 of ``"<TypeName>:<primary key>"`` (the convention of graphql-relay-js and
+Strawberry), so ``node(id:)`` can find any object from its ID alone.
+Source: GraphQL Global Object Identification Specification, https://relay.dev/graphql/objectidentification.htm
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+
+from schema.errors import BadUserInput
+
+
+@strawberry.interface(description="An object with a globally unique ID.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="The object's global ID.")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKind:
+    """How to load a node type: its model and the function making a GraphQL object of a row."""
+
+    model: Any
+    from_row: Callable[[Any], Node]
+
+
+#: Registered by each domain module at import: GraphQL type name -> NodeKind.
+NODE_KINDS: dict[str, NodeKind] = {}
+
+
+def register_node(type_name: str, model: Any, from_row: Callable[[Any], Node]) -> None:
+    NODE_KINDS[type_name] = NodeKind(model, from_row)
+
+
+def to_global_id(type_name: str, pk: int) -> strawberry.ID:
+    return strawberry.ID(base64.b64encode(f"{type_name}:{pk}".encode()).decode())
+
+
+def from_global_id(value: str, argument: str = "id") -> tuple[str, int]:
+    """Split a global ID into ``(type name, primary key)``.
+
+    Raises ``BadUserInput`` when ``value`` is not base64 of ``"<Type>:<integer>"``.
+    """
+    try:
+        type_name, _, pk = base64.b64decode(value.encode("ascii"), validate=True).decode().partition(":")
+        if not type_name:
+            raise ValueError(value)
+        return type_name, _primary_key(pk)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise BadUserInput(f"`{argument}` is not a valid global ID: {value!r}.", argument=argument) from None
+
+
+def parse_id(value: str, type_name: str, argument: str = "id") -> int:
+    """The primary key in ``value``: a global ID of ``type_name``, or the row's numeric id.
+
+    Raises ``BadUserInput`` for a malformed ID or a global ID of another type.
+    """
+    if value.isascii() and value.isdigit():
+        try:
+            return _primary_key(value)
+        except ValueError:
+            raise BadUserInput(f"`{argument}` is out of range: {value!r}.", argument=argument) from None
+    found, pk = from_global_id(value, argument)
+    if found != type_name:
+        raise BadUserInput(
+            f"`{argument}` must be a {type_name} ID, but {value!r} is a {found} ID.",
+            argument=argument,
+        )
+    return pk
+
+
+MAX_PK = 2**63 - 1  # BIGINT
+
+
+def _primary_key(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_PK:
+        raise ValueError(text)
+    return int(text)

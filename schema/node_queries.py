@@ -1,0 +1,38 @@
+"""The Relay root fields ``node(id:)`` and ``nodes(ids:)``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import strawberry
+
+from schema import loaders
+from schema.context import Info
+from schema.errors import BadUserInput
+from schema.node import NODE_KINDS, Node, from_global_id
+
+
+async def _load_node(info: Info, global_id: str, argument: str) -> Node | None:
+    type_name, pk = from_global_id(global_id, argument)
+    kind = NODE_KINDS.get(type_name)
+    if kind is None:
+        raise BadUserInput(f"`{argument}` names an unknown type {type_name!r}.", argument=argument)
+    row = await loaders.by_id(info.context, kind.model).load(pk)
+    return kind.from_row(row) if row is not None else None
+
+
+@strawberry.type
+class NodeQueries:
+    @strawberry.field(description="Any object by its global ID; null if it does not exist.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await _load_node(info, id, "id")
+
+    @strawberry.field(
+        description="Objects by global ID, in the order given (null for each missing one); "
+        "one statement per type."
+    )
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        limit = info.context.settings.max_page_size
+        if len(ids) > limit:
+            raise BadUserInput(f"`ids` holds {len(ids)} IDs, above the limit of {limit}.")
+        return list(await asyncio.gather(*(_load_node(info, i, "ids") for i in ids)))

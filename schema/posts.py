@@ -1,0 +1,240 @@
+"""Posts: the ``Post`` type, its relationships, and the root fields that list and find posts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy import ColumnElement, exists, select
+
+from db import models
+from schema import fetch, loaders
+from schema.connection import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    OrderDirection,
+    build_connection,
+    ordering_of,
+    request_page,
+)
+from schema.context import Info
+from schema.node import Node, parse_id, register_node, to_global_id
+from schema.pagination import ID_KEY, SortKey
+
+if TYPE_CHECKING:
+    from schema.comments import Comment, CommentOrder
+    from schema.tags import Tag
+    from schema.users import User
+
+LazyUser = Annotated["User", strawberry.lazy("schema.users")]
+LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
+LazyCommentOrder = Annotated["CommentOrder", strawberry.lazy("schema.comments")]
+LazyTag = Annotated["Tag", strawberry.lazy("schema.tags")]
+
+
+@strawberry.enum
+class PostStatus(Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+@strawberry.enum
+class PostOrderField(Enum):
+    ID = "id"
+    CREATED_AT = "createdAt"
+    PUBLISHED_AT = "publishedAt"
+    TITLE = "title"
+
+
+POST_SORT_KEYS = {
+    PostOrderField.ID: ID_KEY,
+    PostOrderField.CREATED_AT: SortKey("createdAt", "created_at", "datetime"),
+    PostOrderField.PUBLISHED_AT: SortKey("publishedAt", "published_at", "datetime", nullable=True),
+    PostOrderField.TITLE: SortKey("title", "title", "str"),
+}
+
+
+@strawberry.input(description="Order posts by a field (ties broken by id; unpublished last).")
+class PostOrder:
+    field: PostOrderField
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.input(description="Narrow a list of posts; every given condition must hold.")
+class PostFilter:
+    status: PostStatus | None = None
+    author_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The author's ID (a global ID or the numeric id)."
+    )
+    tag: str | None = strawberry.field(default=None, description="Posts carrying this tag name.")
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the title."
+    )
+    published_after: datetime | None = strawberry.field(
+        default=None, description="Published at or after this time (no offset: UTC)."
+    )
+    published_before: datetime | None = strawberry.field(
+        default=None, description="Published before this time (no offset: UTC)."
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def post_where(filter: PostFilter | None) -> tuple[list[ColumnElement[bool]], tuple[Any, ...]]:
+    """SQL conditions for ``filter`` and a hashable key identifying them.
+
+    Raises ``BadUserInput`` for a malformed ``authorId``.
+    """
+    if filter is None:
+        return [], ()
+    Post = models.Post
+    where: list[ColumnElement[bool]] = []
+    author = parse_id(filter.author_id, "User", "authorId") if filter.author_id else None
+    tag = filter.tag.strip().lower() if filter.tag is not None else None
+    search = (filter.search or "").strip()
+    after = _utc(filter.published_after) if filter.published_after else None
+    before = _utc(filter.published_before) if filter.published_before else None
+    if filter.status is not None:
+        where.append(Post.status == filter.status.value)
+    if author is not None:
+        where.append(Post.author_id == author)
+    if tag is not None:
+        link = models.post_tags
+        where.append(
+            exists(
+                select(link.c.post_id)
+                .join(models.Tag, models.Tag.id == link.c.tag_id)
+                .where(link.c.post_id == Post.id, models.Tag.name == tag)
+            )
+        )
+    if search:
+        where.append(Post.title.icontains(search, autoescape=True))
+    if after is not None:
+        where.append(Post.published_at >= after)
+    if before is not None:
+        where.append(Post.published_at < before)
+    return where, (filter.status, author, tag, search, after, before)
+
+
+@strawberry.type(description="An article by one author; a draft until published.")
+class Post(Node):
+    id: strawberry.ID
+    title: str
+    content: str
+    status: PostStatus
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
+    pk: strawberry.Private[int]
+    author_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.Post) -> Post:
+        return cls(
+            id=to_global_id("Post", row.id),
+            pk=row.id,
+            author_id=row.author_id,
+            title=row.title,
+            content=row.content,
+            status=PostStatus(row.status),
+            published_at=row.published_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+
+    @strawberry.field(description="Who wrote the post.")
+    async def author(self, info: Info) -> LazyUser:
+        from schema.users import load_user
+
+        user = await load_user(info, self.author_id)
+        assert user is not None, "posts.author_id is a NOT NULL foreign key"
+        return user
+
+    @strawberry.field(description="The post's comments, oldest first unless `orderBy` says.")
+    async def comments(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: LazyCommentOrder | None = None,
+    ) -> Connection[LazyComment]:
+        from schema.comments import comment_connection_of
+
+        return await comment_connection_of(
+            info, "Post.comments", models.Comment.post_id, self.pk,
+            (first, after, last, before), order_by,
+        )
+
+    @strawberry.field(description="The post's tags, by name.")
+    async def tags(self, info: Info) -> list[LazyTag]:
+        from schema.tags import Tag
+
+        return [Tag.from_row(row) for row in await loaders.tags_by_post(info.context).load(self.pk)]
+
+
+register_node("Post", models.Post, Post.from_row)
+
+RelayArgs = tuple[int | None, str | None, int | None, str | None]
+
+
+async def post_connection_of(
+    info: Info,
+    relation: str,
+    parent: Any,
+    parent_id: int,
+    relay: RelayArgs,
+    filter: PostFilter | None,
+    order_by: PostOrder | None,
+    join: fetch.Join | None = None,
+) -> Connection[Post]:
+    """The posts of one parent (an author, a tag), batched with every sibling parent.
+
+    ``parent`` is the column holding the parent's id (``posts.author_id``,
+    ``post_tags.tag_id``); ``join`` reaches it when it lives in an association table.
+    """
+    ctx = info.context
+    args = request_page(info, ordering_of(order_by, POST_SORT_KEYS), *relay)
+    where, key = post_where(filter)
+    page = await loaders.pages(
+        ctx, relation, models.Post, parent, where, args, filter_key=key, join=join
+    ).load(parent_id)
+    count = loaders.counts(ctx, relation, models.Post, parent, where, filter_key=key, join=join)
+    return build_connection(page, args.ordering, Post.from_row, lambda: count.load(parent_id))
+
+
+@strawberry.type
+class PostQueries:
+    @strawberry.field(description="Posts, filtered and ordered; by id unless `orderBy` says.")
+    async def posts(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: PostFilter | None = None,
+        order_by: PostOrder | None = None,
+    ) -> Connection[Post]:
+        args = request_page(info, ordering_of(order_by, POST_SORT_KEYS), first, after, last, before)
+        where, _ = post_where(filter)
+        page = await fetch.root_page(info.context, models.Post, where, args)
+        return build_connection(
+            page, args.ordering, Post.from_row,
+            lambda: fetch.root_count(info.context, models.Post, where),
+        )
+
+    @strawberry.field(description="A post by ID (a global ID or the numeric id).")
+    async def post(self, info: Info, id: strawberry.ID) -> Post | None:
+        row = await loaders.by_id(info.context, models.Post).load(parse_id(id, "Post"))
+        return Post.from_row(row) if row is not None else None

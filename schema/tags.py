@@ -1,0 +1,108 @@
+"""Tags: the ``Tag`` type, its posts, and the root fields that list and find tags."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from db import models
+from schema import fetch
+from schema.connection import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    OrderDirection,
+    build_connection,
+    ordering_of,
+    request_page,
+)
+from schema.context import Info
+from schema.node import Node, register_node, to_global_id
+from schema.pagination import ID_KEY, SortKey
+
+if TYPE_CHECKING:
+    from schema.posts import Post, PostFilter, PostOrder
+
+LazyPost = Annotated["Post", strawberry.lazy("schema.posts")]
+LazyPostFilter = Annotated["PostFilter", strawberry.lazy("schema.posts")]
+LazyPostOrder = Annotated["PostOrder", strawberry.lazy("schema.posts")]
+
+
+@strawberry.enum
+class TagOrderField(Enum):
+    ID = "id"
+    NAME = "name"
+
+
+TAG_SORT_KEYS = {TagOrderField.ID: ID_KEY, TagOrderField.NAME: SortKey("name", "name", "str")}
+
+
+@strawberry.input(description="Order tags by a field (ties broken by id).")
+class TagOrder:
+    field: TagOrderField
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.type(description="A topic label; a post carries up to 10.")
+class Tag(Node):
+    id: strawberry.ID
+    name: str
+    pk: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.Tag) -> Tag:
+        return cls(id=to_global_id("Tag", row.id), pk=row.id, name=row.name)
+
+    @strawberry.field(description="Posts carrying this tag.")
+    async def posts(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: LazyPostFilter | None = None,
+        order_by: LazyPostOrder | None = None,
+    ) -> Connection[LazyPost]:
+        from schema.posts import post_connection_of
+
+        link = models.post_tags
+        return await post_connection_of(
+            info, "Tag.posts", link.c.tag_id, self.pk,
+            (first, after, last, before), filter, order_by,
+            join=(link, link.c.post_id == models.Post.id),
+        )
+
+
+register_node("Tag", models.Tag, Tag.from_row)
+
+
+@strawberry.type
+class TagQueries:
+    @strawberry.field(description="Tags; by id unless `orderBy` says.")
+    async def tags(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: TagOrder | None = None,
+    ) -> Connection[Tag]:
+        args = request_page(info, ordering_of(order_by, TAG_SORT_KEYS), first, after, last, before)
+        page = await fetch.root_page(info.context, models.Tag, [], args)
+        return build_connection(
+            page, args.ordering, Tag.from_row,
+            lambda: fetch.root_count(info.context, models.Tag, []),
+        )
+
+    @strawberry.field(description="A tag by name (case-insensitive).")
+    async def tag(self, info: Info, name: str) -> Tag | None:
+        rows = await fetch.scalars(
+            info.context, fetch.select_where(models.Tag, models.Tag.name == name.strip().lower())
+        )
+        return Tag.from_row(rows[0]) if rows else None

@@ -1,0 +1,205 @@
+"""Users: the ``User`` type, its connections, and the root fields that find users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy import ColumnElement, or_
+
+from db import models
+from schema import fetch, loaders
+from schema.connection import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    OrderDirection,
+    build_connection,
+    ordering_of,
+    request_page,
+)
+from schema.context import Info
+from schema.node import Node, parse_id, register_node, to_global_id
+from schema.pagination import ID_KEY, SortKey
+
+if TYPE_CHECKING:
+    from schema.comments import Comment, CommentOrder
+    from schema.posts import Post, PostFilter, PostOrder
+
+# Types of the other domains, resolved when the schema is built (the modules import each other).
+LazyPost = Annotated["Post", strawberry.lazy("schema.posts")]
+LazyPostFilter = Annotated["PostFilter", strawberry.lazy("schema.posts")]
+LazyPostOrder = Annotated["PostOrder", strawberry.lazy("schema.posts")]
+LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
+LazyCommentOrder = Annotated["CommentOrder", strawberry.lazy("schema.comments")]
+
+
+@strawberry.enum
+class Role(Enum):
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+@strawberry.enum
+class UserOrderField(Enum):
+    ID = "id"
+    CREATED_AT = "createdAt"
+    NAME = "name"
+
+
+USER_SORT_KEYS = {
+    UserOrderField.ID: ID_KEY,
+    UserOrderField.CREATED_AT: SortKey("createdAt", "created_at", "datetime"),
+    UserOrderField.NAME: SortKey("name", "name", "str"),
+}
+
+
+@strawberry.input(description="Order users by a field (ties broken by id).")
+class UserOrder:
+    field: UserOrderField
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.input(description="Narrow a list of users; every given condition must hold.")
+class UserFilter:
+    is_active: bool | None = None
+    role: Role | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the name or email."
+    )
+
+
+def user_where(filter: UserFilter | None) -> tuple[list[ColumnElement[bool]], tuple[Any, ...]]:
+    """SQL conditions for ``filter`` and a hashable key identifying them."""
+    if filter is None:
+        return [], ()
+    where: list[ColumnElement[bool]] = []
+    if filter.is_active is not None:
+        where.append(models.User.is_active.is_(filter.is_active))
+    if filter.role is not None:
+        where.append(models.User.role == filter.role.value)
+    search = (filter.search or "").strip()
+    if search:
+        where.append(
+            or_(
+                models.User.name.icontains(search, autoescape=True),
+                models.User.email.icontains(search, autoescape=True),
+            )
+        )
+    return where, (filter.is_active, filter.role, search)
+
+
+@strawberry.type(description="A member of the platform: an author of posts and comments.")
+class User(Node):
+    id: strawberry.ID
+    email: str
+    name: str
+    bio: str | None
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
+    pk: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.User) -> User:
+        return cls(
+            id=to_global_id("User", row.id),
+            pk=row.id,
+            email=row.email,
+            name=row.name,
+            bio=row.bio,
+            role=Role(row.role),
+            is_active=row.is_active,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+
+    @strawberry.field(description="The user's posts.")
+    async def posts(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: LazyPostFilter | None = None,
+        order_by: LazyPostOrder | None = None,
+    ) -> Connection[LazyPost]:
+        from schema.posts import post_connection_of
+
+        return await post_connection_of(
+            info, "User.posts", models.Post.author_id, self.pk,
+            (first, after, last, before), filter, order_by,
+        )
+
+    @strawberry.field(description="The comments the user wrote.")
+    async def comments(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: LazyCommentOrder | None = None,
+    ) -> Connection[LazyComment]:
+        from schema.comments import comment_connection_of
+
+        return await comment_connection_of(
+            info, "User.comments", models.Comment.author_id, self.pk,
+            (first, after, last, before), order_by,
+        )
+
+
+register_node("User", models.User, User.from_row)
+
+
+async def load_user(info: Info, pk: int) -> User | None:
+    """The user with primary key ``pk``, through the operation's DataLoader."""
+    row = await loaders.by_id(info.context, models.User).load(pk)
+    return User.from_row(row) if row is not None else None
+
+
+def normalise_email(email: str) -> str:
+    """Emails are stored trimmed and lower-case, so lookups normalise the same way."""
+    return email.strip().lower()
+
+
+@strawberry.type
+class UserQueries:
+    @strawberry.field(description="Users, filtered and ordered; by id unless `orderBy` says.")
+    async def users(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: UserFilter | None = None,
+        order_by: UserOrder | None = None,
+    ) -> Connection[User]:
+        args = request_page(info, ordering_of(order_by, USER_SORT_KEYS), first, after, last, before)
+        where, _ = user_where(filter)
+        page = await fetch.root_page(info.context, models.User, where, args)
+        return build_connection(
+            page, args.ordering, User.from_row,
+            lambda: fetch.root_count(info.context, models.User, where),
+        )
+
+    @strawberry.field(description="A user by ID (a global ID or the numeric id).")
+    async def user(self, info: Info, id: strawberry.ID) -> User | None:
+        return await load_user(info, parse_id(id, "User"))
+
+    @strawberry.field(description="A user by email address (case-insensitive).")
+    async def user_by_email(self, info: Info, email: str) -> User | None:
+        rows = await fetch.scalars(
+            info.context,
+            fetch.select_where(models.User, models.User.email == normalise_email(email)),
+        )
+        return User.from_row(rows[0]) if rows else None

@@ -1,0 +1,181 @@
+"""Inkwell's ASGI app factory and command line.
+
+``uvicorn server:app`` serves the app built from environment settings;
+``python server.py <serve|migrate|seed|export-schema>`` runs a command (``--help`` for each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from db import migrate, seed, stats
+from db.engine import create_engine, create_sessionmaker
+from schema import build_schema
+from schema.view import GraphQLApp
+from settings import Settings, get_settings
+
+logger = logging.getLogger("inkwell")
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
+#: Seconds /readyz waits for the database before answering 503.
+READY_TIMEOUT = 2.0
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL, WebSocket), ``/healthz``, ``/readyz``.
+
+    The lifespan creates the engine and session factory on start-up and disposes the pool on
+    shutdown. Source: Starlette docs, "Lifespan".
+    """
+    settings = settings or get_settings()
+    graphql = GraphQLApp(build_schema(settings), settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        stats.install(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                async with request.app.state.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"; the cause goes to the log
+            logger.warning("readiness check failed: %r", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def export_schema(settings: Settings) -> str:
+    """The schema's SDL, as committed in ``schema.graphql``."""
+    return build_schema(settings).as_str() + "\n"
+
+
+async def prepare_embedded(settings: Settings) -> None:
+    """Migrate the database and, when it has no users, load the default demo data."""
+    engine = create_engine(settings)
+    try:
+        await migrate.upgrade(engine)
+        if await seed.is_empty(engine):
+            report = await seed.seed(engine, seed.SeedSize())
+            logger.info("loaded demo data: %s", report)
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(settings: Settings, revision: str) -> None:
+    engine = create_engine(settings)
+    try:
+        await migrate.upgrade(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+async def _seed(settings: Settings, size: seed.SeedSize, replace: bool) -> seed.SeedReport:
+    engine = create_engine(settings)
+    try:
+        return await seed.seed(engine, size, replace=replace)
+    finally:
+        await engine.dispose()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="server.py", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="serve the API (on SQLite: migrate, and seed an empty database, first)"
+    )
+    serve.add_argument("--host", help="default: HOST")
+    serve.add_argument("--port", type=int, help="default: PORT")
+    migrate_cmd = commands.add_parser("migrate", help="apply Alembic migrations")
+    migrate_cmd.add_argument("--revision", default="head")
+    seed_cmd = commands.add_parser("seed", help="load deterministic demo data")
+    defaults = seed.SeedSize()
+    for flag in ("users", "posts_per_user", "comments_per_post", "tags", "tags_per_post", "seed"):
+        seed_cmd.add_argument(
+            "--" + flag.replace("_", "-"), type=int, default=getattr(defaults, flag),
+            help=f"default: {getattr(defaults, flag)}",
+        )
+    seed_cmd.add_argument("--replace", action="store_true", help="delete existing data first")
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", type=Path, default=SCHEMA_FILE)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        import uvicorn
+
+        if settings.is_sqlite:
+            asyncio.run(prepare_embedded(settings))
+        uvicorn.run(
+            create_app(settings),
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            log_level=settings.log_level,
+        )
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings, args.revision))
+        print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
+    elif args.command == "seed":
+        size = seed.SeedSize(
+            users=args.users, posts_per_user=args.posts_per_user,
+            comments_per_post=args.comments_per_post, tags=args.tags,
+            tags_per_post=args.tags_per_post, seed=args.seed,
+        )
+        try:
+            report = asyncio.run(_seed(settings, size, args.replace))
+        except seed.DatabaseNotEmpty as exc:
+            print(f"seed: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"seeded {report.users} users, {report.posts} posts, {report.comments} comments, "
+            f"{report.tags} tags, {report.post_tags} post tags in {report.seconds:.1f} s"
+        )
+    elif args.command == "export-schema":
+        args.output.write_text(export_schema(settings))
+        print(f"wrote {args.output}")
+    return 0
+
+
+app = create_app()
+
+if __name__ == "__main__":
+    sys.exit(main())
