@@ -21,7 +21,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     """The Strawberry schema for ``settings`` (which extensions are on depends on them)."""
     extensions: list[type[SchemaExtension] | SchemaExtension] = [
         UnitOfWork,
-        MaskUnexpectedErrors(),
+        MaskUnexpectedErrors,
     ]
     if settings.sql_stats_enabled:
         extensions.append(SqlStatsExtension)

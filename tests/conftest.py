@@ -1,0 +1,126 @@
+"""Shared fixtures: a seeded database per backend, the real app over it, an httpx client,
+and a SQL statement counter built on engine events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import migrate
+from db.engine import create_engine
+from db.seed import SeedSize, seed
+from server import create_app
+from settings import Settings
+from tests.databases import BACKENDS, throwaway_database
+
+#: The read tests' data set: big enough that first: 50 and per-parent limits mean something.
+READ_SEED = SeedSize(users=60, posts_per_user=12, comments_per_post=6, tags=12, tags_per_post=3)
+#: Posts whose created_at and title are set equal, to exercise id tie-breaking.
+TIE_TIME = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def read_db_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated database holding ``READ_SEED`` plus edge cases; read-only for tests."""
+    async with throwaway_database(backend, tmp_path_factory.mktemp("db")) as url:
+        engine = create_engine(Settings(database_url=url))
+        try:
+            await migrate.upgrade(engine)
+            await seed(engine, READ_SEED)
+            async with engine.begin() as conn:
+                # A user and a tag with nothing attached: empty nested connections.
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (id, email, name) "
+                        "VALUES (1000, 'lonely@example.com', 'Lonely Writer')"
+                    )
+                )
+                await conn.execute(text("INSERT INTO tags (id, name) VALUES (1000, 'unused')"))
+                # Ties on created_at and title, broken by id.
+                await conn.execute(
+                    text("UPDATE posts SET created_at = :t, title = 'Same Title' WHERE id % 7 = 0"),
+                    {"t": TIE_TIME if backend == "postgresql" else "2025-06-01 12:00:00.000000"},
+                )
+        finally:
+            await engine.dispose()
+        yield url
+
+
+@dataclass
+class App:
+    """The real ASGI app over a database, with an httpx client and a statement counter."""
+
+    app: Any
+    client: httpx.AsyncClient
+    engine: AsyncEngine
+    statements: list[str] = field(default_factory=list)
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a GraphQL request; assert HTTP 200 and return the JSON body."""
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Like ``gql``, asserting there are no errors; returns ``data``."""
+        body = await self.gql(query, variables)
+        assert "errors" not in body, body["errors"]
+        return body["data"]  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[App]:
+    """The app for ``settings`` with its lifespan running, and an httpx client on it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        engine: AsyncEngine = app.state.engine
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            harness = App(app=app, client=client, engine=engine)
+
+            def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                harness.statements.append(statement)
+
+            event.listen(engine.sync_engine, "before_cursor_execute", record)
+            yield harness
+
+
+@pytest.fixture(scope="session")
+async def read_app(read_db_url: str) -> AsyncIterator[App]:
+    """The app (development settings) over the read-only seeded database."""
+    async with running_app(Settings(database_url=read_db_url, environment="development")) as app:
+        yield app
+
+
+@pytest.fixture
+def api(read_app: App) -> Iterator[App]:
+    """``read_app`` with the statement counter reset for this test."""
+    read_app.statements.clear()
+    yield read_app
+
+
+@pytest.fixture
+async def fresh_db_url(backend: str, tmp_path: Any) -> AsyncIterator[str]:
+    """A new, empty (unmigrated) database for a test that writes."""
+    async with throwaway_database(backend, tmp_path) as url:
+        yield url

@@ -1,0 +1,121 @@
+"""N+1 freedom: statements grow with depth, never with rows; per-parent limits are right."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from tests.conftest import App
+from tests.truth import pk, table
+
+NESTED = """{ users(first: %d) { edges { node { name posts(first: 10) { edges { node { title
+  tags { name } comments(first: 5) { edges { node { body author { name } } } } } } } } } } }"""
+
+
+async def test_nested_query_is_five_statements_whatever_the_page_size(api: App) -> None:
+    counts = {}
+    for size in (5, 50):
+        api.statements.clear()
+        data = await api.data(NESTED % size)
+        assert len(data["users"]["edges"]) == size
+        counts[size] = api.count()
+    assert counts[5] == counts[50] <= 5, counts
+
+
+async def test_every_parent_gets_its_own_first_n(api: App) -> None:
+    data = await api.data(
+        """{ users(first: 61) { nodes { id posts(first: 3) { totalCount nodes { id
+              comments(first: 2) { totalCount nodes { id } } } } } } }"""
+    )
+    posts_by_user: dict[int, list[int]] = defaultdict(list)
+    for row in await table(api.engine, "SELECT id, author_id FROM posts ORDER BY id"):
+        posts_by_user[row["author_id"]].append(row["id"])
+    comments_by_post: dict[int, list[int]] = defaultdict(list)
+    for row in await table(api.engine, "SELECT id, post_id FROM comments ORDER BY id"):
+        comments_by_post[row["post_id"]].append(row["id"])
+    users = data["users"]["nodes"]
+    assert len(users) == 61
+    for user in users:
+        mine = posts_by_user[pk(user["id"])]
+        assert [pk(p["id"]) for p in user["posts"]["nodes"]] == mine[:3]
+        assert user["posts"]["totalCount"] == len(mine)
+        for post in user["posts"]["nodes"]:
+            theirs = comments_by_post[pk(post["id"])]
+            assert [pk(c["id"]) for c in post["comments"]["nodes"]] == theirs[:2]
+            assert post["comments"]["totalCount"] == len(theirs)
+    lonely = next(u for u in users if pk(u["id"]) == 1000)
+    assert lonely["posts"] == {"totalCount": 0, "nodes": []}
+
+
+async def test_nested_last_and_cursors_apply_per_parent(api: App) -> None:
+    data = await api.data(
+        """{ users(first: 4) { nodes { id
+              newest: posts(last: 2) { nodes { id } pageInfo { hasPreviousPage hasNextPage } }
+              all: posts(first: 100, orderBy: {field: TITLE, direction: DESC}) {
+                edges { cursor node { id } } } } } }"""
+    )
+    for user in data["users"]["nodes"]:
+        truth = await table(
+            api.engine, "SELECT id FROM posts WHERE author_id = :a ORDER BY id", a=pk(user["id"])
+        )
+        ids = [r["id"] for r in truth]
+        assert [pk(p["id"]) for p in user["newest"]["nodes"]] == ids[-2:]
+        assert user["newest"]["pageInfo"] == {"hasPreviousPage": True, "hasNextPage": False}
+        titled = await table(
+            api.engine,
+            "SELECT id FROM posts WHERE author_id = :a ORDER BY title DESC, id DESC",
+            a=pk(user["id"]),
+        )
+        assert [pk(e["node"]["id"]) for e in user["all"]["edges"]] == [r["id"] for r in titled]
+    # A cursor from one user's list, passed to every user's list: each is cut at that position.
+    first_user = data["users"]["nodes"][0]
+    cursor = first_user["all"]["edges"][3]["cursor"]
+    after = await api.data(
+        """query($c: String) { users(first: 1) { nodes { posts(first: 100, after: $c,
+             orderBy: {field: TITLE, direction: DESC}) { nodes { id } } } } }""",
+        {"c": cursor},
+    )
+    rest = after["users"]["nodes"][0]["posts"]["nodes"]
+    assert [p["id"] for p in rest] == [e["node"]["id"] for e in first_user["all"]["edges"][4:]]
+
+
+async def test_many_to_many_is_batched_both_ways(api: App) -> None:
+    data = await api.data(
+        """{ tags(first: 13) { nodes { name posts(first: 4, filter: {status: PUBLISHED}) {
+              totalCount nodes { id status tags { name } } } } } }"""
+    )
+    assert api.count() == 4  # tags, posts per tag (window), counts per tag, tags per post
+    for tag in data["tags"]["nodes"]:
+        truth = await table(
+            api.engine,
+            "SELECT p.id FROM posts p JOIN post_tags pt ON pt.post_id = p.id "
+            "JOIN tags t ON t.id = pt.tag_id WHERE t.name = :n AND p.status = 'published' "
+            "ORDER BY p.id",
+            n=tag["name"],
+        )
+        ids = [r["id"] for r in truth]
+        assert [pk(p["id"]) for p in tag["posts"]["nodes"]] == ids[:4]
+        assert tag["posts"]["totalCount"] == len(ids)
+        for post in tag["posts"]["nodes"]:
+            assert tag["name"] in [t["name"] for t in post["tags"]]
+            names = [t["name"] for t in post["tags"]]
+            assert names == sorted(names)
+
+
+@pytest.mark.parametrize("with_count", [False, True])
+async def test_total_count_is_queried_only_when_selected(api: App, with_count: bool) -> None:
+    count = "totalCount" if with_count else ""
+    await api.data(f"{{ users(first: 20) {{ {count} nodes {{ posts(first: 2) {{ {count} nodes {{ id }} }} }} }} }}")
+    counting = [s for s in api.statements if "count(" in s.lower()]
+    assert len(counting) == (2 if with_count else 0)
+    assert api.count() == (4 if with_count else 2)
+
+
+async def test_same_object_reached_twice_is_loaded_once(api: App) -> None:
+    await api.data(
+        """{ a: user(id: "1") { name } b: user(id: "VXNlcjox") { name }
+             c: post(id: "1") { author { name } comments(first: 3) { nodes { author { name } post { id } } } } }"""
+    )
+    # users by id (a, b, post author, comment authors share batches), post, comments, post by id
+    assert api.count() <= 5

@@ -1,0 +1,84 @@
+"""The command line, run as a newcomer would: a real process, a real uvicorn, a SQLite file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SERVER = Path(__file__).resolve().parent.parent / "server.py"
+
+
+def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SERVER), *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **env}, timeout=120, check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "ENVIRONMENT", "GRAPHIQL", "SQL_STATS", "PORT", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_serve_migrates_seeds_and_serves_graphiql(tmp_path: Path, clean_env: None) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), "serve", "--port", str(port)], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("server did not start")
+        assert (tmp_path / "inkwell.db").exists()  # the default: a file in the working directory
+        body = httpx.post(f"{base}/graphql", json={"query": "{ users { totalCount } posts { totalCount } }"}).json()
+        assert body["data"]["users"]["totalCount"] == 200
+        assert body["data"]["posts"]["totalCount"] == 2000
+        page = httpx.get(f"{base}/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200 and "RecentWriting" in page.text
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_migrate_seed_and_export_schema(tmp_path: Path, clean_env: None) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    assert run("migrate", cwd=tmp_path, DATABASE_URL=url).returncode == 0
+    sizes = ["--users", "5", "--posts-per-user", "2", "--comments-per-post", "1", "--tags", "3",
+             "--tags-per-post", "1"]
+    seeded = run("seed", *sizes, cwd=tmp_path, DATABASE_URL=url)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "seeded 5 users, 10 posts, 10 comments, 3 tags, 10 post tags" in seeded.stdout
+    again = run("seed", *sizes, cwd=tmp_path, DATABASE_URL=url)
+    assert again.returncode == 1 and "--replace" in again.stderr
+    assert run("seed", *sizes, "--replace", cwd=tmp_path, DATABASE_URL=url).returncode == 0
+    out = tmp_path / "schema.graphql"
+    assert run("export-schema", "--output", str(out), cwd=tmp_path).returncode == 0
+    assert "type Query" in out.read_text()
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path, clean_env: None) -> None:
+    result = run("migrate", cwd=tmp_path, DB_POOL_SIZE="zero")
+    assert result.returncode != 0
+    assert "db_pool_size" in result.stderr

@@ -1,0 +1,104 @@
+"""Serving: POST and GET, GraphiQL, health endpoints, extensions.sql, error masking."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from schema import build_schema
+from server import SCHEMA_FILE, export_schema
+from settings import Settings
+from tests.conftest import App, running_app
+
+
+async def test_get_query(api: App) -> None:
+    response = await api.client.get("/graphql", params={"query": "{ users(first: 1) { totalCount } }"})
+    assert response.status_code == 200
+    assert response.json()["data"]["users"]["totalCount"] == 61
+
+
+async def test_graphiql_page_has_a_default_query_and_opens_no_session(api: App) -> None:
+    response = await api.client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+    assert "RecentWriting" in response.text
+    assert api.count() == 0
+    assert api.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_default_graphiql_query_runs(api: App) -> None:
+    from schema.view import DEFAULT_QUERY
+
+    data = await api.data(DEFAULT_QUERY)
+    assert data["users"]["edges"]
+
+
+async def test_health_and_readiness(api: App) -> None:
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+async def test_readiness_is_503_when_the_database_is_unreachable(tmp_path: Any) -> None:
+    url = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    async with running_app(Settings(database_url=url, db_pool_timeout=1)) as app:
+        response = await app.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable"}
+
+
+async def test_sql_stats_in_development(api: App) -> None:
+    body = await api.gql("{ users(first: 3) { nodes { posts(first: 2) { nodes { id } } } } }")
+    assert body["extensions"]["sql"]["statements"] == 2
+    assert body["extensions"]["sql"]["durationMs"] >= 0
+
+
+async def test_no_sql_stats_and_no_graphiql_in_production(read_db_url: str) -> None:
+    settings = Settings(database_url=read_db_url, environment="production")
+    async with running_app(settings) as app:
+        body = await app.gql("{ users(first: 1) { totalCount } }")
+        assert "extensions" not in body or "sql" not in body["extensions"]
+        page = await app.client.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 404
+
+
+async def test_unexpected_errors_are_masked_and_logged(
+    api: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from schema import users
+
+    def broken(row: Any) -> Any:
+        raise RuntimeError("secret internals: SELECT * FROM users")
+
+    monkeypatch.setattr(users.User, "from_row", broken)
+    with caplog.at_level(logging.ERROR, logger="inkwell.errors"):
+        body = await api.gql('{ user(id: "1") { name } }')
+    [error] = body["errors"]
+    assert error["message"] == "Unexpected error."
+    assert "secret" not in str(body)
+    error_id = error["extensions"]["errorId"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert any(error_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_syntax_and_validation_errors_are_shown(api: App) -> None:
+    response = await api.client.post("/graphql", json={"query": "{ users(first: 1) { nope } }"})
+    assert "Cannot query field 'nope'" in response.json()["errors"][0]["message"]
+    response = await api.client.post("/graphql", json={"query": "{ users("})
+    assert "Syntax Error" in response.json()["errors"][0]["message"]
+    response = await api.client.post("/graphql", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_committed_schema_file_is_current() -> None:
+    assert SCHEMA_FILE.read_text() == export_schema(Settings()), (
+        "schema.graphql is stale: run `python server.py export-schema`"
+    )
+
+
+def test_schema_does_not_depend_on_environment() -> None:
+    dev = build_schema(Settings(environment="development")).as_str()
+    prod = build_schema(Settings(environment="production")).as_str()
+    assert dev == prod
