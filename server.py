@@ -124,7 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     defaults = seed.SeedSize()
     for flag in ("users", "posts_per_user", "comments_per_post", "tags", "tags_per_post", "seed"):
         seed_cmd.add_argument(
-            "--" + flag.replace("_", "-"), type=int, default=getattr(defaults, flag),
+            "--" + flag.replace("_", "-"),
+            type=int,
+            default=getattr(defaults, flag),
             help=f"default: {getattr(defaults, flag)}",
         )
     seed_cmd.add_argument("--replace", action="store_true", help="delete existing data first")
@@ -156,9 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
     elif args.command == "seed":
         size = seed.SeedSize(
-            users=args.users, posts_per_user=args.posts_per_user,
-            comments_per_post=args.comments_per_post, tags=args.tags,
-            tags_per_post=args.tags_per_post, seed=args.seed,
+            users=args.users,
+            posts_per_user=args.posts_per_user,
+            comments_per_post=args.comments_per_post,
+            tags=args.tags,
+            tags_per_post=args.tags_per_post,
+            seed=args.seed,
         )
         try:
             report = asyncio.run(_seed(settings, size, args.replace))

@@ -63,18 +63,22 @@ class Settings(BaseSettings):
 
     @property
     def is_production(self) -> bool:
+        """True in production: development conveniences are off."""
         return self.environment == "production"
 
     @property
     def is_sqlite(self) -> bool:
+        """True when the database is the embedded SQLite file."""
         return self.database_url.startswith("sqlite")
 
     @property
     def graphiql_enabled(self) -> bool:
+        """Whether GET /graphql from a browser serves GraphiQL."""
         return self.graphiql if self.graphiql is not None else not self.is_production
 
     @property
     def sql_stats_enabled(self) -> bool:
+        """Whether responses carry ``extensions.sql``."""
         return self.sql_stats if self.sql_stats is not None else not self.is_production
 
 

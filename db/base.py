@@ -44,7 +44,7 @@ class TimestampedVersioned:
     version: Mapped[int] = mapped_column(server_default=text("1"))
 
     @declared_attr.directive
-    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805 - declarative passes the class
+    def __mapper_args__(cls) -> dict[str, Any]:
         # eager_defaults: fetch server-set values (timestamps) with RETURNING at flush, so
         # a mutation payload can show them without another round trip.
         return {"version_id_col": cls.__table__.c.version, "eager_defaults": True}  # type: ignore[attr-defined]

@@ -111,7 +111,9 @@ async def seed(engine: AsyncEngine, size: SeedSize, *, replace: bool = False) ->
 
 async def _wipe(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("TRUNCATE post_tags, comments, posts, tags, users RESTART IDENTITY"))
+        await conn.execute(
+            text("TRUNCATE post_tags, comments, posts, tags, users RESTART IDENTITY")
+        )
         return
     for table in ("post_tags", "comments", "posts", "tags", "users"):
         await conn.execute(text(f"DELETE FROM {table}"))

@@ -54,11 +54,14 @@ class TextMaker:
         return " ".join(words).capitalize() + self._rng.choice(".....!?")
 
     def title(self) -> str:
+        """A title of 3 to 8 capitalised words."""
         words = self._rng.choices(_WORDS, k=self._rng.randint(3, 8))
         return " ".join(w.capitalize() for w in words)
 
     def sentences(self, count: int) -> str:
+        """``count`` sentences drawn from the pool."""
         return " ".join(self._rng.choices(self._sentences, k=count))
 
     def paragraphs(self, count: int) -> str:
+        """``count`` paragraphs of 3 to 6 sentences, separated by blank lines."""
         return "\n\n".join(self.sentences(self._rng.randint(3, 6)) for _ in range(count))

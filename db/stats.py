@@ -33,6 +33,7 @@ class SqlStats:
 
     @staticmethod
     def unbind(token: Token[SqlStats | None]) -> None:
+        """Restore the stats that were current before ``bind`` returned ``token``."""
         _current.reset(token)
 
 

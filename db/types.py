@@ -47,7 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class utcnow(FunctionElement[datetime]):  # noqa: N801 - named like the SQL function it renders
+class utcnow(FunctionElement[datetime]):
     """The transaction's current time in UTC: ``now()`` on PostgreSQL, text on SQLite.
 
     Source: SQLAlchemy docs, "Custom SQL Constructs and Compilation Extension" (the utcnow

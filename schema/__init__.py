@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
@@ -19,7 +21,7 @@ Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, TagQueries)
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The Strawberry schema for ``settings`` (which extensions are on depends on them)."""
-    extensions: list[type[SchemaExtension] | SchemaExtension] = [
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         UnitOfWork,
         MaskUnexpectedErrors,
     ]

@@ -10,7 +10,13 @@ import strawberry
 
 from db import models
 from schema import loaders
-from schema.connection import Connection, OrderDirection, build_connection, ordering_of, request_page
+from schema.connection import (
+    Connection,
+    OrderDirection,
+    build_connection,
+    ordering_of,
+    request_page,
+)
 from schema.context import Info
 from schema.node import Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
@@ -54,6 +60,7 @@ class Comment(Node):
 
     @classmethod
     def from_row(cls, row: models.Comment) -> Comment:
+        """The GraphQL ``Comment`` for a ``models.Comment`` row."""
         return cls(
             id=to_global_id("Comment", row.id),
             pk=row.id,

@@ -55,6 +55,7 @@ class Context:
 
     @property
     def has_session(self) -> bool:
+        """True once a resolver has opened the session."""
         return self._session is not None
 
     async def close(self) -> None:

@@ -39,8 +39,8 @@ def in_ids(ctx: Context, column: Any, ids: Sequence[int]) -> ColumnElement[bool]
     32,767-parameter ceiling; SQLite has no arrays, so it gets an expanding ``IN``.
     """
     if ctx.settings.is_sqlite:
-        return column.in_(ids)  # type: ignore[no-any-return]
-    return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))  # type: ignore[no-any-return]
+        return column.in_(ids)
+    return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))
 
 
 def select_where(entity: Any, *where: ColumnElement[bool]) -> Select[Any]:

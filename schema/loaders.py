@@ -58,7 +58,9 @@ def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
     async def load(ids: list[int]) -> list[Any]:
         found = {
             row.id: row
-            for row in await fetch.scalars(ctx, select(entity).where(fetch.in_ids(ctx, entity.id, ids)))
+            for row in await fetch.scalars(
+                ctx, select(entity).where(fetch.in_ids(ctx, entity.id, ids))
+            )
         }
         return [found.get(i) for i in ids]
 
@@ -84,7 +86,9 @@ def pages(
     """
 
     async def load(parent_ids: list[int]) -> list[Page]:
-        statement = fetch.windowed_page_statement(ctx, entity, parent, parent_ids, where, args, join)
+        statement = fetch.windowed_page_statement(
+            ctx, entity, parent, parent_ids, where, args, join
+        )
         grouped: dict[int, list[Any]] = defaultdict(list)
         for row, parent_id in await fetch.rows(ctx, statement):
             grouped[parent_id].append(row)

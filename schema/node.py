@@ -36,10 +36,12 @@ NODE_KINDS: dict[str, NodeKind] = {}
 
 
 def register_node(type_name: str, model: Any, from_row: Callable[[Any], Node]) -> None:
+    """Make ``type_name`` loadable by ``node(id:)``: rows of ``model`` via ``from_row``."""
     NODE_KINDS[type_name] = NodeKind(model, from_row)
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
+    """The global ID of row ``pk`` of ``type_name``: base64 of ``"<type_name>:<pk>"``."""
     return strawberry.ID(base64.b64encode(f"{type_name}:{pk}".encode()).decode())
 
 
@@ -49,12 +51,16 @@ def from_global_id(value: str, argument: str = "id") -> tuple[str, int]:
     Raises ``BadUserInput`` when ``value`` is not base64 of ``"<Type>:<integer>"``.
     """
     try:
-        type_name, _, pk = base64.b64decode(value.encode("ascii"), validate=True).decode().partition(":")
+        type_name, _, pk = (
+            base64.b64decode(value.encode("ascii"), validate=True).decode().partition(":")
+        )
         if not type_name:
             raise ValueError(value)
         return type_name, _primary_key(pk)
     except (ValueError, UnicodeError, binascii.Error):
-        raise BadUserInput(f"`{argument}` is not a valid global ID: {value!r}.", argument=argument) from None
+        raise BadUserInput(
+            f"`{argument}` is not a valid global ID: {value!r}.", argument=argument
+        ) from None
 
 
 def parse_id(value: str, type_name: str, argument: str = "id") -> int:
@@ -66,7 +72,9 @@ def parse_id(value: str, type_name: str, argument: str = "id") -> int:
         try:
             return _primary_key(value)
         except ValueError:
-            raise BadUserInput(f"`{argument}` is out of range: {value!r}.", argument=argument) from None
+            raise BadUserInput(
+                f"`{argument}` is out of range: {value!r}.", argument=argument
+            ) from None
     found, pk = from_global_id(value, argument)
     if found != type_name:
         raise BadUserInput(

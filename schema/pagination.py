@@ -190,15 +190,17 @@ def _beyond(
     greater = ordering.descending != forward  # "past" means ">" (else "<")
 
     def past(column: Any, bound: Any) -> ColumnElement[bool]:
-        return column > bound if greater else column < bound  # type: ignore[no-any-return]
+        return column > bound if greater else column < bound
 
     id_past = past(entity.id, row_id)
     if ordering.key is ID_KEY:
         return id_past
     column = getattr(entity, ordering.key.attr)
     if value is None:  # only nullable keys: NULLs sort after every value
-        return and_(column.is_(None), id_past) if forward else or_(
-            column.is_not(None), and_(column.is_(None), id_past)
+        return (
+            and_(column.is_(None), id_past)
+            if forward
+            else or_(column.is_not(None), and_(column.is_(None), id_past))
         )
     clause = or_(past(column, value), and_(column == value, id_past))
     if ordering.key.nullable and forward:
@@ -230,6 +232,7 @@ def make_page(rows: Sequence[Any], args: PageArgs) -> Page:
 
 
 def empty_page() -> Page:
+    """The page of a parent with no rows."""
     return Page([], has_next=False, has_previous=False)
 
 

@@ -138,6 +138,7 @@ class Post(Node):
 
     @classmethod
     def from_row(cls, row: models.Post) -> Post:
+        """The GraphQL ``Post`` for a ``models.Post`` row."""
         return cls(
             id=to_global_id("Post", row.id),
             pk=row.id,
@@ -172,8 +173,12 @@ class Post(Node):
         from schema.comments import comment_connection_of
 
         return await comment_connection_of(
-            info, "Post.comments", models.Comment.post_id, self.pk,
-            (first, after, last, before), order_by,
+            info,
+            "Post.comments",
+            models.Comment.post_id,
+            self.pk,
+            (first, after, last, before),
+            order_by,
         )
 
     @strawberry.field(description="The post's tags, by name.")
@@ -230,7 +235,9 @@ class PostQueries:
         where, _ = post_where(filter)
         page = await fetch.root_page(info.context, models.Post, where, args)
         return build_connection(
-            page, args.ordering, Post.from_row,
+            page,
+            args.ordering,
+            Post.from_row,
             lambda: fetch.root_count(info.context, models.Post, where),
         )
 

@@ -55,6 +55,7 @@ class Tag(Node):
 
     @classmethod
     def from_row(cls, row: models.Tag) -> Tag:
+        """The GraphQL ``Tag`` for a ``models.Tag`` row."""
         return cls(id=to_global_id("Tag", row.id), pk=row.id, name=row.name)
 
     @strawberry.field(description="Posts carrying this tag.")
@@ -72,8 +73,13 @@ class Tag(Node):
 
         link = models.post_tags
         return await post_connection_of(
-            info, "Tag.posts", link.c.tag_id, self.pk,
-            (first, after, last, before), filter, order_by,
+            info,
+            "Tag.posts",
+            link.c.tag_id,
+            self.pk,
+            (first, after, last, before),
+            filter,
+            order_by,
             join=(link, link.c.post_id == models.Post.id),
         )
 
@@ -96,7 +102,9 @@ class TagQueries:
         args = request_page(info, ordering_of(order_by, TAG_SORT_KEYS), first, after, last, before)
         page = await fetch.root_page(info.context, models.Tag, [], args)
         return build_connection(
-            page, args.ordering, Tag.from_row,
+            page,
+            args.ordering,
+            Tag.from_row,
             lambda: fetch.root_count(info.context, models.Tag, []),
         )
 

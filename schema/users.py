@@ -108,6 +108,7 @@ class User(Node):
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
+        """The GraphQL ``User`` for a ``models.User`` row."""
         return cls(
             id=to_global_id("User", row.id),
             pk=row.id,
@@ -135,8 +136,13 @@ class User(Node):
         from schema.posts import post_connection_of
 
         return await post_connection_of(
-            info, "User.posts", models.Post.author_id, self.pk,
-            (first, after, last, before), filter, order_by,
+            info,
+            "User.posts",
+            models.Post.author_id,
+            self.pk,
+            (first, after, last, before),
+            filter,
+            order_by,
         )
 
     @strawberry.field(description="The comments the user wrote.")
@@ -152,8 +158,12 @@ class User(Node):
         from schema.comments import comment_connection_of
 
         return await comment_connection_of(
-            info, "User.comments", models.Comment.author_id, self.pk,
-            (first, after, last, before), order_by,
+            info,
+            "User.comments",
+            models.Comment.author_id,
+            self.pk,
+            (first, after, last, before),
+            order_by,
         )
 
 
@@ -188,7 +198,9 @@ class UserQueries:
         where, _ = user_where(filter)
         page = await fetch.root_page(info.context, models.User, where, args)
         return build_connection(
-            page, args.ordering, User.from_row,
+            page,
+            args.ordering,
+            User.from_row,
             lambda: fetch.root_count(info.context, models.User, where),
         )
 

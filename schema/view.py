@@ -79,5 +79,5 @@ class GraphQLApp(GraphQL[Context, None]):
             response=response,
         )
 
-    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
+    def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -33,9 +33,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-async def read_db_url(
-    backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
+async def read_db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A migrated database holding ``READ_SEED`` plus edge cases; read-only for tests."""
     async with throwaway_database(backend, tmp_path_factory.mktemp("db")) as url:
         engine = create_engine(Settings(database_url=url))

@@ -17,8 +17,13 @@ SERVER = Path(__file__).resolve().parent.parent / "server.py"
 
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SERVER), *args], cwd=cwd, capture_output=True, text=True,
-        env={**os.environ, **env}, timeout=120, check=False,
+        [sys.executable, str(SERVER), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+        check=False,
     )
 
 
@@ -26,6 +31,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_healthy(base: str, seconds: float = 30) -> None:
+    """Poll ``/healthz`` until it answers 200; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"server at {base} did not start")
 
 
 @pytest.fixture
@@ -37,21 +55,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_serve_migrates_seeds_and_serves_graphiql(tmp_path: Path, clean_env: None) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(SERVER), "serve", "--port", str(port)], cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, str(SERVER), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("server did not start")
+        wait_healthy(base)
         assert (tmp_path / "inkwell.db").exists()  # the default: a file in the working directory
-        body = httpx.post(f"{base}/graphql", json={"query": "{ users { totalCount } posts { totalCount } }"}).json()
+        body = httpx.post(
+            f"{base}/graphql", json={"query": "{ users { totalCount } posts { totalCount } }"}
+        ).json()
         assert body["data"]["users"]["totalCount"] == 200
         assert body["data"]["posts"]["totalCount"] == 2000
         page = httpx.get(f"{base}/graphql", headers={"accept": "text/html"})
@@ -65,8 +81,18 @@ def test_serve_migrates_seeds_and_serves_graphiql(tmp_path: Path, clean_env: Non
 def test_migrate_seed_and_export_schema(tmp_path: Path, clean_env: None) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     assert run("migrate", cwd=tmp_path, DATABASE_URL=url).returncode == 0
-    sizes = ["--users", "5", "--posts-per-user", "2", "--comments-per-post", "1", "--tags", "3",
-             "--tags-per-post", "1"]
+    sizes = [
+        "--users",
+        "5",
+        "--posts-per-user",
+        "2",
+        "--comments-per-post",
+        "1",
+        "--tags",
+        "3",
+        "--tags-per-post",
+        "1",
+    ]
     seeded = run("seed", *sizes, cwd=tmp_path, DATABASE_URL=url)
     assert seeded.returncode == 0, seeded.stderr
     assert "seeded 5 users, 10 posts, 10 comments, 3 tags, 10 post tags" in seeded.stdout
@@ -82,3 +108,25 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path, clean_env: None) -> None:
     result = run("migrate", cwd=tmp_path, DB_POOL_SIZE="zero")
     assert result.returncode != 0
     assert "db_pool_size" in result.stderr
+
+
+def test_uvicorn_serves_the_module_level_app(tmp_path: Path, clean_env: None) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'uv.db'}"
+    assert run("migrate", cwd=tmp_path, DATABASE_URL=url).returncode == 0
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "server:app", "--port", str(port)],
+        cwd=SERVER.parent,
+        env={**os.environ, "DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+        body = httpx.post(
+            f"http://127.0.0.1:{port}/graphql", json={"query": "{ users { totalCount } }"}
+        ).json()
+        assert body["data"] == {"users": {"totalCount": 0}}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

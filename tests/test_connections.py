@@ -38,8 +38,11 @@ async def walk(api: App, variables: dict[str, Any], forward: bool, size: int) ->
     seen: list[int] = []
     cursor = None
     for _ in range(1000):
-        page_vars = {**variables, ("first" if forward else "last"): size,
-                     ("after" if forward else "before"): cursor}
+        page_vars = {
+            **variables,
+            ("first" if forward else "last"): size,
+            ("after" if forward else "before"): cursor,
+        }
         conn = (await api.data(POSTS_PAGE, page_vars))["posts"]
         ids = [pk(edge["node"]["id"]) for edge in conn["edges"]]
         info = conn["pageInfo"]
@@ -63,7 +66,9 @@ async def walk(api: App, variables: dict[str, Any], forward: bool, size: int) ->
 async def test_walking_pages_yields_every_row_once_in_order(
     api: App, order: dict[str, str] | None, sql_order: str
 ) -> None:
-    expected = [r["id"] for r in await table(api.engine, f"SELECT id FROM posts ORDER BY {sql_order}")]
+    expected = [
+        r["id"] for r in await table(api.engine, f"SELECT id FROM posts ORDER BY {sql_order}")
+    ]
     variables = {"order": order}
     assert await walk(api, variables, forward=True, size=97) == expected
     assert await walk(api, variables, forward=False, size=89) == expected
@@ -78,8 +83,10 @@ async def test_walk_with_filter_and_small_pages(api: App) -> None:
             "ORDER BY published_at DESC NULLS LAST, id DESC",
         )
     ]
-    variables = {"order": {"field": "PUBLISHED_AT", "direction": "DESC"},
-                 "filter": {"status": "PUBLISHED"}}
+    variables = {
+        "order": {"field": "PUBLISHED_AT", "direction": "DESC"},
+        "filter": {"status": "PUBLISHED"},
+    }
     assert await walk(api, variables, forward=True, size=100) == expected
     first = (await api.data(POSTS_PAGE, {**variables, "first": 1}))["posts"]
     assert first["totalCount"] == len(expected)
@@ -88,7 +95,7 @@ async def test_walk_with_filter_and_small_pages(api: App) -> None:
 async def test_after_and_before_together_bound_both_sides(api: App) -> None:
     conn = (await api.data(POSTS_PAGE, {"first": 10}))["posts"]
     cursors = [e["cursor"] for e in conn["edges"]]
-    between = (await api.data(POSTS_PAGE, {"after": cursors[1], "before": cursors[6], "first": 100}))
+    between = await api.data(POSTS_PAGE, {"after": cursors[1], "before": cursors[6], "first": 100})
     got = [e["cursor"] for e in between["posts"]["edges"]]
     assert got == cursors[2:6]
 
@@ -136,13 +143,17 @@ async def test_posts_filters(api: App) -> None:
     ties = await table(api.engine, "SELECT id FROM posts WHERE title = 'Same Title'")
     assert same["totalCount"] == len(ties) > 0
 
-    window = {"publishedAfter": "2025-01-01T00:00:00Z", "publishedBefore": "2025-07-01T00:00:00+00:00"}
+    window = {
+        "publishedAfter": "2025-01-01T00:00:00Z",
+        "publishedBefore": "2025-07-01T00:00:00+00:00",
+    }
     ranged = (await api.data(query, {"f": window}))["posts"]
     assert all("2025-01-01" <= n["publishedAt"][:10] < "2025-07-01" for n in ranged["nodes"])
     count = await table(
         api.engine,
         "SELECT count(*) AS n FROM posts WHERE published_at >= :a AND published_at < :b",
-        a=_ts(api, "2025-01-01"), b=_ts(api, "2025-07-01"),
+        a=_ts(api, "2025-01-01"),
+        b=_ts(api, "2025-07-01"),
     )
     assert ranged["totalCount"] == count[0]["n"] > 0
 
@@ -188,6 +199,10 @@ async def test_bad_arguments_are_clear_errors(api: App, arguments: str, message:
 
 
 async def test_empty_page_and_zero_first(api: App) -> None:
-    conn = (await api.data("{ posts(first: 0) { totalCount edges { cursor } pageInfo { hasNextPage endCursor } } }"))["posts"]
+    conn = (
+        await api.data(
+            "{ posts(first: 0) { totalCount edges { cursor } pageInfo { hasNextPage endCursor } } }"
+        )
+    )["posts"]
     assert conn["edges"] == [] and conn["pageInfo"] == {"hasNextPage": True, "endCursor": None}
     assert conn["totalCount"] > 0

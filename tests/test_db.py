@@ -43,9 +43,13 @@ async def test_migration_creates_exactly_the_models_schema(engine: AsyncEngine) 
             lambda sync: {i["name"] for t in TABLES for i in inspect(sync).get_indexes(t)}
         )
     assert diff == []
-    assert TABLES <= names
-    assert {"ix_posts_author_id", "ix_comments_post_id", "ix_comments_author_id",
-            "ix_post_tags_tag_id"} <= indexes
+    assert names >= TABLES
+    assert {
+        "ix_posts_author_id",
+        "ix_comments_post_id",
+        "ix_comments_author_id",
+        "ix_post_tags_tag_id",
+    } <= indexes
 
 
 async def test_migration_is_reversible(engine: AsyncEngine) -> None:
@@ -64,8 +68,10 @@ async def test_deleting_a_user_cascades_in_the_database(engine: AsyncEngine) -> 
             text(
                 "SELECT (SELECT count(*) FROM posts WHERE author_id = 1) + "
                 "(SELECT count(*) FROM comments WHERE author_id = 1) + "
-                "(SELECT count(*) FROM comments c LEFT JOIN posts p ON p.id = c.post_id WHERE p.id IS NULL) + "
-                "(SELECT count(*) FROM post_tags pt LEFT JOIN posts p ON p.id = pt.post_id WHERE p.id IS NULL)"
+                "(SELECT count(*) FROM comments c LEFT JOIN posts p ON p.id = c.post_id "
+                " WHERE p.id IS NULL) + "
+                "(SELECT count(*) FROM post_tags pt LEFT JOIN posts p ON p.id = pt.post_id "
+                " WHERE p.id IS NULL)"
             )
         )
         assert left.scalar() == 0
@@ -124,8 +130,13 @@ async def test_email_and_tag_name_are_unique(engine: AsyncEngine) -> None:
 async def digest(engine: AsyncEngine) -> str:
     hasher = hashlib.sha256()
     async with engine.connect() as conn:
-        for table, order in (("users", "id"), ("posts", "id"), ("comments", "id"),
-                             ("tags", "id"), ("post_tags", "post_id, tag_id")):
+        for table, order in (
+            ("users", "id"),
+            ("posts", "id"),
+            ("comments", "id"),
+            ("tags", "id"),
+            ("post_tags", "post_id, tag_id"),
+        ):
             for row in await conn.execute(text(f"SELECT * FROM {table} ORDER BY {order}")):
                 hasher.update(repr(tuple(row)).encode())
     return hasher.hexdigest()
@@ -134,7 +145,11 @@ async def digest(engine: AsyncEngine) -> str:
 async def test_seed_is_deterministic_sized_and_realistic(engine: AsyncEngine) -> None:
     report = await seed(engine, SMALL)
     assert (report.users, report.posts, report.comments, report.tags, report.post_tags) == (
-        8, 24, 48, 5, 48
+        8,
+        24,
+        48,
+        5,
+        48,
     )
     first = await digest(engine)
     with pytest.raises(DatabaseNotEmpty):
@@ -146,11 +161,14 @@ async def test_seed_is_deterministic_sized_and_realistic(engine: AsyncEngine) ->
     async with engine.connect() as conn:
         statuses = set((await conn.execute(select(Post.status).distinct())).scalars())
         assert statuses == {"draft", "published"}
-        assert await conn.scalar(
-            select(func.count()).select_from(Post).where(
-                (Post.status == "published") != Post.published_at.is_not(None)
+        assert (
+            await conn.scalar(
+                select(func.count())
+                .select_from(Post)
+                .where((Post.status == "published") != Post.published_at.is_not(None))
             )
-        ) == 0
+            == 0
+        )
         emails = (await conn.execute(select(User.email))).scalars().all()
         assert all(e == e.strip().lower() for e in emails)
         assert await conn.scalar(select(func.count()).select_from(Comment)) == 48
@@ -164,3 +182,16 @@ async def test_ids_continue_after_seeded_rows(engine: AsyncEngine) -> None:
         session.add(user)
         await session.flush()
         assert user.id == 9
+
+
+async def test_sqlite_connections_enforce_foreign_keys_with_wal(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite connection settings")
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
+        assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+        assert await conn.scalar(text("PRAGMA busy_timeout")) == 5000
+        with pytest.raises(IntegrityError):
+            await conn.execute(
+                text("INSERT INTO posts (author_id, title, content) VALUES (424242, 't', 'c')")
+            )

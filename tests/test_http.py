@@ -14,7 +14,9 @@ from tests.conftest import App, running_app
 
 
 async def test_get_query(api: App) -> None:
-    response = await api.client.get("/graphql", params={"query": "{ users(first: 1) { totalCount } }"})
+    response = await api.client.get(
+        "/graphql", params={"query": "{ users(first: 1) { totalCount } }"}
+    )
     assert response.status_code == 200
     assert response.json()["data"]["users"]["totalCount"] == 61
 
@@ -88,7 +90,9 @@ async def test_syntax_and_validation_errors_are_shown(api: App) -> None:
     assert "Cannot query field 'nope'" in response.json()["errors"][0]["message"]
     response = await api.client.post("/graphql", json={"query": "{ users("})
     assert "Syntax Error" in response.json()["errors"][0]["message"]
-    response = await api.client.post("/graphql", content=b"{not json", headers={"content-type": "application/json"})
+    response = await api.client.post(
+        "/graphql", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
 
 

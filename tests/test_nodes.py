@@ -16,7 +16,8 @@ def gid(type_name: str, pk: int) -> str:
 
 async def test_node_resolves_every_type(api: App) -> None:
     query = """query($id: ID!) { node(id: $id) { __typename id
-        ... on User { name } ... on Post { title } ... on Comment { body } ... on Tag { name } } }"""
+        ... on User { name } ... on Post { title }
+        ... on Comment { body } ... on Tag { name } } }"""
     for type_name in ("User", "Post", "Comment", "Tag"):
         node = (await api.data(query, {"id": gid(type_name, 2)}))["node"]
         assert node["__typename"] == type_name and node["id"] == gid(type_name, 2)
@@ -25,7 +26,9 @@ async def test_node_resolves_every_type(api: App) -> None:
 
 async def test_nodes_keeps_order_and_batches_per_type(api: App) -> None:
     ids = [gid("User", 3), gid("Post", 5), gid("User", 999_999), gid("User", 1), gid("Post", 6)]
-    nodes = (await api.data("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}))["nodes"]
+    nodes = (await api.data("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}))[
+        "nodes"
+    ]
     assert [n and n["id"] for n in nodes] == [ids[0], ids[1], None, ids[3], ids[4]]
     assert api.count() == 2  # one statement per type
 
@@ -69,8 +72,9 @@ async def test_malformed_ids_are_clear_errors(api: App, query: str, message: str
 
 
 async def test_nodes_is_capped(api: App) -> None:
-    body = await api.gql("query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
-                         {"ids": [gid("User", 1)] * 101})
+    body = await api.gql(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [gid("User", 1)] * 101}
+    )
     assert "above the limit of 100" in body["errors"][0]["message"]
 
 
@@ -82,7 +86,9 @@ async def test_fields_match_the_row(api: App) -> None:
     post = data["node"]
     [row] = await table(api.engine, "SELECT title, content, status FROM posts WHERE id = 7")
     assert (post["title"], post["content"], post["status"]) == (
-        row["title"], row["content"], row["status"].upper()
+        row["title"],
+        row["content"],
+        row["status"].upper(),
     )
     assert post["version"] == 1
     assert post["createdAt"].endswith("+00:00")  # timezone-aware UTC on both databases

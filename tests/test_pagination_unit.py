@@ -89,11 +89,13 @@ def test_default_and_explicit_sizes() -> None:
 
 
 def test_make_page_flags() -> None:
-    forward = page_args(Ordering(), first=2, after=None, last=None, before=None,
-                        default_size=20, max_size=100)
+    forward = page_args(
+        Ordering(), first=2, after=None, last=None, before=None, default_size=20, max_size=100
+    )
     page = make_page([1, 2, 3], forward)
     assert (page.rows, page.has_next, page.has_previous) == ([1, 2], True, False)
-    backward = page_args(Ordering(), first=None, after=None, last=2, before=None,
-                         default_size=20, max_size=100)
+    backward = page_args(
+        Ordering(), first=None, after=None, last=2, before=None, default_size=20, max_size=100
+    )
     page = make_page([3, 2, 1], backward)  # fetched in reverse order
     assert (page.rows, page.has_next, page.has_previous) == ([2, 3], False, True)

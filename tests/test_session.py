@@ -30,7 +30,9 @@ async def test_sibling_dataloaders_in_the_same_tick_share_the_session_safely(api
 async def test_concurrent_requests_get_their_own_results(api: App) -> None:
     async def one(n: int) -> None:
         gid = base64.b64encode(f"User:{n}".encode()).decode()
-        data = await api.data("query($id: ID!) { user(id: $id) { id posts(first: 3) { nodes { id } } } }", {"id": gid})
+        data = await api.data(
+            "query($id: ID!) { user(id: $id) { id posts(first: 3) { nodes { id } } } }", {"id": gid}
+        )
         assert data["user"]["id"] == gid
 
     await asyncio.gather(*(one(n) for n in range(1, 41)))

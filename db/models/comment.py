@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 class Comment(TimestampedVersioned, Base):
+    """A comment by ``author`` on ``post``."""
+
     __tablename__ = "comments"
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(), primary_key=True)

@@ -21,6 +21,8 @@ POST_STATUSES = ("draft", "published")
 
 
 class Post(TimestampedVersioned, Base):
+    """An article; ``published_at`` is set exactly when ``status`` is ``published``."""
+
     __tablename__ = "posts"
     __table_args__ = (CheckConstraint("status IN ('draft', 'published')", name="status"),)
 

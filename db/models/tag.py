@@ -25,6 +25,8 @@ post_tags = Table(
 
 
 class Tag(Base):
+    """A topic label, linked to posts through ``post_tags``."""
+
     __tablename__ = "tags"
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(), primary_key=True)

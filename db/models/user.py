@@ -18,6 +18,8 @@ ROLES = ("member", "admin")
 
 
 class User(TimestampedVersioned, Base):
+    """A registered person; ``role`` is ``member`` or ``admin``."""
+
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("role IN ('member', 'admin')", name="role"),)
 

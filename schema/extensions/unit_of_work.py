@@ -17,7 +17,7 @@ class UnitOfWork(SchemaExtension):
     anything not committed and returns its connection to the pool before the response is sent.
     """
 
-    async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_operation(self) -> AsyncIterator[None]:
         try:
             yield
         finally:
