@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from schema.comments import Comment
 from schema.extensions import MaskUnexpectedErrors, SqlStatsExtension, UnitOfWork
+from schema.node import BIGINT_SCALAR, BigInt
 from schema.node_queries import NodeQueries
 from schema.posts import Post, PostQueries
 from schema.tags import Tag, TagQueries
@@ -29,6 +31,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions.append(SqlStatsExtension)
     return strawberry.Schema(
         query=Query,
+        config=StrawberryConfig(scalar_map={BigInt: BIGINT_SCALAR}),
         types=[User, Post, Comment, Tag],
         extensions=extensions,
     )

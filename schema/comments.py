@@ -18,7 +18,7 @@ from schema.connection import (
     request_page,
 )
 from schema.context import Info
-from schema.node import Node, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Comment(Node):
     created_at: datetime
     updated_at: datetime
     version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
-    pk: strawberry.Private[int]
+    database_id: BigInt = DATABASE_ID
     author_id: strawberry.Private[int]
     post_id: strawberry.Private[int]
 
@@ -63,7 +63,7 @@ class Comment(Node):
         """The GraphQL ``Comment`` for a ``models.Comment`` row."""
         return cls(
             id=to_global_id("Comment", row.id),
-            pk=row.id,
+            database_id=BigInt(row.id),
             author_id=row.author_id,
             post_id=row.post_id,
             body=row.body,

@@ -118,7 +118,7 @@ def counts(
 
 
 def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
-    """Each post's tags, by name, through ``post_tags``: one join per batch."""
+    """Each post's tags, oldest tag first (by id), through ``post_tags``: one join per batch."""
 
     async def load(post_ids: list[int]) -> list[list[models.Tag]]:
         link = models.post_tags
@@ -126,7 +126,7 @@ def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
             select(link.c.post_id, models.Tag)
             .join(models.Tag, models.Tag.id == link.c.tag_id)
             .where(fetch.in_ids(ctx, link.c.post_id, post_ids))
-            .order_by(link.c.post_id, models.Tag.name)
+            .order_by(link.c.post_id, models.Tag.id)
         )
         grouped: dict[int, list[models.Tag]] = defaultdict(list)
         for post_id, tag in await fetch.rows(ctx, statement):

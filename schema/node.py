@@ -11,11 +11,39 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NewType
 
 import strawberry
 
 from schema.errors import BadUserInput
+
+MAX_PK = 2**63 - 1  # BIGINT
+
+
+def _parse_bigint(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("BigInt takes an integer or a string of digits")
+    number = int(value)
+    if not -(2**63) <= number <= MAX_PK:
+        raise ValueError("BigInt is out of the 64-bit range")
+    return number
+
+
+BigInt = NewType("BigInt", int)
+
+#: How ``BigInt`` crosses the wire; registered in the schema's ``StrawberryConfig.scalar_map``.
+BIGINT_SCALAR = strawberry.scalar(
+    name="BigInt",
+    serialize=str,
+    parse_value=_parse_bigint,
+    description="A 64-bit integer, serialised as a string (JSON numbers lose precision "
+    "past 2^53 in JavaScript).",
+)
+
+#: The ``databaseId`` field every node type has: the row's primary key.
+DATABASE_ID = strawberry.field(
+    description="The row's primary key in the database (the `id` is the global ID)."
+)
 
 
 @strawberry.interface(description="An object with a globally unique ID.")
@@ -82,9 +110,6 @@ def parse_id(value: str, type_name: str, argument: str = "id") -> int:
             argument=argument,
         )
     return pk
-
-
-MAX_PK = 2**63 - 1  # BIGINT
 
 
 def _primary_key(text: str) -> int:

@@ -23,7 +23,7 @@ from schema.connection import (
     request_page,
 )
 from schema.context import Info
-from schema.node import Node, parse_id, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class Post(Node):
     created_at: datetime
     updated_at: datetime
     version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
-    pk: strawberry.Private[int]
+    database_id: BigInt = DATABASE_ID
     author_id: strawberry.Private[int]
 
     @classmethod
@@ -141,7 +141,7 @@ class Post(Node):
         """The GraphQL ``Post`` for a ``models.Post`` row."""
         return cls(
             id=to_global_id("Post", row.id),
-            pk=row.id,
+            database_id=BigInt(row.id),
             author_id=row.author_id,
             title=row.title,
             content=row.content,
@@ -176,16 +176,19 @@ class Post(Node):
             info,
             "Post.comments",
             models.Comment.post_id,
-            self.pk,
+            self.database_id,
             (first, after, last, before),
             order_by,
         )
 
-    @strawberry.field(description="The post's tags, by name.")
+    @strawberry.field(description="The post's tags, oldest tag first.")
     async def tags(self, info: Info) -> list[LazyTag]:
         from schema.tags import Tag
 
-        return [Tag.from_row(row) for row in await loaders.tags_by_post(info.context).load(self.pk)]
+        return [
+            Tag.from_row(row)
+            for row in await loaders.tags_by_post(info.context).load(self.database_id)
+        ]
 
 
 register_node("Post", models.Post, Post.from_row)

@@ -21,7 +21,7 @@ from schema.connection import (
     request_page,
 )
 from schema.context import Info
-from schema.node import Node, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 
 if TYPE_CHECKING:
@@ -51,12 +51,12 @@ class TagOrder:
 class Tag(Node):
     id: strawberry.ID
     name: str
-    pk: strawberry.Private[int]
+    database_id: BigInt = DATABASE_ID
 
     @classmethod
     def from_row(cls, row: models.Tag) -> Tag:
         """The GraphQL ``Tag`` for a ``models.Tag`` row."""
-        return cls(id=to_global_id("Tag", row.id), pk=row.id, name=row.name)
+        return cls(id=to_global_id("Tag", row.id), database_id=BigInt(row.id), name=row.name)
 
     @strawberry.field(description="Posts carrying this tag.")
     async def posts(
@@ -76,7 +76,7 @@ class Tag(Node):
             info,
             "Tag.posts",
             link.c.tag_id,
-            self.pk,
+            self.database_id,
             (first, after, last, before),
             filter,
             order_by,

@@ -23,7 +23,7 @@ from schema.connection import (
     request_page,
 )
 from schema.context import Info
-from schema.node import Node, parse_id, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 
 if TYPE_CHECKING:
@@ -104,14 +104,14 @@ class User(Node):
     created_at: datetime
     updated_at: datetime
     version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
-    pk: strawberry.Private[int]
+    database_id: BigInt = DATABASE_ID
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
         """The GraphQL ``User`` for a ``models.User`` row."""
         return cls(
             id=to_global_id("User", row.id),
-            pk=row.id,
+            database_id=BigInt(row.id),
             email=row.email,
             name=row.name,
             bio=row.bio,
@@ -139,7 +139,7 @@ class User(Node):
             info,
             "User.posts",
             models.Post.author_id,
-            self.pk,
+            self.database_id,
             (first, after, last, before),
             filter,
             order_by,
@@ -161,7 +161,7 @@ class User(Node):
             info,
             "User.comments",
             models.Comment.author_id,
-            self.pk,
+            self.database_id,
             (first, after, last, before),
             order_by,
         )

@@ -80,8 +80,8 @@ async def test_nodes_is_capped(api: App) -> None:
 
 async def test_fields_match_the_row(api: App) -> None:
     data = await api.data(
-        f"""{{ node(id: "{gid("Post", 7)}") {{ ... on Post {{ title content status publishedAt
-              createdAt updatedAt version }} }} }}"""
+        f"""{{ node(id: "{gid("Post", 7)}") {{ ... on Post {{ databaseId title content
+              status publishedAt createdAt updatedAt version }} }} }}"""
     )
     post = data["node"]
     [row] = await table(api.engine, "SELECT title, content, status FROM posts WHERE id = 7")
@@ -91,4 +91,5 @@ async def test_fields_match_the_row(api: App) -> None:
         row["status"].upper(),
     )
     assert post["version"] == 1
+    assert post["databaseId"] == "7"  # 64-bit ids travel as strings
     assert post["createdAt"].endswith("+00:00")  # timezone-aware UTC on both databases
