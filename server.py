@@ -29,6 +29,8 @@ from settings import Settings, get_settings
 logger = logging.getLogger("inkwell")
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
+#: SeedSize fields the seed command takes as flags (--posts-per-user ...).
+SEED_FLAGS = ("users", "posts_per_user", "comments_per_post", "tags", "tags_per_post", "seed")
 #: Seconds /readyz waits for the database before answering 503.
 READY_TIMEOUT = 2.0
 
@@ -122,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd.add_argument("--revision", default="head")
     seed_cmd = commands.add_parser("seed", help="load deterministic demo data")
     defaults = seed.SeedSize()
-    for flag in ("users", "posts_per_user", "comments_per_post", "tags", "tags_per_post", "seed"):
+    for flag in SEED_FLAGS:
         seed_cmd.add_argument(
             "--" + flag.replace("_", "-"),
             type=int,
@@ -157,14 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_migrate(settings, args.revision))
         print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
     elif args.command == "seed":
-        size = seed.SeedSize(
-            users=args.users,
-            posts_per_user=args.posts_per_user,
-            comments_per_post=args.comments_per_post,
-            tags=args.tags,
-            tags_per_post=args.tags_per_post,
-            seed=args.seed,
-        )
+        size = seed.SeedSize(**{name: getattr(args, name) for name in SEED_FLAGS})
         try:
             report = asyncio.run(_seed(settings, size, args.replace))
         except seed.DatabaseNotEmpty as exc:
