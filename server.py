@@ -18,7 +18,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
@@ -36,7 +36,7 @@ READY_TIMEOUT = 2.0
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL, WebSocket), ``/healthz``, ``/readyz``.
+    """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL), ``/healthz``, ``/readyz``.
 
     The lifespan creates the engine and session factory on start-up and disposes the pool on
     shutdown. Source: Starlette docs, "Lifespan".
@@ -70,8 +70,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[
+            # HTTP only for now: over a WebSocket, Strawberry makes one context per connection,
+            # and the unit of work is per operation (subscriptions come with their own design).
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./inkwell.db"
@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="Batch DataLoader loads; false loads one key per statement "
         "(for benchmarks that show what batching buys).",
     )
+
+    @model_validator(mode="after")
+    def _page_sizes_agree(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
+        return self
 
     @property
     def is_production(self) -> bool:

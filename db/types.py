@@ -16,6 +16,11 @@ from sqlalchemy.types import TypeDecorator
 #: autoincrements, so the variant keeps ids generated there too.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
+#: Table options for tables with a generated id. SQLite: AUTOINCREMENT, so the id of a deleted
+#: row (and so its global ID) is never handed out again; rowid reuse would let a stale global ID
+#: name a different object.
+SQLITE_TABLE_ARGS = {"sqlite_autoincrement": True}
+
 #: SQLite stores datetimes as text; this is the exact text SQLAlchemy's SQLite DATETIME type
 #: writes for bound values ("2026-11-22 03:57:47.123456"). Server defaults must write the same
 #: shape, or equality on a cursor value (keyset pagination) would miss rows.

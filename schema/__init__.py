@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from schema.comments import Comment
 from schema.extensions import MaskUnexpectedErrors, SqlStatsExtension, UnitOfWork
+from schema.extensions.masking import is_unexpected
 from schema.node import BIGINT_SCALAR, BigInt
 from schema.node_queries import NodeQueries
 from schema.posts import Post, PostQueries
@@ -21,6 +25,22 @@ from settings import Settings
 Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, TagQueries))
 
 
+class InkwellSchema(strawberry.Schema):
+    """Strawberry's schema, without its logging of every error.
+
+    Strawberry logs each error with a traceback before extensions see it; for a client's own
+    mistakes (a bad cursor, a syntax error) that is noise, and unexpected errors are logged,
+    once and with the id the client sees, by ``MaskUnexpectedErrors``.
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if not is_unexpected(error):
+                logger.debug("client error: %s", error.message)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The Strawberry schema for ``settings`` (which extensions are on depends on them)."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -29,7 +49,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if settings.sql_stats_enabled:
         extensions.append(SqlStatsExtension)
-    return strawberry.Schema(
+    return InkwellSchema(
         query=Query,
         config=StrawberryConfig(scalar_map={BigInt: BIGINT_SCALAR}),
         types=[User, Post, Comment, Tag],
@@ -37,4 +57,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
 
 
-__all__ = ["Query", "build_schema"]
+logger = logging.getLogger("inkwell.errors")
+
+__all__ = ["InkwellSchema", "Query", "build_schema"]

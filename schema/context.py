@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,13 @@ from settings import Settings
 
 if TYPE_CHECKING:
     from schema.loaders import Loaders
+
+logger = logging.getLogger("inkwell.session")
+
+
+class OperationEnded(RuntimeError):
+    """Raised by ``Context.session()`` once the operation's unit of work has been closed: work
+    still scheduled then (a DataLoader batch of an abandoned field) must not open a new one."""
 
 
 @dataclass
@@ -38,6 +46,7 @@ class Context:
     sql: SqlStats = field(default_factory=SqlStats)
     loaders: Loaders = field(init=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -47,8 +56,13 @@ class Context:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """Borrow the operation's session exclusively for the body of an ``async with``."""
+        """Borrow the operation's session exclusively for the body of an ``async with``.
+
+        Raises ``OperationEnded`` after ``close()``.
+        """
         async with self._lock:
+            if self._closed:
+                raise OperationEnded("the operation has ended and its session is closed")
             if self._session is None:
                 self._session = self.sessionmaker()
             yield self._session
@@ -59,11 +73,21 @@ class Context:
         return self._session is not None
 
     async def close(self) -> None:
-        """Close the session, if one was opened: rolls back what was not committed and
-        returns the connection to the pool. Safe to call more than once."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        """End the unit of work: wait for a statement in flight, then close the session (which
+        rolls back what was not committed and returns the connection to the pool).
+
+        Never raises: a failure to close is logged, and the pool discards that connection.
+        Safe to call more than once.
+        """
+        async with self._lock:
+            self._closed = True
+            session, self._session = self._session, None
+            if session is None:
+                return
+            try:
+                await session.close()
+            except Exception:
+                logger.exception("closing the operation's session failed")
 
 
 Info = strawberry.Info[Context, None]

@@ -7,10 +7,21 @@ whole execute-and-buffer, so concurrent resolvers never share the session at onc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, any_, bindparam, func, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Result,
+    Select,
+    any_,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.orm import aliased
 
 from schema.context import Context
@@ -22,14 +33,32 @@ Join = tuple[Any, ColumnElement[bool]]
 
 async def rows(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
     """Execute ``statement`` and return all result rows (tuples), buffered."""
-    async with ctx.session() as session:
-        return (await session.execute(statement)).all()
+    return (await _execute(ctx, statement)).all()
 
 
 async def scalars(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
     """Execute ``statement`` and return the first column of every row, buffered."""
+    return (await _execute(ctx, statement)).scalars().all()
+
+
+async def _execute(ctx: Context, statement: Select[Any]) -> Result[Any]:
+    """Run ``statement`` on the operation's session, to completion even if cancelled.
+
+    graphql-core cancels sibling resolvers when a non-null field fails. Cancelling a driver
+    call mid-statement makes SQLAlchemy invalidate the pooled connection, so the statement runs
+    in a task of its own that the cancellation does not reach; the caller waits for it (still
+    holding the session) and then lets the cancellation through. AsyncSession results are
+    buffered, so nothing reads from the connection after this returns.
+    """
     async with ctx.session() as session:
-        return (await session.scalars(statement)).all()
+        work = asyncio.ensure_future(session.execute(statement))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait([work])
+            if not work.cancelled():
+                work.exception()  # retrieved: the cancelled caller has no use for it
+            raise
 
 
 def in_ids(ctx: Context, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:

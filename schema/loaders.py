@@ -10,6 +10,7 @@ Source: the DataLoader pattern, https://github.com/graphql/dataloader; Strawberr
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,19 @@ if TYPE_CHECKING:
 
 #: SQLite allows 32,766 bound parameters per statement; stay well below it.
 SQLITE_MAX_BATCH = 10_000
+
+
+class SharedLoader(DataLoader[Any, Any]):
+    """A DataLoader whose cached futures survive the cancellation of one awaiting resolver.
+
+    Several resolvers await the same cached future (two comments by one author). When a
+    non-null field fails, graphql-core cancels the resolvers still running; awaiting the
+    future directly would cancel it for everyone, failing healthy fields elsewhere in the
+    response. ``asyncio.shield`` gives each awaiter its own wrapper to cancel.
+    """
+
+    def load(self, key: Any) -> Any:
+        return asyncio.shield(super().load(key))
 
 
 class Loaders:
@@ -47,7 +61,7 @@ class Loaders:
         """The loader for ``key``, created with batch function ``load`` if new."""
         loader = self._loaders.get(key)
         if loader is None:
-            loader = DataLoader(load_fn=load, max_batch_size=self._max_batch)
+            loader = SharedLoader(load_fn=load, max_batch_size=self._max_batch)
             self._loaders[key] = loader
         return loader
 

@@ -16,8 +16,8 @@ from typing import Any, NewType
 import strawberry
 
 from schema.errors import BadUserInput
-
-MAX_PK = 2**63 - 1  # BIGINT
+from schema.pagination import MAX_PK
+from schema.validation import echo
 
 
 def _parse_bigint(value: object) -> int:
@@ -87,7 +87,7 @@ def from_global_id(value: str, argument: str = "id") -> tuple[str, int]:
         return type_name, _primary_key(pk)
     except (ValueError, UnicodeError, binascii.Error):
         raise BadUserInput(
-            f"`{argument}` is not a valid global ID: {value!r}.", argument=argument
+            f"`{argument}` is not a valid global ID: {echo(value)}.", argument=argument
         ) from None
 
 
@@ -101,12 +101,12 @@ def parse_id(value: str, type_name: str, argument: str = "id") -> int:
             return _primary_key(value)
         except ValueError:
             raise BadUserInput(
-                f"`{argument}` is out of range: {value!r}.", argument=argument
+                f"`{argument}` is out of range: {echo(value)}.", argument=argument
             ) from None
     found, pk = from_global_id(value, argument)
     if found != type_name:
         raise BadUserInput(
-            f"`{argument}` must be a {type_name} ID, but {value!r} is a {found} ID.",
+            f"`{argument}` must be a {type_name} ID, but {echo(value)} is a {echo(found)} ID.",
             argument=argument,
         )
     return pk

@@ -9,14 +9,21 @@ import strawberry
 from schema import loaders
 from schema.context import Info
 from schema.errors import BadUserInput
-from schema.node import NODE_KINDS, Node, from_global_id
+from schema.node import NODE_KINDS, Node, NodeKind, from_global_id
+from schema.validation import echo
 
 
-async def _load_node(info: Info, global_id: str, argument: str) -> Node | None:
+def _parse(global_id: str, argument: str) -> tuple[NodeKind, int]:
     type_name, pk = from_global_id(global_id, argument)
     kind = NODE_KINDS.get(type_name)
     if kind is None:
-        raise BadUserInput(f"`{argument}` names an unknown type {type_name!r}.", argument=argument)
+        raise BadUserInput(
+            f"`{argument}` names an unknown type {echo(type_name)}.", argument=argument
+        )
+    return kind, pk
+
+
+async def _load(info: Info, kind: NodeKind, pk: int) -> Node | None:
     row = await loaders.by_id(info.context, kind.model).load(pk)
     return kind.from_row(row) if row is not None else None
 
@@ -25,7 +32,7 @@ async def _load_node(info: Info, global_id: str, argument: str) -> Node | None:
 class NodeQueries:
     @strawberry.field(description="Any object by its global ID; null if it does not exist.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        return await _load_node(info, id, "id")
+        return await _load(info, *_parse(id, "id"))
 
     @strawberry.field(
         description="Objects by global ID, in the order given (null for each missing one); "
@@ -35,4 +42,7 @@ class NodeQueries:
         limit = info.context.settings.max_page_size
         if len(ids) > limit:
             raise BadUserInput(f"`ids` holds {len(ids)} IDs, above the limit of {limit}.")
-        return list(await asyncio.gather(*(_load_node(info, i, "ids") for i in ids)))
+        # Every ID is checked before any load starts: a bad one fails the field at once,
+        # leaving no load behind to run after the operation has ended.
+        parsed = [_parse(i, "ids") for i in ids]
+        return list(await asyncio.gather(*(_load(info, kind, pk) for kind, pk in parsed)))

@@ -17,7 +17,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, or_
@@ -25,6 +25,8 @@ from sqlalchemy import ColumnElement, and_, or_
 from schema.errors import BadUserInput
 
 SortKind = Literal["int", "str", "datetime"]
+
+MAX_PK = 2**63 - 1  # BIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,8 @@ def page_args(
                 argument=name,
                 limit=max_size,
             )
-    backwards = last is not None
+    # `before` alone means "the page just before this cursor", as a client paging back expects.
+    backwards = last is not None or (first is None and before is not None and after is None)
     limit = last if last is not None else first if first is not None else default_size
     return PageArgs(
         ordering=ordering,
@@ -119,8 +122,7 @@ def decode_cursor(cursor: str, ordering: Ordering, argument: str) -> tuple[Any, 
     key = ordering.key
     try:
         name, value, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-        if not isinstance(row_id, int) or isinstance(row_id, bool):
-            raise ValueError("id")
+        row_id = _parse_value(ID_KEY, row_id)
         if name != key.name:
             raise BadUserInput(
                 f"`{argument}` is a cursor for ordering by {name}, but this connection is "
@@ -130,7 +132,7 @@ def decode_cursor(cursor: str, ordering: Ordering, argument: str) -> tuple[Any, 
         return _parse_value(key, value), row_id
     except BadUserInput:
         raise
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
+    except (ValueError, TypeError, OverflowError, UnicodeError, binascii.Error):
         raise BadUserInput(
             f"`{argument}` is not a valid cursor; use a cursor returned by this connection.",
             argument=argument,
@@ -148,10 +150,14 @@ def _parse_value(key: SortKey, value: Any) -> Any:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("naive datetime")
-        return parsed
-    expected = int if key.kind == "int" else str
-    if not isinstance(value, expected) or isinstance(value, bool):
-        raise ValueError(key.kind)
+        return parsed.astimezone(UTC)  # OverflowError near year 1 or 9999
+    if key.kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_PK:
+            raise ValueError("int")
+        return value
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("str")
+    value.encode("utf-8")  # UnicodeEncodeError for a lone surrogate
     return value
 
 

@@ -23,8 +23,11 @@ from schema.connection import (
     request_page,
 )
 from schema.context import Info
+from schema.errors import BadUserInput
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
+from schema.tags import normalise_tag
+from schema.validation import MAX_SEARCH, text_argument
 
 if TYPE_CHECKING:
     from schema.comments import Comment, CommentOrder
@@ -83,8 +86,13 @@ class PostFilter:
     )
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _utc(value: datetime, argument: str) -> datetime:
+    """``value`` in UTC (naive: taken as UTC). Raises ``BadUserInput`` when the conversion
+    leaves the representable years 1-9999."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise BadUserInput(f"`{argument}` is out of range.", argument=argument) from None
 
 
 def post_where(filter: PostFilter | None) -> tuple[list[ColumnElement[bool]], tuple[Any, ...]]:
@@ -97,10 +105,10 @@ def post_where(filter: PostFilter | None) -> tuple[list[ColumnElement[bool]], tu
     Post = models.Post
     where: list[ColumnElement[bool]] = []
     author = parse_id(filter.author_id, "User", "authorId") if filter.author_id else None
-    tag = filter.tag.strip().lower() if filter.tag is not None else None
-    search = (filter.search or "").strip()
-    after = _utc(filter.published_after) if filter.published_after else None
-    before = _utc(filter.published_before) if filter.published_before else None
+    tag = normalise_tag(filter.tag, "tag") if filter.tag is not None else None
+    search = text_argument(filter.search or "", "search", MAX_SEARCH).strip()
+    after = _utc(filter.published_after, "publishedAfter") if filter.published_after else None
+    before = _utc(filter.published_before, "publishedBefore") if filter.published_before else None
     if filter.status is not None:
         where.append(Post.status == filter.status.value)
     if author is not None:

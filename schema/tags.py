@@ -23,6 +23,7 @@ from schema.connection import (
 from schema.context import Info
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
+from schema.validation import text_argument
 
 if TYPE_CHECKING:
     from schema.posts import Post, PostFilter, PostOrder
@@ -86,6 +87,15 @@ class Tag(Node):
 
 register_node("Tag", models.Tag, Tag.from_row)
 
+#: The length limit of ``tags.name``.
+MAX_TAG_NAME = 50
+
+
+def normalise_tag(name: str, argument: str = "name") -> str:
+    """A tag name as stored: trimmed and lower-case. Raises ``BadUserInput`` for text that
+    cannot be a tag name (too long, NUL)."""
+    return text_argument(name.strip(), argument, MAX_TAG_NAME).lower()
+
 
 @strawberry.type
 class TagQueries:
@@ -111,6 +121,6 @@ class TagQueries:
     @strawberry.field(description="A tag by name (case-insensitive).")
     async def tag(self, info: Info, name: str) -> Tag | None:
         rows = await fetch.scalars(
-            info.context, fetch.select_where(models.Tag, models.Tag.name == name.strip().lower())
+            info.context, fetch.select_where(models.Tag, models.Tag.name == normalise_tag(name))
         )
         return Tag.from_row(rows[0]) if rows else None

@@ -25,6 +25,7 @@ from schema.connection import (
 from schema.context import Info
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
+from schema.validation import MAX_SEARCH, text_argument
 
 if TYPE_CHECKING:
     from schema.comments import Comment, CommentOrder
@@ -82,7 +83,7 @@ def user_where(filter: UserFilter | None) -> tuple[list[ColumnElement[bool]], tu
         where.append(models.User.is_active.is_(filter.is_active))
     if filter.role is not None:
         where.append(models.User.role == filter.role.value)
-    search = (filter.search or "").strip()
+    search = text_argument(filter.search or "", "search", MAX_SEARCH).strip()
     if search:
         where.append(
             or_(
@@ -212,6 +213,9 @@ class UserQueries:
     async def user_by_email(self, info: Info, email: str) -> User | None:
         rows = await fetch.scalars(
             info.context,
-            fetch.select_where(models.User, models.User.email == normalise_email(email)),
+            fetch.select_where(
+                models.User,
+                models.User.email == normalise_email(text_argument(email, "email", 254)),
+            ),
         )
         return User.from_row(rows[0]) if rows else None

@@ -49,10 +49,18 @@ async def read_db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) ->
                     )
                 )
                 await conn.execute(text("INSERT INTO tags (id, name) VALUES (1000, 'unused')"))
-                # Ties on created_at and title, broken by id.
+                # Ties on every sort key (created_at, published_at, title), broken by id.
+                tie = TIE_TIME if backend == "postgresql" else "2025-06-01 12:00:00.000000"
                 await conn.execute(
                     text("UPDATE posts SET created_at = :t, title = 'Same Title' WHERE id % 7 = 0"),
-                    {"t": TIE_TIME if backend == "postgresql" else "2025-06-01 12:00:00.000000"},
+                    {"t": tie},
+                )
+                await conn.execute(
+                    text(
+                        "UPDATE posts SET published_at = :t "
+                        "WHERE id % 11 = 0 AND status = 'published'"
+                    ),
+                    {"t": tie},
                 )
         finally:
             await engine.dispose()

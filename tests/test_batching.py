@@ -121,3 +121,24 @@ async def test_same_object_reached_twice_is_loaded_once(api: App) -> None:
     )
     # users by id (a, b, post author, comment authors share batches), post, comments, post by id
     assert api.count() <= 5
+
+
+async def test_nested_backward_paging_with_before(api: App) -> None:
+    query = """query($before: String) { users(first: 3) { nodes { id
+        posts(last: 2, before: $before, orderBy: {field: PUBLISHED_AT, direction: DESC}) {
+          edges { cursor node { id } } pageInfo { hasPreviousPage hasNextPage } } } } }"""
+    first = await api.data(query, {"before": None})
+    for user in first["users"]["nodes"]:
+        ordered = await table(
+            api.engine,
+            "SELECT id FROM posts WHERE author_id = :a "
+            "ORDER BY published_at DESC NULLS LAST, id DESC",
+            a=pk(user["id"]),
+        )
+        ids = [r["id"] for r in ordered]
+        edges = user["posts"]["edges"]
+        assert [pk(e["node"]["id"]) for e in edges] == ids[-2:]
+        # Step back once more from this user's page: the two before it.
+        again = await api.data(query, {"before": edges[0]["cursor"]})
+        mine = next(u for u in again["users"]["nodes"] if u["id"] == user["id"])
+        assert [pk(e["node"]["id"]) for e in mine["posts"]["edges"]] == ids[-4:-2]

@@ -206,3 +206,10 @@ async def test_empty_page_and_zero_first(api: App) -> None:
     )["posts"]
     assert conn["edges"] == [] and conn["pageInfo"] == {"hasNextPage": True, "endCursor": None}
     assert conn["totalCount"] > 0
+
+
+async def test_before_alone_pages_backward(api: App) -> None:
+    walk_all = (await api.data(POSTS_PAGE, {"first": 40}))["posts"]["edges"]
+    page = (await api.data(POSTS_PAGE, {"before": walk_all[30]["cursor"]}))["posts"]
+    assert [e["cursor"] for e in page["edges"]] == [e["cursor"] for e in walk_all[10:30]]
+    assert page["pageInfo"]["hasPreviousPage"] and page["pageInfo"]["hasNextPage"]

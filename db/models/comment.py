@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Identity, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, TimestampedVersioned
-from db.types import BigIntPK
+from db.types import SQLITE_TABLE_ARGS, BigIntPK
 
 if TYPE_CHECKING:
     from db.models.post import Post
@@ -19,6 +19,7 @@ class Comment(TimestampedVersioned, Base):
     """A comment by ``author`` on ``post``."""
 
     __tablename__ = "comments"
+    __table_args__ = SQLITE_TABLE_ARGS
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(), primary_key=True)
     post_id: Mapped[int] = mapped_column(

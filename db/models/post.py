@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, TimestampedVersioned
 from db.models.tag import post_tags
-from db.types import BigIntPK, UTCDateTime
+from db.types import SQLITE_TABLE_ARGS, BigIntPK, UTCDateTime
 
 if TYPE_CHECKING:
     from db.models.comment import Comment
@@ -24,7 +24,10 @@ class Post(TimestampedVersioned, Base):
     """An article; ``published_at`` is set exactly when ``status`` is ``published``."""
 
     __tablename__ = "posts"
-    __table_args__ = (CheckConstraint("status IN ('draft', 'published')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'published')", name="status"),
+        SQLITE_TABLE_ARGS,
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(), primary_key=True)
     author_id: Mapped[int] = mapped_column(

@@ -8,7 +8,7 @@ from sqlalchemy import Column, ForeignKey, Identity, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base
-from db.types import BigIntPK
+from db.types import SQLITE_TABLE_ARGS, BigIntPK
 
 if TYPE_CHECKING:
     from db.models.post import Post
@@ -28,6 +28,7 @@ class Tag(Base):
     """A topic label, linked to posts through ``post_tags``."""
 
     __tablename__ = "tags"
+    __table_args__ = SQLITE_TABLE_ARGS
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(), primary_key=True)
     # Stored normalised (trimmed, lower-case).

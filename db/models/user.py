@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, Identity, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, TimestampedVersioned
-from db.types import BigIntPK
+from db.types import SQLITE_TABLE_ARGS, BigIntPK
 
 if TYPE_CHECKING:
     from db.models.comment import Comment
@@ -21,7 +21,10 @@ class User(TimestampedVersioned, Base):
     """A registered person; ``role`` is ``member`` or ``admin``."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('member', 'admin')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('member', 'admin')", name="role"),
+        SQLITE_TABLE_ARGS,
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(), primary_key=True)
     # Stored normalised (trimmed, lower-case), so the UNIQUE constraint is case-insensitive.

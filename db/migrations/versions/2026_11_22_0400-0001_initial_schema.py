@@ -59,12 +59,14 @@ def upgrade() -> None:
         *_timestamps_and_version(),
         sa.CheckConstraint("role IN ('member', 'admin')", name="role"),
         sa.UniqueConstraint("email"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "tags",
         _id(),
         sa.Column("name", sa.String(50), nullable=False),
         sa.UniqueConstraint("name"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "posts",
@@ -76,6 +78,7 @@ def upgrade() -> None:
         sa.Column("published_at", TIMESTAMPTZ, nullable=True),
         *_timestamps_and_version(),
         sa.CheckConstraint("status IN ('draft', 'published')", name="status"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_posts_author_id", "posts", ["author_id"])
     op.create_table(
@@ -85,6 +88,7 @@ def upgrade() -> None:
         _fk("author_id", "users"),
         sa.Column("body", sa.Text(), nullable=False),
         *_timestamps_and_version(),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_comments_post_id", "comments", ["post_id"])
     op.create_index("ix_comments_author_id", "comments", ["author_id"])
