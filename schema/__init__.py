@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -46,6 +46,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         UnitOfWork,
         MaskUnexpectedErrors,
+        # Clients send the same few documents again and again: parse and validate each once.
+        # Both caches are LRU-bounded by document text.
+        lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
+        lambda: ValidationCache(maxsize=PARSED_DOCUMENTS),
     ]
     if settings.sql_stats_enabled:
         extensions.append(SqlStatsExtension)
@@ -58,5 +62,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 
 
 logger = logging.getLogger("inkwell.errors")
+
+#: Distinct documents whose parse and validation results are kept.
+PARSED_DOCUMENTS = 1024
 
 __all__ = ["InkwellSchema", "Query", "build_schema"]
