@@ -33,8 +33,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or "
         "postgresql+asyncpg://user@host:port/db.",
     )
-    db_pool_size: int = Field(5, ge=1, le=200, description="Connections kept in the pool.")
-    db_max_overflow: int = Field(10, ge=0, le=200, description="Extra connections under load.")
+    # An operation holds its connection from its first statement to its end (one unit of
+    # work), so the pool bounds concurrent operations per process: size it for the load.
+    db_pool_size: int = Field(10, ge=1, le=200, description="Connections kept in the pool.")
+    db_max_overflow: int = Field(20, ge=0, le=200, description="Extra connections under load.")
     db_pool_timeout: float = Field(
         10.0, gt=0, description="Seconds a request waits for a pooled connection."
     )

@@ -52,7 +52,7 @@ class Context:
     def __post_init__(self) -> None:
         from schema.loaders import Loaders
 
-        self.loaders = Loaders(self)
+        self.loaders = Loaders(self.settings)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -81,6 +81,7 @@ class Context:
         """
         async with self._lock:
             self._closed = True
+            self.loaders.clear()
             session, self._session = self._session, None
             if session is None:
                 return

@@ -24,6 +24,7 @@ from schema.pagination import Page, PageArgs, empty_page, make_page
 
 if TYPE_CHECKING:
     from schema.context import Context
+    from settings import Settings
 
 #: SQLite allows 32,766 bound parameters per statement; stay well below it.
 SQLITE_MAX_BATCH = 10_000
@@ -46,10 +47,8 @@ class Loaders:
     """The DataLoaders of one operation, created on first use and keyed by what they load
     (for connections, also by their validated arguments)."""
 
-    def __init__(self, context: Context) -> None:
-        self._context = context
+    def __init__(self, settings: Settings) -> None:
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
-        settings = context.settings
         if not settings.dataloader_batching:
             self._max_batch: int | None = 1
         else:
@@ -64,6 +63,12 @@ class Loaders:
             loader = SharedLoader(load_fn=load, max_batch_size=self._max_batch)
             self._loaders[key] = loader
         return loader
+
+    def clear(self) -> None:
+        """Drop every loader and its cache. Batch functions close over the context, so this
+        also breaks the context -> loader -> context cycle: an operation's rows are freed when
+        it ends, not at the next cycle collection."""
+        self._loaders.clear()
 
 
 def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import pytest
+
 from tests.conftest import App
 
 SIBLINGS = """{
@@ -56,3 +58,30 @@ async def test_every_connection_is_checked_back_in_after_many_requests(api: App)
         statuses += await asyncio.gather(*(send(i) for i in range(start, start + 25)))
     assert len(statuses) == 200 and set(statuses) <= {200, 400}
     assert api.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_an_ended_operation_lets_go_of_its_loaders_and_rows(read_db_url: str) -> None:
+    from db.engine import create_engine, create_sessionmaker
+    from schema import build_schema
+    from schema.context import Context, OperationEnded
+    from settings import Settings
+
+    settings = Settings(database_url=read_db_url)
+    engine = create_engine(settings)
+    try:
+        context = Context(settings=settings, sessionmaker=create_sessionmaker(engine))
+        result = await build_schema(settings).execute(
+            "{ users(first: 3) { nodes { posts(first: 2) { nodes { author { name } } } } } }",
+            context_value=context,
+        )
+        assert result.errors is None
+        # Loader caches (and the rows in them) are dropped when the operation ends, not when
+        # the cycle collector finds the context; the session is closed and stays closed.
+        assert context.loaders._loaders == {}
+        assert not context.has_session
+        with pytest.raises(OperationEnded):
+            async with context.session():
+                pass
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
