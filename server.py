@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -43,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """
     settings = settings or get_settings()
     graphql = GraphQLApp(build_schema(settings), settings)
+    head = migrate.head_revision()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,13 +59,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
+        # Ready means: the database answers, and its schema is the one this code expects.
         try:
             async with asyncio.timeout(READY_TIMEOUT):
                 async with request.app.state.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                    revision = await migrate.current_revision(conn)
         except Exception as exc:  # any failure means "not ready"; the cause goes to the log
             logger.warning("readiness check failed: %r", exc)
             return JSONResponse({"status": "unavailable"}, status_code=503)
+        if revision != head:
+            logger.warning("database at revision %s, expected %s: run migrate", revision, head)
+            return JSONResponse({"status": "not migrated"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     return Starlette(

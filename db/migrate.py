@@ -9,8 +9,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -22,6 +24,18 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+def head_revision() -> str | None:
+    """The newest revision in ``db/migrations``: what a fully migrated database is at."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def current_revision(conn: AsyncConnection) -> str | None:
+    """The revision the database behind ``conn`` is at (``None``: never migrated)."""
+    return await conn.run_sync(
+        lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+    )
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from db import migrate
 from schema import build_schema
 from server import SCHEMA_FILE, export_schema
 from settings import Settings
@@ -49,6 +50,15 @@ async def test_readiness_is_503_when_the_database_is_unreachable(tmp_path: Any) 
         response = await app.client.get("/readyz")
         assert response.status_code == 503
         assert response.json() == {"status": "unavailable"}
+
+
+async def test_readiness_is_503_until_the_database_is_migrated(fresh_db_url: str) -> None:
+    async with running_app(Settings(database_url=fresh_db_url)) as app:
+        response = await app.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {"status": "not migrated"}
+        await migrate.upgrade(app.engine)
+        assert (await app.client.get("/readyz")).json() == {"status": "ready"}
 
 
 async def test_sql_stats_in_development(api: App) -> None:
