@@ -20,7 +20,7 @@ from strawberry.dataloader import DataLoader
 
 from db import models
 from schema import fetch
-from schema.pagination import Page, PageArgs, empty_page, make_page
+from schema.pagination import Page, PageArgs, make_page
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -111,7 +111,7 @@ def pages(
         grouped: dict[int, list[Any]] = defaultdict(list)
         for row, parent_id in await fetch.rows(ctx, statement):
             grouped[parent_id].append(row)
-        return [make_page(grouped[p], args) if p in grouped else empty_page() for p in parent_ids]
+        return [make_page(grouped.get(p, ()), args) for p in parent_ids]
 
     return ctx.loaders.get(("pages", name, args, filter_key), load)
 

@@ -237,11 +237,6 @@ def make_page(rows: Sequence[Any], args: PageArgs) -> Page:
     return Page(page, has_next=more, has_previous=args.after is not None)
 
 
-def empty_page() -> Page:
-    """The page of a parent with no rows."""
-    return Page([], has_next=False, has_previous=False)
-
-
 __all__ = [
     "ID_KEY",
     "Ordering",
@@ -249,7 +244,6 @@ __all__ = [
     "PageArgs",
     "SortKey",
     "decode_cursor",
-    "empty_page",
     "encode_cursor",
     "make_page",
     "order_by",
