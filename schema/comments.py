@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from db import models
 from schema import loaders
 from schema.connection import (
-    Connection,
     OrderDirection,
-    build_connection,
-    ordering_of,
-    request_page,
 )
 from schema.context import Info
+from schema.listing import Listing
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 
 if TYPE_CHECKING:
-    from schema.posts import Post, RelayArgs
+    from schema.posts import Post
     from schema.users import User
 
 LazyUser = Annotated["User", strawberry.lazy("schema.users")]
@@ -90,19 +87,4 @@ class Comment(Node):
 
 
 register_node("Comment", models.Comment, Comment.from_row)
-
-
-async def comment_connection_of(
-    info: Info,
-    relation: str,
-    parent: Any,
-    parent_id: int,
-    relay: RelayArgs,
-    order_by: CommentOrder | None,
-) -> Connection[Comment]:
-    """The comments of one parent (a post, an author), batched with every sibling parent."""
-    ctx = info.context
-    args = request_page(info, ordering_of(order_by, COMMENT_SORT_KEYS), *relay)
-    page = await loaders.pages(ctx, relation, models.Comment, parent, [], args).load(parent_id)
-    count = loaders.counts(ctx, relation, models.Comment, parent, [])
-    return build_connection(page, args.ordering, Comment.from_row, lambda: count.load(parent_id))
+COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)

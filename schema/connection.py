@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
-from schema.pagination import Ordering, Page, PageArgs, SortKey, encode_cursor, page_args
+from schema.pagination import Ordering, Page, encode_cursor
 
 NodeT = TypeVar("NodeT")
 
@@ -79,37 +79,6 @@ def build_connection(
     )
 
 
-def request_page(
-    info: Any,
-    ordering: Ordering,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> PageArgs:
-    """Validate a connection field's Relay arguments against the configured page sizes.
-
-    Raises ``BadUserInput`` (see ``schema.pagination.page_args``).
-    """
-    settings = info.context.settings
-    return page_args(
-        ordering,
-        first=first,
-        after=after,
-        last=last,
-        before=before,
-        default_size=settings.default_page_size,
-        max_size=settings.max_page_size,
-    )
-
-
-def ordering_of(order: Any, keys: dict[Any, SortKey]) -> Ordering:
-    """The ``Ordering`` an ``XOrder`` input asks for (``None``: by id, ascending)."""
-    if order is None:
-        return Ordering()
-    return Ordering(keys[order.field], descending=order.direction is OrderDirection.DESC)
-
-
 # Relay's connection arguments, typed once for every connection field.
 First = Annotated[
     int | None, strawberry.argument(description="Page forward: the first N nodes after `after`.")
@@ -123,3 +92,6 @@ Last = Annotated[
 Before = Annotated[
     str | None, strawberry.argument(description="A cursor: only nodes before this position.")
 ]
+
+#: The four Relay arguments as a resolver received them: (first, after, last, before).
+RelayArgs = tuple[int | None, str | None, int | None, str | None]

@@ -18,12 +18,11 @@ from schema.connection import (
     First,
     Last,
     OrderDirection,
-    build_connection,
-    ordering_of,
-    request_page,
+    RelayArgs,
 )
 from schema.context import Info
 from schema.errors import BadUserInput
+from schema.listing import Listing, nested_connection, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 from schema.tags import normalise_tag
@@ -178,15 +177,16 @@ class Post(Node):
         before: Before = None,
         order_by: LazyCommentOrder | None = None,
     ) -> Connection[LazyComment]:
-        from schema.comments import comment_connection_of
+        from schema.comments import COMMENTS
 
-        return await comment_connection_of(
+        return await nested_connection(
             info,
+            COMMENTS,
             "Post.comments",
             models.Comment.post_id,
             self.database_id,
-            (first, after, last, before),
             order_by,
+            (first, after, last, before),
         )
 
     @strawberry.field(description="The post's tags, oldest tag first.")
@@ -200,8 +200,7 @@ class Post(Node):
 
 
 register_node("Post", models.Post, Post.from_row)
-
-RelayArgs = tuple[int | None, str | None, int | None, str | None]
+POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 
 async def post_connection_of(
@@ -209,24 +208,16 @@ async def post_connection_of(
     relation: str,
     parent: Any,
     parent_id: int,
+    order_by: PostOrder | None,
     relay: RelayArgs,
     filter: PostFilter | None,
-    order_by: PostOrder | None,
     join: fetch.Join | None = None,
 ) -> Connection[Post]:
-    """The posts of one parent (an author, a tag), batched with every sibling parent.
-
-    ``parent`` is the column holding the parent's id (``posts.author_id``,
-    ``post_tags.tag_id``); ``join`` reaches it when it lives in an association table.
-    """
-    ctx = info.context
-    args = request_page(info, ordering_of(order_by, POST_SORT_KEYS), *relay)
+    """The posts of one parent (an author, a tag), filtered; see ``nested_connection``."""
     where, key = post_where(filter)
-    page = await loaders.pages(
-        ctx, relation, models.Post, parent, where, args, filter_key=key, join=join
-    ).load(parent_id)
-    count = loaders.counts(ctx, relation, models.Post, parent, where, filter_key=key, join=join)
-    return build_connection(page, args.ordering, Post.from_row, lambda: count.load(parent_id))
+    return await nested_connection(
+        info, POSTS, relation, parent, parent_id, order_by, relay, where, key, join
+    )
 
 
 @strawberry.type
@@ -242,15 +233,8 @@ class PostQueries:
         filter: PostFilter | None = None,
         order_by: PostOrder | None = None,
     ) -> Connection[Post]:
-        args = request_page(info, ordering_of(order_by, POST_SORT_KEYS), first, after, last, before)
         where, _ = post_where(filter)
-        page = await fetch.root_page(info.context, models.Post, where, args)
-        return build_connection(
-            page,
-            args.ordering,
-            Post.from_row,
-            lambda: fetch.root_count(info.context, models.Post, where),
-        )
+        return await root_connection(info, POSTS, order_by, (first, after, last, before), where)
 
     @strawberry.field(description="A post by ID (a global ID or the numeric id).")
     async def post(self, info: Info, id: strawberry.ID) -> Post | None:

@@ -16,11 +16,9 @@ from schema.connection import (
     First,
     Last,
     OrderDirection,
-    build_connection,
-    ordering_of,
-    request_page,
 )
 from schema.context import Info
+from schema.listing import Listing, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 from schema.validation import text_argument
@@ -78,14 +76,15 @@ class Tag(Node):
             "Tag.posts",
             link.c.tag_id,
             self.database_id,
+            order_by,
             (first, after, last, before),
             filter,
-            order_by,
             join=(link, link.c.post_id == models.Post.id),
         )
 
 
 register_node("Tag", models.Tag, Tag.from_row)
+TAGS = Listing(models.Tag, Tag.from_row, TAG_SORT_KEYS)
 
 #: The length limit of ``tags.name``.
 MAX_TAG_NAME = 50
@@ -109,14 +108,7 @@ class TagQueries:
         before: Before = None,
         order_by: TagOrder | None = None,
     ) -> Connection[Tag]:
-        args = request_page(info, ordering_of(order_by, TAG_SORT_KEYS), first, after, last, before)
-        page = await fetch.root_page(info.context, models.Tag, [], args)
-        return build_connection(
-            page,
-            args.ordering,
-            Tag.from_row,
-            lambda: fetch.root_count(info.context, models.Tag, []),
-        )
+        return await root_connection(info, TAGS, order_by, (first, after, last, before))
 
     @strawberry.field(description="A tag by name (case-insensitive).")
     async def tag(self, info: Info, name: str) -> Tag | None:

@@ -18,11 +18,9 @@ from schema.connection import (
     First,
     Last,
     OrderDirection,
-    build_connection,
-    ordering_of,
-    request_page,
 )
 from schema.context import Info
+from schema.listing import Listing, nested_connection, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 from schema.validation import MAX_SEARCH, text_argument
@@ -141,9 +139,9 @@ class User(Node):
             "User.posts",
             models.Post.author_id,
             self.database_id,
+            order_by,
             (first, after, last, before),
             filter,
-            order_by,
         )
 
     @strawberry.field(description="The comments the user wrote.")
@@ -156,19 +154,21 @@ class User(Node):
         before: Before = None,
         order_by: LazyCommentOrder | None = None,
     ) -> Connection[LazyComment]:
-        from schema.comments import comment_connection_of
+        from schema.comments import COMMENTS
 
-        return await comment_connection_of(
+        return await nested_connection(
             info,
+            COMMENTS,
             "User.comments",
             models.Comment.author_id,
             self.database_id,
-            (first, after, last, before),
             order_by,
+            (first, after, last, before),
         )
 
 
 register_node("User", models.User, User.from_row)
+USERS = Listing(models.User, User.from_row, USER_SORT_KEYS)
 
 
 async def load_user(info: Info, pk: int) -> User | None:
@@ -195,15 +195,8 @@ class UserQueries:
         filter: UserFilter | None = None,
         order_by: UserOrder | None = None,
     ) -> Connection[User]:
-        args = request_page(info, ordering_of(order_by, USER_SORT_KEYS), first, after, last, before)
         where, _ = user_where(filter)
-        page = await fetch.root_page(info.context, models.User, where, args)
-        return build_connection(
-            page,
-            args.ordering,
-            User.from_row,
-            lambda: fetch.root_count(info.context, models.User, where),
-        )
+        return await root_connection(info, USERS, order_by, (first, after, last, before), where)
 
     @strawberry.field(description="A user by ID (a global ID or the numeric id).")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:

@@ -1,0 +1,98 @@
+"""Resolving connection fields: a root list, or the list under each of many parents.
+
+A ``Listing`` says what a connection lists (a model, how a row becomes a node, which orders it
+offers); ``root_connection`` and ``nested_connection`` validate the Relay arguments, fetch the
+page (one keyset query, or one windowed statement for every sibling parent through a
+DataLoader) and wrap it, with ``totalCount`` counted only if selected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from schema import fetch, loaders
+from schema.connection import Connection, OrderDirection, RelayArgs, build_connection
+from schema.context import Info
+from schema.pagination import Ordering, PageArgs, SortKey, page_args
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a connection lists: ``model`` rows, made nodes by ``to_node``, ordered by one of
+    ``sort_keys`` (keyed by the domain's ``XOrderField`` enum members)."""
+
+    model: Any
+    to_node: Callable[[Any], Any]
+    sort_keys: dict[Any, SortKey]
+
+    def page_args(self, info: Info, order: Any, relay: RelayArgs) -> PageArgs:
+        """Validate a field's ``orderBy`` and Relay arguments against the configured page
+        sizes. Raises ``BadUserInput`` (see ``schema.pagination.page_args``)."""
+        ordering = (
+            Ordering()
+            if order is None
+            else Ordering(
+                self.sort_keys[order.field], descending=order.direction is OrderDirection.DESC
+            )
+        )
+        first, after, last, before = relay
+        settings = info.context.settings
+        return page_args(
+            ordering,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            default_size=settings.default_page_size,
+            max_size=settings.max_page_size,
+        )
+
+
+async def root_connection(
+    info: Info,
+    listing: Listing,
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> Connection[Any]:
+    """A root connection over the ``listing`` rows matching ``where``: one statement, plus a
+    ``count(*)`` if ``totalCount`` is selected."""
+    ctx = info.context
+    args = listing.page_args(info, order, relay)
+    page = await fetch.root_page(ctx, listing.model, where, args)
+    return build_connection(
+        page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
+    )
+
+
+async def nested_connection(
+    info: Info,
+    listing: Listing,
+    relation: str,
+    parent: Any,
+    parent_id: int,
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]] = (),
+    filter_key: Hashable = None,
+    join: fetch.Join | None = None,
+) -> Connection[Any]:
+    """The connection of one parent (e.g. an author's posts), batched with every sibling
+    parent asking with the same arguments.
+
+    ``relation`` names the relationship (``"User.posts"``); ``parent`` is the column holding
+    the parent's id (``posts.author_id``, ``post_tags.tag_id``), reached through ``join`` when
+    it lives in an association table; ``filter_key`` is a hashable form of ``where``.
+    """
+    ctx = info.context
+    args = listing.page_args(info, order, relay)
+    model = listing.model
+    page = await loaders.pages(
+        ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
+    ).load(parent_id)
+    count = loaders.counts(ctx, relation, model, parent, where, filter_key=filter_key, join=join)
+    return build_connection(page, args.ordering, listing.to_node, lambda: count.load(parent_id))
