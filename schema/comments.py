@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from schema import loaders
 from schema.connection import (
     OrderDirection,
 )
@@ -79,11 +78,11 @@ class Comment(Node):
 
     @strawberry.field(description="The post the comment is on.")
     async def post(self, info: Info) -> LazyPost:
-        from schema.posts import Post
+        from schema.posts import load_post
 
-        row = await loaders.by_id(info.context, models.Post).load(self.post_id)
-        assert row is not None, "comments.post_id is a NOT NULL foreign key"
-        return Post.from_row(row)
+        post = await load_post(info, self.post_id)
+        assert post is not None, "comments.post_id is a NOT NULL foreign key"
+        return post
 
 
 register_node("Comment", models.Comment, Comment.from_row)

@@ -203,6 +203,12 @@ register_node("Post", models.Post, Post.from_row)
 POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 
+async def load_post(info: Info, pk: int) -> Post | None:
+    """The post with primary key ``pk``, through the operation's DataLoader."""
+    row = await loaders.by_id(info.context, models.Post).load(pk)
+    return Post.from_row(row) if row is not None else None
+
+
 async def post_connection_of(
     info: Info,
     relation: str,
@@ -238,5 +244,4 @@ class PostQueries:
 
     @strawberry.field(description="A post by ID (a global ID or the numeric id).")
     async def post(self, info: Info, id: strawberry.ID) -> Post | None:
-        row = await loaders.by_id(info.context, models.Post).load(parse_id(id, "Post"))
-        return Post.from_row(row) if row is not None else None
+        return await load_post(info, parse_id(id, "Post"))
