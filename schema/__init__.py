@@ -22,6 +22,11 @@ from schema.tags import Tag, TagQueries
 from schema.users import User, UserQueries
 from settings import Settings
 
+logger = logging.getLogger("inkwell.errors")
+
+#: Distinct documents whose parse and validation results are kept.
+PARSED_DOCUMENTS = 1024
+
 Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, TagQueries))
 
 
@@ -60,10 +65,5 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=extensions,
     )
 
-
-logger = logging.getLogger("inkwell.errors")
-
-#: Distinct documents whose parse and validation results are kept.
-PARSED_DOCUMENTS = 1024
 
 __all__ = ["InkwellSchema", "Query", "build_schema"]

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from schema.connection import (
-    OrderDirection,
-)
+from schema.connection import OrderDirection
 from schema.context import Info
 from schema.listing import Listing
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id

@@ -16,8 +16,7 @@ from typing import Any, NewType
 import strawberry
 
 from schema.errors import BadUserInput
-from schema.pagination import MAX_PK
-from schema.validation import echo
+from schema.validation import MAX_PK, echo
 
 
 def _parse_bigint(value: object) -> int:

@@ -23,10 +23,9 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, or_
 
 from schema.errors import BadUserInput
+from schema.validation import MAX_PK
 
 SortKind = Literal["int", "str", "datetime"]
-
-MAX_PK = 2**63 - 1  # BIGINT
 
 
 @dataclass(frozen=True, slots=True)

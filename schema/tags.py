@@ -21,7 +21,7 @@ from schema.context import Info
 from schema.listing import Listing, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
-from schema.validation import text_argument
+from schema.validation import max_length_of, text_argument
 
 if TYPE_CHECKING:
     from schema.posts import Post, PostFilter, PostOrder
@@ -86,8 +86,8 @@ class Tag(Node):
 register_node("Tag", models.Tag, Tag.from_row)
 TAGS = Listing(models.Tag, Tag.from_row, TAG_SORT_KEYS)
 
-#: The length limit of ``tags.name``.
-MAX_TAG_NAME = 50
+#: The length limit of ``tags.name``, read from the column.
+MAX_TAG_NAME = max_length_of(models.Tag.__table__.c.name)
 
 
 def normalise_tag(name: str, argument: str = "name") -> str:

@@ -23,7 +23,7 @@ from schema.context import Info
 from schema.listing import Listing, nested_connection, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
-from schema.validation import MAX_SEARCH, text_argument
+from schema.validation import MAX_SEARCH, max_length_of, text_argument
 
 if TYPE_CHECKING:
     from schema.comments import Comment, CommentOrder
@@ -177,6 +177,10 @@ async def load_user(info: Info, pk: int) -> User | None:
     return User.from_row(row) if row is not None else None
 
 
+#: The length limit of ``users.email``, read from the column.
+MAX_EMAIL = max_length_of(models.User.__table__.c.email)
+
+
 def normalise_email(email: str) -> str:
     """Emails are stored trimmed and lower-case, so lookups normalise the same way."""
     return email.strip().lower()
@@ -208,7 +212,7 @@ class UserQueries:
             info.context,
             fetch.select_where(
                 models.User,
-                models.User.email == normalise_email(text_argument(email, "email", 254)),
+                models.User.email == normalise_email(text_argument(email, "email", MAX_EMAIL)),
             ),
         )
         return User.from_row(rows[0]) if rows else None

@@ -7,8 +7,12 @@ mistake). Echoed values are shortened so an error never repeats a megabyte back.
 
 from __future__ import annotations
 
+from typing import Any
+
 from schema.errors import BadUserInput
 
+#: The largest primary key (BIGINT).
+MAX_PK = 2**63 - 1
 #: The longest search text a filter takes.
 MAX_SEARCH = 200
 #: How much of an offending value an error message repeats.
@@ -37,6 +41,14 @@ def text_argument(value: str, argument: str, max_length: int) -> str:
             argument=argument,
         )
     return value
+
+
+def max_length_of(column: Any) -> int:
+    """The declared length of a ``String(n)`` column, so input limits follow the schema."""
+    length = getattr(column.type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{column} has no declared length")
+    return length
 
 
 def _encodable(value: str) -> bool:
