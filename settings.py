@@ -10,13 +10,36 @@ Source: pydantic-settings, https://docs.pydantic.dev/latest/concepts/pydantic_se
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+import secrets
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./inkwell.db"
+#: Shortest JWT secret accepted in production: 32 bytes of entropy for HS256 (RFC 7518 §3.2
+#: requires a key at least as long as the hash output, 256 bits).
+MIN_SECRET_LENGTH = 32
+#: Secrets copied from examples and templates; production refuses them.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "jwt-secret",
+        "your-secret",
+        "placeholder",
+        "development",
+        "dev",
+        "test",
+        "password",
+        "inkwell",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -63,11 +86,55 @@ class Settings(BaseSettings):
         "(for benchmarks that show what batching buys).",
     )
 
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HS256 key signing access tokens; required in production (at least 32 "
+        "characters, not a placeholder). In development, unset means a generated key kept in "
+        "JWT_SECRET_FILE.",
+    )
+    jwt_secret_file: Path = Field(
+        Path(".inkwell-jwt-secret"),
+        description="Development only: where the generated JWT key is kept, so tokens "
+        "survive a restart.",
+    )
+    jwt_ttl_seconds: int = Field(
+        86_400, ge=60, le=30 * 86_400, description="Lifetime of an access token, in seconds."
+    )
+
     @model_validator(mode="after")
     def _page_sizes_agree(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
         return self
+
+    @model_validator(mode="after")
+    def _production_secret(self) -> Settings:
+        if not self.is_production:
+            return self
+        if self.jwt_secret is None:
+            raise ValueError(
+                "JWT_SECRET must be set in production (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)"
+            )
+        secret = self.jwt_secret.get_secret_value()
+        if secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"JWT_SECRET looks like a placeholder: use at least {MIN_SECRET_LENGTH} random "
+                "characters in production"
+            )
+        return self
+
+    def jwt_key(self) -> str:
+        """The key that signs and verifies access tokens.
+
+        ``JWT_SECRET`` when set (always, in production: the validator refuses to start
+        without it). Otherwise, in development, a random key generated once and kept in
+        ``JWT_SECRET_FILE`` (mode 0600), so tokens survive a restart. Raises ``OSError`` when
+        that file can be neither read nor created.
+        """
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return _development_key(self.jwt_secret_file.resolve())
 
     @property
     def is_production(self) -> bool:
@@ -88,6 +155,29 @@ class Settings(BaseSettings):
     def sql_stats_enabled(self) -> bool:
         """Whether responses carry ``extensions.sql``."""
         return self.sql_stats if self.sql_stats is not None else not self.is_production
+
+
+@cache
+def _development_key(path: Path) -> str:
+    """The key kept in ``path``, created with a random value if the file does not exist."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48)
+    # Written to a private temporary file, then linked into place: the link either creates
+    # the complete file or fails because another process got there first (then its key wins).
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        temporary.unlink()
+    return key
 
 
 @lru_cache(maxsize=1)

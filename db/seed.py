@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from argon2 import PasswordHasher, low_level
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +24,10 @@ from db.models import Comment, Post, Tag, User, post_tags
 from db.seed_text import FIRST_NAMES, LAST_NAMES, TOPICS, TextMaker
 
 CHUNK_ROWS = 20_000
+#: Every seeded account signs in with this password (demo data: one hash, computed once per
+#: seed run, is shared by all users). User 1 is an active admin with ``ADMIN_EMAIL``.
+DEMO_PASSWORD = "inkwell-demo"
+ADMIN_EMAIL = "admin@example.com"
 #: Demo data spans this many days before ``EPOCH``; fixed, so a seed is reproducible.
 SPAN_DAYS = 730
 EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
@@ -84,7 +89,8 @@ async def seed(engine: AsyncEngine, size: SeedSize, *, replace: bool = False) ->
                 raise DatabaseNotEmpty("the database already has data; pass --replace to wipe it")
             await _wipe(conn)
         n_posts = size.users * size.posts_per_user
-        await _insert(conn, User, _users(rng, words, size.users))
+        password_hash = _demo_password_hash(size.seed)
+        await _insert(conn, User, _users(rng, words, size.users, password_hash))
         await _insert(conn, Tag, _tags(size.tags))
         post_times: list[datetime] = []
         await _insert(conn, Post, _posts(rng, words, size, post_times))
@@ -138,18 +144,37 @@ def _moment(rng: random.Random, after: datetime | None = None) -> datetime:
     return start + timedelta(seconds=rng.random() * room, microseconds=rng.randrange(1_000_000))
 
 
-def _users(rng: random.Random, words: TextMaker, count: int) -> Iterator[dict[str, Any]]:
+def _demo_password_hash(seed: int) -> str:
+    """An Argon2id hash of ``DEMO_PASSWORD`` with the application's parameters and a salt
+    derived from ``seed``: the same seed gives the same rows, hashes included."""
+    params = PasswordHasher()
+    return low_level.hash_secret(
+        DEMO_PASSWORD.encode(),
+        f"inkwell-seed-{seed}".encode(),
+        time_cost=params.time_cost,
+        memory_cost=params.memory_cost,
+        parallelism=params.parallelism,
+        hash_len=params.hash_len,
+        type=params.type,
+    ).decode()
+
+
+def _users(
+    rng: random.Random, words: TextMaker, count: int, password_hash: str
+) -> Iterator[dict[str, Any]]:
     for user_id in range(1, count + 1):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         created = _moment(rng)
+        email = f"{first}.{last}.{user_id}@example.com".lower()
+        admin, active = rng.random() < 0.02, rng.random() < 0.95
         yield {
             "id": user_id,
-            "email": f"{first}.{last}.{user_id}@example.com".lower(),
+            "email": ADMIN_EMAIL if user_id == 1 else email,
             "name": f"{first} {last}",
             "bio": words.sentences(rng.randint(1, 3)) if rng.random() < 0.6 else None,
-            "role": "admin" if user_id == 1 or rng.random() < 0.02 else "member",
-            "is_active": rng.random() < 0.95,
-            "password_hash": None,
+            "role": "admin" if user_id == 1 or admin else "member",
+            "is_active": user_id == 1 or active,
+            "password_hash": password_hash,
             "created_at": created,
             "updated_at": created,
             "version": 1,

@@ -12,13 +12,24 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from schema.accounts import AccountMutations
+from schema.comment_mutations import CommentMutations
 from schema.comments import Comment
-from schema.extensions import MaskUnexpectedErrors, SqlStatsExtension, UnitOfWork
+from schema.extensions import (
+    Authentication,
+    MaskUnexpectedErrors,
+    SqlStatsExtension,
+    TransactionBoundary,
+    UnitOfWork,
+)
 from schema.extensions.masking import is_unexpected
 from schema.node import BIGINT_SCALAR, BigInt
 from schema.node_queries import NodeQueries
+from schema.post_mutations import PostMutations
 from schema.posts import Post, PostQueries
+from schema.results import ERROR_TYPES
 from schema.tags import Tag, TagQueries
+from schema.user_mutations import UserMutations
 from schema.users import User, UserQueries
 from settings import Settings
 
@@ -28,6 +39,9 @@ logger = logging.getLogger("inkwell.errors")
 PARSED_DOCUMENTS = 1024
 
 Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, TagQueries))
+Mutation = merge_types(
+    "Mutation", (AccountMutations, UserMutations, PostMutations, CommentMutations)
+)
 
 
 class InkwellSchema(strawberry.Schema):
@@ -55,15 +69,19 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Both caches are LRU-bounded by document text.
         lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
         lambda: ValidationCache(maxsize=PARSED_DOCUMENTS),
+        # Who is asking, then (for mutations) the one transaction around all fields.
+        Authentication,
+        TransactionBoundary,
     ]
     if settings.sql_stats_enabled:
         extensions.append(SqlStatsExtension)
     return InkwellSchema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(scalar_map={BigInt: BIGINT_SCALAR}),
-        types=[User, Post, Comment, Tag],
+        types=[User, Post, Comment, Tag, *ERROR_TYPES],
         extensions=extensions,
     )
 
 
-__all__ = ["InkwellSchema", "Query", "build_schema"]
+__all__ = ["InkwellSchema", "Mutation", "Query", "build_schema"]

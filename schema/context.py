@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,7 +16,11 @@ from db.stats import SqlStats
 from settings import Settings
 
 if TYPE_CHECKING:
+    from schema.auth.viewer import Viewer
     from schema.loaders import Loaders
+    from schema.transaction import Transaction
+
+T = TypeVar("T")
 
 logger = logging.getLogger("inkwell.session")
 
@@ -44,6 +48,11 @@ class Context:
     request: Any = None
     response: Any = None
     sql: SqlStats = field(default_factory=SqlStats)
+    #: The signed-in user, set by ``schema.extensions.authentication`` before execution.
+    viewer: Viewer | None = None
+    #: The mutation's transaction state, set by ``schema.extensions.transaction``; ``None``
+    #: for queries (which never commit).
+    transaction: Transaction | None = None
     loaders: Loaders = field(init=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
@@ -66,6 +75,40 @@ class Context:
             if self._session is None:
                 self._session = self.sessionmaker()
             yield self._session
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work(session)`` holding the session, to completion even if cancelled.
+
+        graphql-core cancels sibling resolvers when a non-null field fails, and a client may
+        go away mid-request. Cancelling a driver call mid-statement makes SQLAlchemy
+        invalidate the pooled connection and can leave a flush half-done, so the work runs in
+        a task of its own that the cancellation does not reach; the caller waits for it
+        (still holding the session) and then lets the cancellation through. Raises whatever
+        ``work`` raises, and ``OperationEnded`` after ``close()``.
+        """
+        async with self.session() as session:
+            task = asyncio.ensure_future(work(session))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await asyncio.wait([task])
+                if not task.cancelled():
+                    task.exception()  # retrieved: the cancelled caller has no use for it
+                raise
+
+    async def commit(self) -> None:
+        """Commit the unit of work: flush what is pending, then COMMIT (nothing to do if no
+        resolver opened the session). Raises what the flush or the database raises."""
+        if self._session is not None:
+            await self.run(lambda session: session.commit())
+
+    async def rollback(self) -> None:
+        """Roll back everything the operation has done so far; the session stays usable (a
+        new transaction begins on its next use). Every loaded object is expired by the
+        rollback, so the DataLoader caches holding them are dropped too."""
+        self.loaders.clear()
+        if self._session is not None:
+            await self.run(lambda session: session.rollback())
 
     @property
     def has_session(self) -> bool:

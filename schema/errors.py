@@ -24,3 +24,39 @@ class BadUserInput(InkwellError):
     """An argument is malformed or out of range (a bad cursor, an oversized page, a bad id)."""
 
     code = "BAD_USER_INPUT"
+
+
+class AuthenticationFailed(InkwellError):
+    """The request's credentials are bad: a malformed, expired or tampered token, or one of
+    a deactivated or deleted account. The whole request fails (``data`` is null); sending no
+    token at all is not an error (the viewer is anonymous)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class TransactionConflict(InkwellError):
+    """The database aborted the operation's transaction to keep concurrent ones correct (a
+    PostgreSQL serialization failure or deadlock, or SQLite's lock timeout). Nothing was
+    applied; the same request may simply be sent again (``extensions.retryable``)."""
+
+    code = "TRANSACTION_CONFLICT"
+
+    def __init__(
+        self,
+        message: str = "The operation conflicted with a concurrent one and "
+        "was rolled back; retry it.",
+    ) -> None:
+        super().__init__(message, retryable=True)
+
+
+class OperationRolledBack(InkwellError):
+    """A mutation field that did not run because an earlier field of the same operation
+    failed: the operation is applied completely or not at all, so it was rolled back."""
+
+    code = "ROLLED_BACK"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Not run: an earlier mutation in this operation failed, so the whole operation "
+            "was rolled back."
+        )

@@ -7,7 +7,6 @@ whole execute-and-buffer, so concurrent resolvers never share the session at onc
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,23 +41,9 @@ async def scalars(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
 
 
 async def _execute(ctx: Context, statement: Select[Any]) -> Result[Any]:
-    """Run ``statement`` on the operation's session, to completion even if cancelled.
-
-    graphql-core cancels sibling resolvers when a non-null field fails. Cancelling a driver
-    call mid-statement makes SQLAlchemy invalidate the pooled connection, so the statement runs
-    in a task of its own that the cancellation does not reach; the caller waits for it (still
-    holding the session) and then lets the cancellation through. AsyncSession results are
-    buffered, so nothing reads from the connection after this returns.
-    """
-    async with ctx.session() as session:
-        work = asyncio.ensure_future(session.execute(statement))
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            await asyncio.wait([work])
-            if not work.cancelled():
-                work.exception()  # retrieved: the cancelled caller has no use for it
-            raise
+    """Run ``statement`` on the operation's session (see ``Context.run``). AsyncSession
+    results are buffered, so nothing reads from the connection after this returns."""
+    return await ctx.run(lambda session: session.execute(statement))
 
 
 def in_ids(ctx: Context, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:

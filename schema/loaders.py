@@ -21,6 +21,7 @@ from strawberry.dataloader import DataLoader
 from db import models
 from schema import fetch
 from schema.pagination import Page, PageArgs, make_page
+from schema.visibility import visible
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -72,15 +73,14 @@ class Loaders:
 
 
 def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
-    """``entity`` rows by primary key (``None`` for a missing id): one ``IN`` per batch."""
+    """``entity`` rows by primary key: one ``IN`` per batch. ``None`` for an id that does
+    not exist or that the viewer may not see (``schema.visibility``)."""
 
     async def load(ids: list[int]) -> list[Any]:
-        found = {
-            row.id: row
-            for row in await fetch.scalars(
-                ctx, select(entity).where(fetch.in_ids(ctx, entity.id, ids))
-            )
-        }
+        statement = select(entity).where(
+            fetch.in_ids(ctx, entity.id, ids), *visible(ctx.viewer, entity)
+        )
+        found = {row.id: row for row in await fetch.scalars(ctx, statement)}
         return [found.get(i) for i in ids]
 
     return ctx.loaders.get(("by_id", entity), load)

@@ -27,6 +27,7 @@ from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_g
 from schema.pagination import ID_KEY, SortKey
 from schema.tags import normalise_tag
 from schema.validation import MAX_SEARCH, text_argument
+from schema.visibility import visible_posts
 
 if TYPE_CHECKING:
     from schema.comments import Comment, CommentOrder
@@ -219,8 +220,10 @@ async def post_connection_of(
     filter: PostFilter | None,
     join: fetch.Join | None = None,
 ) -> Connection[Post]:
-    """The posts of one parent (an author, a tag), filtered; see ``nested_connection``."""
+    """The posts of one parent (an author, a tag) the viewer may see, filtered; see
+    ``nested_connection``."""
     where, key = post_where(filter)
+    where += visible_posts(info.context.viewer)
     return await nested_connection(
         info, POSTS, relation, parent, parent_id, order_by, relay, where, key, join
     )
@@ -228,7 +231,10 @@ async def post_connection_of(
 
 @strawberry.type
 class PostQueries:
-    @strawberry.field(description="Posts, filtered and ordered; by id unless `orderBy` says.")
+    @strawberry.field(
+        description="Posts, filtered and ordered; by id unless `orderBy` says. Drafts are "
+        "listed only for their author and admins."
+    )
     async def posts(
         self,
         info: Info,
@@ -240,8 +246,12 @@ class PostQueries:
         order_by: PostOrder | None = None,
     ) -> Connection[Post]:
         where, _ = post_where(filter)
+        where += visible_posts(info.context.viewer)
         return await root_connection(info, POSTS, order_by, (first, after, last, before), where)
 
-    @strawberry.field(description="A post by ID (a global ID or the numeric id).")
+    @strawberry.field(
+        description="A post by ID (a global ID or the numeric id); null if it does not exist "
+        "or is a draft the viewer may not see."
+    )
     async def post(self, info: Info, id: strawberry.ID) -> Post | None:
         return await load_post(info, parse_id(id, "Post"))

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, or_
 
 from db import models
 from schema import fetch, loaders
+from schema.auth.viewer import Viewer
 from schema.connection import (
     After,
     Before,
@@ -24,6 +25,7 @@ from schema.listing import Listing, nested_connection, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 from schema.validation import MAX_SEARCH, max_length_of, text_argument
+from schema.visibility import may_see_email, visible_comments
 
 if TYPE_CHECKING:
     from schema.comments import Comment, CommentOrder
@@ -68,12 +70,16 @@ class UserFilter:
     is_active: bool | None = None
     role: Role | None = None
     search: str | None = strawberry.field(
-        default=None, description="Case-insensitive substring of the name or email."
+        default=None,
+        description="Case-insensitive substring of the name (and, for admins, of the email).",
     )
 
 
-def user_where(filter: UserFilter | None) -> tuple[list[ColumnElement[bool]], tuple[Any, ...]]:
-    """SQL conditions for ``filter`` and a hashable key identifying them."""
+def user_where(
+    filter: UserFilter | None, viewer: Viewer | None
+) -> tuple[list[ColumnElement[bool]], tuple[Any, ...]]:
+    """SQL conditions for ``filter`` and a hashable key identifying them. Search matches
+    emails only for admins: for anyone else it would reveal hidden addresses."""
     if filter is None:
         return [], ()
     where: list[ColumnElement[bool]] = []
@@ -83,19 +89,16 @@ def user_where(filter: UserFilter | None) -> tuple[list[ColumnElement[bool]], tu
         where.append(models.User.role == filter.role.value)
     search = text_argument(filter.search or "", "search", MAX_SEARCH).strip()
     if search:
-        where.append(
-            or_(
-                models.User.name.icontains(search, autoescape=True),
-                models.User.email.icontains(search, autoescape=True),
-            )
-        )
+        matches = [models.User.name.icontains(search, autoescape=True)]
+        if viewer is not None and viewer.is_admin:
+            matches.append(models.User.email.icontains(search, autoescape=True))
+        where.append(or_(*matches))
     return where, (filter.is_active, filter.role, search)
 
 
 @strawberry.type(description="A member of the platform: an author of posts and comments.")
 class User(Node):
     id: strawberry.ID
-    email: str
     name: str
     bio: str | None
     role: Role
@@ -104,6 +107,7 @@ class User(Node):
     updated_at: datetime
     version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
     database_id: BigInt = DATABASE_ID
+    email_address: strawberry.Private[str]
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
@@ -111,7 +115,7 @@ class User(Node):
         return cls(
             id=to_global_id("User", row.id),
             database_id=BigInt(row.id),
-            email=row.email,
+            email_address=row.email,
             name=row.name,
             bio=row.bio,
             role=Role(row.role),
@@ -121,7 +125,13 @@ class User(Node):
             version=row.version,
         )
 
-    @strawberry.field(description="The user's posts.")
+    @strawberry.field(
+        description="The email address; null unless the viewer is this user or an admin."
+    )
+    def email(self, info: Info) -> str | None:
+        return self.email_address if may_see_email(info.context.viewer, self.database_id) else None
+
+    @strawberry.field(description="The user's posts (their drafts only for them and admins).")
     async def posts(
         self,
         info: Info,
@@ -164,6 +174,7 @@ class User(Node):
             self.database_id,
             order_by,
             (first, after, last, before),
+            visible_comments(info.context.viewer),
         )
 
 
@@ -199,20 +210,30 @@ class UserQueries:
         filter: UserFilter | None = None,
         order_by: UserOrder | None = None,
     ) -> Connection[User]:
-        where, _ = user_where(filter)
+        where, _ = user_where(filter, info.context.viewer)
         return await root_connection(info, USERS, order_by, (first, after, last, before), where)
 
     @strawberry.field(description="A user by ID (a global ID or the numeric id).")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:
         return await load_user(info, parse_id(id, "User"))
 
-    @strawberry.field(description="A user by email address (case-insensitive).")
+    @strawberry.field(
+        description="A user by email address (case-insensitive); null unless the viewer is "
+        "an admin or it is their own address, so addresses cannot be probed."
+    )
     async def user_by_email(self, info: Info, email: str) -> User | None:
+        address = normalise_email(text_argument(email, "email", MAX_EMAIL))
+        viewer = info.context.viewer
+        if viewer is None:
+            return None
         rows = await fetch.scalars(
-            info.context,
-            fetch.select_where(
-                models.User,
-                models.User.email == normalise_email(text_argument(email, "email", MAX_EMAIL)),
-            ),
+            info.context, fetch.select_where(models.User, models.User.email == address)
         )
-        return User.from_row(rows[0]) if rows else None
+        if not rows or not may_see_email(viewer, rows[0].id):
+            return None
+        return User.from_row(rows[0])
+
+    @strawberry.field(description="The signed-in user, or null for an anonymous request.")
+    async def viewer(self, info: Info) -> User | None:
+        viewer = info.context.viewer
+        return None if viewer is None else await load_user(info, viewer.id)

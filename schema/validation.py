@@ -35,7 +35,7 @@ def text_argument(value: str, argument: str, max_length: int) -> str:
             f"`{argument}` is {len(value)} characters long; the limit is {max_length}.",
             argument=argument,
         )
-    if "\x00" in value or not _encodable(value):
+    if "\x00" in value or not encodable(value):
         raise BadUserInput(
             f"`{argument}` contains a character that cannot be stored (NUL or a lone surrogate).",
             argument=argument,
@@ -51,7 +51,7 @@ def max_length_of(column: Any) -> int:
     return length
 
 
-def _encodable(value: str) -> bool:
+def encodable(value: str) -> bool:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -18,11 +18,17 @@ from db import migrate
 from db.engine import create_engine
 from db.seed import SeedSize, seed
 from server import create_app
+from schema.auth.tokens import issue_token
 from settings import Settings
 from tests.databases import BACKENDS, throwaway_database
 
 #: The read tests' data set: big enough that first: 50 and per-parent limits mean something.
 READ_SEED = SeedSize(users=60, posts_per_user=12, comments_per_post=6, tags=12, tags_per_post=3)
+#: The seeded admin (``db.seed``: user 1 is always an active admin).
+ADMIN_ID = 1
+TEST_SECRET = "inkwell-tests-" + "k" * 32
+#: Statements a signed-in request costs before its resolvers run: the viewer's row.
+SIGN_IN = 1
 #: Posts whose created_at and title are set equal, to exercise id tie-breaking.
 TIE_TIME = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -94,14 +100,23 @@ class App:
         return len(self.statements)
 
 
+def bearer(settings: Settings, user_id: int) -> dict[str, str]:
+    """The Authorization header of a fresh token for ``user_id``."""
+    return {"Authorization": f"Bearer {issue_token(settings, user_id).token}"}
+
+
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[App]:
-    """The app for ``settings`` with its lifespan running, and an httpx client on it."""
+async def running_app(settings: Settings, user_id: int | None = None) -> AsyncIterator[App]:
+    """The app for ``settings`` with its lifespan running, and an httpx client on it (signed
+    in as ``user_id`` when given)."""
     app = create_app(settings)
+    headers = bearer(settings, user_id) if user_id is not None else {}
     async with app.router.lifespan_context(app):
         engine: AsyncEngine = app.state.engine
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
             harness = App(app=app, client=client, engine=engine)
 
             def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -111,10 +126,17 @@ async def running_app(settings: Settings) -> AsyncIterator[App]:
             yield harness
 
 
+def app_settings(url: str, **overrides: Any) -> Settings:
+    """Development settings for ``url`` with a fixed JWT key (no key file is written)."""
+    return Settings(database_url=url, jwt_secret=TEST_SECRET, **overrides)
+
+
 @pytest.fixture(scope="session")
 async def read_app(read_db_url: str) -> AsyncIterator[App]:
-    """The app (development settings) over the read-only seeded database."""
-    async with running_app(Settings(database_url=read_db_url, environment="development")) as app:
+    """The app (development settings) over the read-only seeded database, signed in as the
+    admin (user 1), who sees every row: the read tests compare with the tables themselves.
+    Each request costs one statement more than anonymously: the viewer's row."""
+    async with running_app(app_settings(read_db_url), user_id=ADMIN_ID) as app:
         yield app
 
 

@@ -48,7 +48,16 @@ def wait_healthy(base: str, seconds: float = 30) -> None:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DATABASE_URL", "ENVIRONMENT", "GRAPHIQL", "SQL_STATS", "PORT", "HOST"):
+    for name in (
+        "DATABASE_URL",
+        "ENVIRONMENT",
+        "GRAPHIQL",
+        "SQL_STATS",
+        "PORT",
+        "HOST",
+        "JWT_SECRET",
+        "JWT_SECRET_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -65,11 +74,19 @@ def test_serve_migrates_seeds_and_serves_graphiql(tmp_path: Path, clean_env: Non
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base)
         assert (tmp_path / "inkwell.db").exists()  # the default: a file in the working directory
-        body = httpx.post(
-            f"{base}/graphql", json={"query": "{ users { totalCount } posts { totalCount } }"}
-        ).json()
+        counts = "{ users { totalCount } posts { totalCount } }"
+        body = httpx.post(f"{base}/graphql", json={"query": counts}).json()
         assert body["data"]["users"]["totalCount"] == 200
+        assert 0 < body["data"]["posts"]["totalCount"] < 2000  # anonymous: published only
+        # The demo admin signs in with the documented password, sees drafts too, and the
+        # generated development key is kept beside the database.
+        login = """mutation { login(input: {email: "admin@example.com", password: "inkwell-demo"})
+                   { ... on AuthPayload { token } } }"""
+        token = httpx.post(f"{base}/graphql", json={"query": login}).json()["data"]["login"]
+        headers = {"Authorization": f"Bearer {token['token']}"}
+        body = httpx.post(f"{base}/graphql", json={"query": counts}, headers=headers).json()
         assert body["data"]["posts"]["totalCount"] == 2000
+        assert (tmp_path / ".inkwell-jwt-secret").stat().st_mode & 0o077 == 0
         page = httpx.get(f"{base}/graphql", headers={"accept": "text/html"})
         assert page.status_code == 200 and "RecentWriting" in page.text
         assert httpx.get(f"{base}/readyz").status_code == 200

@@ -11,7 +11,7 @@ from db import migrate
 from schema import build_schema
 from server import SCHEMA_FILE, export_schema
 from settings import Settings
-from tests.conftest import App, running_app
+from tests.conftest import SIGN_IN, TEST_SECRET, App, running_app
 
 
 async def test_get_query(api: App) -> None:
@@ -63,12 +63,12 @@ async def test_readiness_is_503_until_the_database_is_migrated(fresh_db_url: str
 
 async def test_sql_stats_in_development(api: App) -> None:
     body = await api.gql("{ users(first: 3) { nodes { posts(first: 2) { nodes { id } } } } }")
-    assert body["extensions"]["sql"]["statements"] == 2
+    assert body["extensions"]["sql"]["statements"] == SIGN_IN + 2
     assert body["extensions"]["sql"]["durationMs"] >= 0
 
 
 async def test_no_sql_stats_and_no_graphiql_in_production(read_db_url: str) -> None:
-    settings = Settings(database_url=read_db_url, environment="production")
+    settings = Settings(database_url=read_db_url, environment="production", jwt_secret=TEST_SECRET)
     async with running_app(settings) as app:
         body = await app.gql("{ users(first: 1) { totalCount } }")
         assert "extensions" not in body or "sql" not in body["extensions"]
@@ -114,5 +114,5 @@ def test_committed_schema_file_is_current() -> None:
 
 def test_schema_does_not_depend_on_environment() -> None:
     dev = build_schema(Settings(environment="development")).as_str()
-    prod = build_schema(Settings(environment="production")).as_str()
+    prod = build_schema(Settings(environment="production", jwt_secret=TEST_SECRET)).as_str()
     assert dev == prod

@@ -1,7 +1,16 @@
 """Strawberry schema extensions: the operation lifecycle around resolvers."""
 
+from schema.extensions.authentication import Authentication
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.sql_stats import SqlStatsExtension
+from schema.extensions.transaction import AtomicMutation, TransactionBoundary
 from schema.extensions.unit_of_work import UnitOfWork
 
-__all__ = ["MaskUnexpectedErrors", "SqlStatsExtension", "UnitOfWork"]
+__all__ = [
+    "AtomicMutation",
+    "Authentication",
+    "MaskUnexpectedErrors",
+    "SqlStatsExtension",
+    "TransactionBoundary",
+    "UnitOfWork",
+]

@@ -1,0 +1,46 @@
+"""Recognising database errors that have a meaning for the API, on either database.
+
+SQLAlchemy wraps driver errors in ``sqlalchemy.exc.DBAPIError``; the driver's own exception is
+``.orig``. asyncpg's carry the SQLSTATE code (``sqlstate``); sqlite3's carry an error name.
+Source: PostgreSQL docs, Appendix A "PostgreSQL Error Codes"; SQLite docs, "Result Codes".
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
+
+#: serialization_failure, deadlock_detected: the transaction was aborted; a retry may succeed.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+#: unique_violation
+UNIQUE_VIOLATION = "23505"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for source in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(source, "sqlstate", None) or getattr(source, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """True for a PostgreSQL serialization failure or deadlock, or SQLite's "database is
+    locked" after its busy timeout: concurrency aborted the transaction, and sending the same
+    request again is the remedy."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if _sqlstate(exc) in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)
+
+
+def is_unique_violation(exc: BaseException, constraint: str) -> bool:
+    """True when ``exc`` is a violation of the unique constraint named ``constraint`` (on
+    SQLite, which does not name constraints in errors, of the ``table.column`` it names)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if _sqlstate(exc) == UNIQUE_VIOLATION:
+        return constraint in str(exc.orig)
+    table_column = constraint.removeprefix("uq_").replace("_", ".", 1)
+    return f"UNIQUE constraint failed: {table_column}" in str(exc.orig)

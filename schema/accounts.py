@@ -1,0 +1,121 @@
+"""Accounts: ``register`` and ``login`` (each returning an access token), and ``viewer``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from sqlalchemy.exc import DBAPIError
+
+from db import models
+from db.errors import is_transaction_conflict
+from schema import fetch
+from schema.auth.passwords import hash_password, needs_rehash, verify_password
+from schema.auth.tokens import issue_token
+from schema.auth.viewer import Viewer
+from schema.context import Info
+from schema.errors import TransactionConflict
+from schema.extensions.transaction import AtomicMutation
+from schema.field_checks import NAME_MAX, FieldChecks
+from schema.results import EmailTaken, Unauthenticated, ValidationError
+from schema.users import User
+from schema.writes import insert_ignoring_conflicts, save
+
+
+@strawberry.type(description="A signed-in session: send `Authorization: Bearer <token>`.")
+class AuthPayload:
+    token: str = strawberry.field(description="The access token (a JWT).")
+    expires_at: datetime = strawberry.field(description="When the token stops working.")
+    viewer: User = strawberry.field(description="The signed-in user.")
+
+
+@strawberry.input(description="A new account.")
+class RegisterInput:
+    email: str
+    name: str
+    password: str = strawberry.field(description="At least 8 characters.")
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+RegisterResult = Annotated[
+    AuthPayload | ValidationError | EmailTaken, strawberry.union("RegisterResult")
+]
+LoginResult = Annotated[
+    AuthPayload | ValidationError | Unauthenticated, strawberry.union("LoginResult")
+]
+
+
+def _signed_in(info: Info, row: models.User) -> AuthPayload:
+    """The payload for ``row`` signing in. The rest of the operation runs as that user too
+    (the payload shows their email; a later field may, say, create their first post)."""
+    info.context.viewer = Viewer(row.id, row.role)
+    access = issue_token(info.context.settings, row.id)
+    return AuthPayload(token=access.token, expires_at=access.expires_at, viewer=User.from_row(row))
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation(
+        description="Create a member account and sign in. An email already in use is "
+        "`EmailTaken` (also when two registrations race).",
+        extensions=[AtomicMutation()],
+    )
+    async def register(self, info: Info, input: RegisterInput) -> RegisterResult | None:
+        checks = FieldChecks()
+        email = checks.email("email", input.email)
+        name = checks.text("name", input.name, min_length=1, max_length=NAME_MAX)
+        password = checks.password("password", input.password)
+        if invalid := checks.result():
+            return invalid
+        # Hash before touching the database: no connection is held while Argon2 works.
+        password_hash = await hash_password(password)
+        # ON CONFLICT DO NOTHING: of concurrent registrations of one email, exactly one
+        # inserts; the others get no row back (after waiting for the winner to commit).
+        insert = (
+            insert_ignoring_conflicts(info.context, models.User, ["email"])
+            .values(email=email, name=name, password_hash=password_hash)
+            .returning(models.User)
+        )
+        try:
+            rows = await info.context.run(lambda session: session.scalars(insert))
+        except DBAPIError as exc:
+            if is_transaction_conflict(exc):
+                raise TransactionConflict() from exc
+            raise
+        row = rows.first()
+        if row is None:
+            return EmailTaken(message="Another account already uses this email.", email=email)
+        return _signed_in(info, row)
+
+    @strawberry.mutation(
+        description="Sign in with email and password. A wrong email or password (which are "
+        "not told apart) or a deactivated account is `Unauthenticated`.",
+        extensions=[AtomicMutation()],
+    )
+    async def login(self, info: Info, input: LoginInput) -> LoginResult | None:
+        checks = FieldChecks()
+        email = checks.email("email", input.email)
+        checks.text("password", input.password, max_length=1_000, strip=False)
+        if invalid := checks.result():
+            return invalid
+        rows = await fetch.scalars(
+            info.context, fetch.select_where(models.User, models.User.email == email)
+        )
+        row = rows[0] if rows else None
+        if not await verify_password(row.password_hash if row else None, input.password):
+            return Unauthenticated(message="Wrong email or password.")
+        assert row is not None and row.password_hash is not None
+        if not row.is_active:
+            return Unauthenticated(message="This account is deactivated.")
+        if needs_rehash(row.password_hash):
+            # Hashing parameters were raised since this hash was made: store a fresh one.
+            row.password_hash = await hash_password(input.password)
+            if failed := await save(info.context, prime=[row]):
+                return Unauthenticated(message=f"Sign-in failed: {failed.message}")
+        return _signed_in(info, row)

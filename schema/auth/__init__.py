@@ -1,0 +1,1 @@
+"""Accounts and auth: password hashing, access tokens, and the signed-in viewer."""

@@ -1,0 +1,67 @@
+"""The viewer: who a request is from, taken from its ``Authorization: Bearer`` header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from db import models
+from schema.auth.tokens import token_subject
+from schema.errors import AuthenticationFailed
+
+if TYPE_CHECKING:
+    from schema.context import Context
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The signed-in user of one operation: the row's id and role when the operation began."""
+
+    id: int
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+    def may_edit(self, owner_id: int) -> bool:
+        """Members write their own content; admins anyone's."""
+        return self.is_admin or owner_id == self.id
+
+
+def bearer_token(headers: Any) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; ``None`` without the header.
+
+    Raises ``AuthenticationFailed`` for another scheme or an empty token, so a client's
+    mistake is reported instead of silently treated as anonymous.
+    Source: RFC 6750 §2.1 (the scheme is case-insensitive).
+    """
+    value = headers.get("authorization") if headers is not None else None
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("The Authorization header must be `Bearer <token>`.")
+    return token.strip()
+
+
+async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
+    """The viewer ``token`` names (``None`` for no token), checked against the database.
+
+    One primary-key read, through the operation's user DataLoader (so the row also serves
+    later ``author`` fields). Raises ``AuthenticationFailed`` for an invalid or expired token
+    and for an account that was deleted or deactivated (its tokens stop working at once).
+    """
+    if token is None:
+        return None
+    user_id = token_subject(ctx.settings, token)
+    from schema import loaders
+
+    row: models.User | None = await loaders.by_id(ctx, models.User).load(user_id)
+    if row is None:
+        raise AuthenticationFailed("The account of this access token no longer exists.")
+    if not row.is_active:
+        raise AuthenticationFailed("The account of this access token is deactivated.")
+    return Viewer(row.id, row.role)

@@ -1,0 +1,148 @@
+"""Mutations on comments: add, update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from db import models
+from schema import loaders, writes
+from schema.comments import Comment
+from schema.context import Info
+from schema.extensions.transaction import AtomicMutation
+from schema.field_checks import BODY_MAX, FieldChecks
+from schema.posts import PostStatus
+from schema.results import (
+    Forbidden,
+    MutationError,
+    NotFound,
+    Unauthenticated,
+    ValidationError,
+    VersionConflict,
+    forbidden,
+    not_found,
+    sign_in_required,
+)
+
+
+@strawberry.input(description="A new comment on a published post (or on your own draft).")
+class AddCommentInput:
+    post_id: strawberry.ID
+    body: str = strawberry.field(description="1-10,000 characters.")
+
+
+@strawberry.input
+class UpdateCommentInput:
+    id: strawberry.ID
+    expected_version: int = strawberry.field(
+        description="The `version` the change was based on (see `VersionConflict`)."
+    )
+    body: str
+
+
+@strawberry.input
+class CommentIdInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class CommentPayload:
+    comment: Comment
+
+
+@strawberry.type
+class DeleteCommentPayload:
+    deleted_id: strawberry.ID = strawberry.field(description="The ID of the deleted comment.")
+
+
+AddCommentResult = Annotated[
+    CommentPayload | ValidationError | NotFound | Forbidden | Unauthenticated,
+    strawberry.union("AddCommentResult"),
+]
+UpdateCommentResult = Annotated[
+    CommentPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict,
+    strawberry.union("UpdateCommentResult"),
+]
+DeleteCommentResult = Annotated[
+    DeleteCommentPayload
+    | ValidationError
+    | NotFound
+    | Forbidden
+    | Unauthenticated
+    | VersionConflict,
+    strawberry.union("DeleteCommentResult"),
+]
+
+
+async def _editable(
+    info: Info, input_id: strawberry.ID, action: str, checks: FieldChecks | None = None
+) -> tuple[models.Comment, writes.Target] | MutationError:
+    return await writes.find_editable(
+        info.context,
+        checks or FieldChecks(),
+        "id",
+        input_id,
+        models.Comment,
+        lambda row: row.author_id,
+        action,
+    )
+
+
+@strawberry.type
+class CommentMutations:
+    @strawberry.mutation(
+        description="Comment on a published post, or on your own draft.",
+        extensions=[AtomicMutation()],
+    )
+    async def add_comment(self, info: Info, input: AddCommentInput) -> AddCommentResult | None:
+        ctx = info.context
+        viewer = ctx.viewer
+        if viewer is None:
+            return sign_in_required()
+        checks = FieldChecks()
+        post_id = checks.id("postId", input.post_id, "Post")
+        body = checks.text("body", input.body, min_length=1, max_length=BODY_MAX)
+        if invalid := checks.result():
+            return invalid
+        post = await loaders.by_id(ctx, models.Post).load(post_id)
+        if post is None:
+            return not_found("Post", input.post_id)
+        if post.status != PostStatus.PUBLISHED.value and post.author_id != viewer.id:
+            return forbidden("comment on a draft that is not yours")
+        row = models.Comment(post_id=post.id, author_id=viewer.id, body=body)
+        if failed := await writes.save(ctx, add=[row], prime=[row, post]):
+            return failed  # type: ignore[return-value]
+        return CommentPayload(comment=Comment.from_row(row))
+
+    @strawberry.mutation(
+        description="Change a comment's body (its author or an admin).",
+        extensions=[AtomicMutation()],
+    )
+    async def update_comment(
+        self, info: Info, input: UpdateCommentInput
+    ) -> UpdateCommentResult | None:
+        checks = FieldChecks()
+        body = checks.text("body", input.body, min_length=1, max_length=BODY_MAX)
+        found = await _editable(info, input.id, "edit this comment", checks)
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if conflict := writes.stale(row, input.expected_version, target):
+            return conflict
+        row.body = body
+        if failed := await writes.save(info.context, target=target, prime=[row]):
+            return failed  # type: ignore[return-value]
+        return CommentPayload(comment=Comment.from_row(row))
+
+    @strawberry.mutation(
+        description="Delete a comment (its author or an admin).", extensions=[AtomicMutation()]
+    )
+    async def delete_comment(self, info: Info, input: CommentIdInput) -> DeleteCommentResult | None:
+        found = await _editable(info, input.id, "delete this comment")
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if failed := await writes.save(info.context, target=target, delete=[row]):
+            return failed  # type: ignore[return-value]
+        return DeleteCommentPayload(deleted_id=target.global_id)

@@ -1,0 +1,105 @@
+"""One transaction per mutation operation: commit if every field succeeded, else roll back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import FieldExtension, SchemaExtension
+from strawberry.types import Info
+from strawberry.types.graphql import OperationType
+
+from db.errors import is_transaction_conflict
+from schema.context import Context
+from schema.errors import OperationRolledBack, TransactionConflict
+from schema.results import MutationError
+from schema.transaction import Transaction
+
+logger = logging.getLogger("inkwell.transaction")
+
+
+class TransactionBoundary(SchemaExtension):
+    """Commits a mutation operation's unit of work once, after its last field, or rolls it
+    all back.
+
+    It commits only when no field raised and no field returned a typed error (a
+    ``MutationError`` member of its result union, recorded by ``AtomicMutation``); otherwise
+    nothing the operation did is kept. The response says which happened in
+    ``extensions.transaction`` ("committed" or "rolled_back"). A failed commit leaves
+    ``data`` null and one error: ``TRANSACTION_CONFLICT`` (retryable) for a serialization
+    failure or deadlock, otherwise an unexpected error, masked, with its cause logged.
+    Queries never commit: ``UnitOfWork`` closes (and so rolls back) their session.
+    Source: Hasura docs, "Multiple mutations in a request" (one transaction, all or nothing).
+    """
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if (
+            not isinstance(context, Context)
+            or self.execution_context.operation_type is not OperationType.MUTATION
+        ):
+            yield
+            return
+        transaction = context.transaction = Transaction()
+        try:
+            yield
+        except BaseException:
+            # Cancelled (the client went away) or failed outside the resolvers: the session
+            # is closed by UnitOfWork, which rolls back; record it and let it propagate.
+            transaction.rolled_back()
+            raise
+        result = self.execution_context.result
+        if transaction.failed or result is None or result.errors:
+            await context.rollback()
+            transaction.rolled_back()
+            return
+        try:
+            await context.commit()
+        except Exception as exc:
+            transaction.rolled_back()
+            logger.warning("commit failed, the operation was rolled back: %r", exc)
+            error: Exception = TransactionConflict() if is_transaction_conflict(exc) else exc
+            # Nothing was kept, so no payload may suggest otherwise.
+            result.data = None
+            result.errors = [GraphQLError(str(error), original_error=error)]
+            return
+        await transaction.committed()
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        transaction = context.transaction if isinstance(context, Context) else None
+        if transaction is None or transaction.outcome is None:
+            return {}
+        return {"transaction": transaction.outcome.value}
+
+
+class AtomicMutation(FieldExtension):
+    """Ties a mutation field to the operation's transaction.
+
+    A field that returns a typed error (a ``MutationError``) or raises dooms the transaction;
+    once it is doomed, later mutation fields do not run (they fail with ``ROLLED_BACK``), so
+    no payload reports work that is about to be rolled back. Between fields, the DataLoader
+    caches are dropped: each field reads what the previous ones wrote.
+    """
+
+    def resolve(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
+        raise TypeError("mutation resolvers are async")
+
+    async def resolve_async(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
+        context: Context = info.context
+        transaction = context.transaction
+        if transaction is None:  # not in a mutation operation: nothing to tie to
+            return await next_(source, info, **kwargs)
+        if transaction.failed:
+            raise OperationRolledBack
+        context.loaders.clear()
+        try:
+            result = await next_(source, info, **kwargs)
+        except BaseException:
+            transaction.fail()
+            raise
+        if isinstance(result, MutationError):
+            transaction.fail()
+        return result

@@ -1,0 +1,285 @@
+"""Mutations on posts: create (one or many), update, publish, unpublish, delete, set tags."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import strawberry
+from sqlalchemy import delete, insert
+
+from db import models
+from db.types import utcnow
+from schema import loaders, writes
+from schema.context import Context, Info
+from schema.extensions.transaction import AtomicMutation
+from schema.field_checks import CONTENT_MAX, TITLE_MAX, FieldChecks, given
+from schema.posts import Post, PostStatus
+from schema.results import (
+    Forbidden,
+    MutationError,
+    NotFound,
+    Unauthenticated,
+    ValidationError,
+    VersionConflict,
+    sign_in_required,
+)
+
+#: Most posts one ``createPosts`` takes.
+MAX_BULK_POSTS = 100
+
+
+@strawberry.input(description="A new post; a draft unless `publish` is true.")
+class CreatePostInput:
+    title: str = strawberry.field(description="1-200 characters.")
+    content: str = strawberry.field(default="", description="Up to 100,000 characters.")
+    tag_names: list[str] = strawberry.field(
+        default_factory=list,
+        description="Up to 10 tag names (trimmed, lower-cased; new tags are created).",
+    )
+    publish: bool = False
+
+
+@strawberry.input(description="Up to 100 new posts, created in one statement per table.")
+class CreatePostsInput:
+    posts: list[CreatePostInput]
+
+
+@strawberry.input(description="Changes to a post; fields left out keep their value.")
+class UpdatePostInput:
+    id: strawberry.ID
+    expected_version: int = strawberry.field(
+        description="The `version` the change was based on; if the post has moved on, the "
+        "result is `VersionConflict` and nothing changes."
+    )
+    title: str | None = strawberry.UNSET
+    content: str | None = strawberry.UNSET
+
+
+@strawberry.input(description="The post a mutation is about.")
+class PostIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input(description="Replace a post's tags with these (an empty list removes all).")
+class SetPostTagsInput:
+    post_id: strawberry.ID
+    tag_names: list[str]
+
+
+@strawberry.type
+class PostPayload:
+    post: Post
+
+
+@strawberry.type
+class CreatePostsPayload:
+    posts: list[Post]
+
+
+@strawberry.type
+class DeletePostPayload:
+    deleted_id: strawberry.ID = strawberry.field(description="The ID of the deleted post.")
+
+
+CreatePostResult = Annotated[
+    PostPayload | ValidationError | Unauthenticated, strawberry.union("CreatePostResult")
+]
+CreatePostsResult = Annotated[
+    CreatePostsPayload | ValidationError | Unauthenticated, strawberry.union("CreatePostsResult")
+]
+_Changed = PostPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict
+UpdatePostResult = Annotated[_Changed, strawberry.union("UpdatePostResult")]
+PublishPostResult = Annotated[_Changed, strawberry.union("PublishPostResult")]
+SetPostTagsResult = Annotated[_Changed, strawberry.union("SetPostTagsResult")]
+DeletePostResult = Annotated[
+    DeletePostPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict,
+    strawberry.union("DeletePostResult"),
+]
+
+
+def _new_post(checks: FieldChecks, author_id: int, input: CreatePostInput) -> models.Post:
+    title = checks.text("title", input.title, min_length=1, max_length=TITLE_MAX)
+    content = checks.text("content", input.content, max_length=CONTENT_MAX, strip=False)
+    post = models.Post(author_id=author_id, title=title, content=content)
+    if input.publish:
+        # The application's clock: an SQL now() per row would split the one multi-row INSERT.
+        post.status, post.published_at = "published", datetime.now(UTC)
+    return post
+
+
+async def _create_posts(
+    ctx: Context, inputs: list[CreatePostInput], checks: FieldChecks, nested: bool
+) -> list[models.Post] | MutationError:
+    """Validate and insert posts with their tags: one INSERT for the posts, two statements
+    for the tags (``ensure_tags``) and one INSERT for the links, whatever the count."""
+    viewer = ctx.viewer
+    if viewer is None:
+        return sign_in_required()
+    rows, tag_names = [], []
+    for index, input in enumerate(inputs):
+        item = checks.nested(index) if nested else checks
+        rows.append(_new_post(item, viewer.id, input))
+        tag_names.append(item.tag_names("tagNames", input.tag_names))
+    if invalid := checks.result():
+        return invalid
+    if failed := await writes.save(ctx, add=rows, prime=rows):
+        return failed
+    tags = await writes.ensure_tags(ctx, (name for names in tag_names for name in names))
+    links = [
+        {"post_id": row.id, "tag_id": tags[name].id}
+        for row, names in zip(rows, tag_names, strict=True)
+        for name in names
+    ]
+    if links:
+        await ctx.run(lambda session: session.execute(insert(models.post_tags).values(links)))
+    by_post = loaders.tags_by_post(ctx)
+    for row, names in zip(rows, tag_names, strict=True):
+        by_post.prime(row.id, sorted((tags[name] for name in names), key=lambda t: t.id))
+    return rows
+
+
+async def _change(
+    info: Info, input_id: strawberry.ID, action: str, checks: FieldChecks | None = None
+) -> tuple[models.Post, writes.Target] | MutationError:
+    return await writes.find_editable(
+        info.context,
+        checks or FieldChecks(),
+        "id",
+        input_id,
+        models.Post,
+        lambda row: row.author_id,
+        action,
+    )
+
+
+async def _saved(info: Info, row: models.Post, target: writes.Target) -> _Changed:
+    if failed := await writes.save(info.context, target=target, prime=[row]):
+        return failed  # type: ignore[return-value]
+    return PostPayload(post=Post.from_row(row))
+
+
+@strawberry.type
+class PostMutations:
+    @strawberry.mutation(description="Write a post as the viewer.", extensions=[AtomicMutation()])
+    async def create_post(self, info: Info, input: CreatePostInput) -> CreatePostResult | None:
+        rows = await _create_posts(info.context, [input], FieldChecks(), nested=False)
+        if isinstance(rows, MutationError):
+            return rows  # type: ignore[return-value]
+        return PostPayload(post=Post.from_row(rows[0]))
+
+    @strawberry.mutation(
+        description=f"Write up to {MAX_BULK_POSTS} posts at once, all or none "
+        "(errors name fields as `posts.<index>.<field>`).",
+        extensions=[AtomicMutation()],
+    )
+    async def create_posts(self, info: Info, input: CreatePostsInput) -> CreatePostsResult | None:
+        checks = FieldChecks()
+        if not 1 <= len(input.posts) <= MAX_BULK_POSTS:
+            checks.add("posts", f"Give 1 to {MAX_BULK_POSTS} posts (this is {len(input.posts)}).")
+            return checks.result()
+        rows = await _create_posts(info.context, input.posts, checks.nested("posts"), nested=True)
+        if isinstance(rows, MutationError):
+            return rows  # type: ignore[return-value]
+        return CreatePostsPayload(posts=[Post.from_row(row) for row in rows])
+
+    @strawberry.mutation(
+        description="Change a post's title or content (its author or an admin).",
+        extensions=[AtomicMutation()],
+    )
+    async def update_post(self, info: Info, input: UpdatePostInput) -> UpdatePostResult | None:
+        checks = FieldChecks()
+        title = content = None
+        if given(input.title):
+            title = checks.text("title", input.title, min_length=1, max_length=TITLE_MAX)
+        if given(input.content):
+            content = checks.text("content", input.content, max_length=CONTENT_MAX, strip=False)
+        found = await _change(info, input.id, "edit this post", checks)
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if conflict := writes.stale(row, input.expected_version, target):
+            return conflict
+        if title is not None:
+            row.title = title
+        if content is not None:
+            row.content = content
+        return await _saved(info, row, target)
+
+    @strawberry.mutation(
+        description="Publish a draft (its author or an admin); publishing a published post "
+        "changes nothing.",
+        extensions=[AtomicMutation()],
+    )
+    async def publish_post(self, info: Info, input: PostIdInput) -> PublishPostResult | None:
+        found = await _change(info, input.id, "publish this post")
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if row.status != PostStatus.PUBLISHED.value:
+            row.status, row.published_at = PostStatus.PUBLISHED.value, utcnow()
+        return await _saved(info, row, target)
+
+    @strawberry.mutation(
+        description="Turn a post back into a draft (its author or an admin).",
+        extensions=[AtomicMutation()],
+    )
+    async def unpublish_post(self, info: Info, input: PostIdInput) -> PublishPostResult | None:
+        found = await _change(info, input.id, "unpublish this post")
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if row.status != PostStatus.DRAFT.value:
+            row.status, row.published_at = PostStatus.DRAFT.value, None
+        return await _saved(info, row, target)
+
+    @strawberry.mutation(
+        description="Delete a post with its comments (its author or an admin).",
+        extensions=[AtomicMutation()],
+    )
+    async def delete_post(self, info: Info, input: PostIdInput) -> DeletePostResult | None:
+        found = await _change(info, input.id, "delete this post")
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if failed := await writes.save(info.context, target=target, delete=[row]):
+            return failed  # type: ignore[return-value]
+        return DeletePostPayload(deleted_id=target.global_id)
+
+    @strawberry.mutation(
+        description="Replace a post's tags (its author or an admin); new tags are created.",
+        extensions=[AtomicMutation()],
+    )
+    async def set_post_tags(self, info: Info, input: SetPostTagsInput) -> SetPostTagsResult | None:
+        checks = FieldChecks()
+        names = checks.tag_names("tagNames", input.tag_names)
+        found = await writes.find_editable(
+            info.context,
+            checks,
+            "postId",
+            input.post_id,
+            models.Post,
+            lambda row: row.author_id,
+            "tag this post",
+        )
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        ctx = info.context
+        # Touch the post first: the versioned UPDATE locks its row, so concurrent tag changes
+        # of one post take turns, and the change counts as an update of the post.
+        row.updated_at = utcnow()
+        if failed := await writes.save(ctx, target=target, prime=[row]):
+            return failed  # type: ignore[return-value]
+        tags = await writes.ensure_tags(ctx, names)
+        link = models.post_tags
+        keep = [tag.id for tag in tags.values()]
+        unlink = delete(link).where(link.c.post_id == row.id, link.c.tag_id.not_in(keep))
+        await ctx.run(lambda session: session.execute(unlink))
+        if keep:
+            relink = writes.insert_ignoring_conflicts(ctx, link, ["post_id", "tag_id"]).values(
+                [{"post_id": row.id, "tag_id": tag_id} for tag_id in keep]
+            )
+            await ctx.run(lambda session: session.execute(relink))
+        loaders.tags_by_post(ctx).prime(row.id, sorted(tags.values(), key=lambda t: t.id))
+        return PostPayload(post=Post.from_row(row))

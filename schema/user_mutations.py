@@ -1,0 +1,164 @@
+"""Mutations on users: update, deactivate, delete (registration is in ``schema.accounts``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from db import models
+from schema import fetch, writes
+from schema.context import Info
+from schema.extensions.transaction import AtomicMutation
+from schema.field_checks import BIO_MAX, NAME_MAX, FieldChecks, given
+from schema.results import (
+    EmailTaken,
+    Forbidden,
+    MutationError,
+    NotFound,
+    Unauthenticated,
+    ValidationError,
+    VersionConflict,
+    forbidden,
+)
+from schema.users import Role, User
+
+EMAIL_CONSTRAINT = "uq_users_email"
+
+
+@strawberry.input(description="Changes to a user; fields left out keep their value.")
+class UpdateUserInput:
+    id: strawberry.ID
+    expected_version: int = strawberry.field(
+        description="The `version` the change was based on (see `VersionConflict`)."
+    )
+    name: str | None = strawberry.UNSET
+    bio: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Up to 2,000 characters; null or empty clears it."
+    )
+    email: str | None = strawberry.UNSET
+    role: Role | None = strawberry.field(default=strawberry.UNSET, description="Admins only.")
+
+
+@strawberry.input
+class UserIdInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class UserPayload:
+    user: User
+
+
+@strawberry.type
+class DeleteUserPayload:
+    deleted_id: strawberry.ID = strawberry.field(description="The ID of the deleted user.")
+
+
+_Changed = UserPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict
+UpdateUserResult = Annotated[_Changed | EmailTaken, strawberry.union("UpdateUserResult")]
+DeactivateUserResult = Annotated[_Changed, strawberry.union("DeactivateUserResult")]
+DeleteUserResult = Annotated[
+    DeleteUserPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict,
+    strawberry.union("DeleteUserResult"),
+]
+
+
+async def _editable(
+    info: Info, input_id: strawberry.ID, action: str, checks: FieldChecks | None = None
+) -> tuple[models.User, writes.Target] | MutationError:
+    return await writes.find_editable(
+        info.context,
+        checks or FieldChecks(),
+        "id",
+        input_id,
+        models.User,
+        lambda row: row.id,
+        action,
+    )
+
+
+def _email_taken(email: str) -> EmailTaken:
+    return EmailTaken(message="Another account already uses this email.", email=email)
+
+
+@strawberry.type
+class UserMutations:
+    @strawberry.mutation(
+        description="Change a user's profile (the user or an admin; `role` admins only).",
+        extensions=[AtomicMutation()],
+    )
+    async def update_user(self, info: Info, input: UpdateUserInput) -> UpdateUserResult | None:
+        checks = FieldChecks()
+        name = email = bio = None
+        if given(input.name):
+            name = checks.text("name", input.name, min_length=1, max_length=NAME_MAX)
+        if given(input.bio) and input.bio is not None:
+            bio = checks.text("bio", input.bio, max_length=BIO_MAX) or None
+        if given(input.email):
+            email = checks.email("email", input.email or "")
+        if given(input.role) and input.role is None:
+            checks.add("role", "Must not be null.")
+        found = await _editable(info, input.id, "edit this user", checks)
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        viewer = info.context.viewer
+        assert viewer is not None
+        role = input.role.value if given(input.role) and input.role is not None else row.role
+        if role != row.role and not viewer.is_admin:
+            return forbidden("change roles")
+        if conflict := writes.stale(row, input.expected_version, target):
+            return conflict
+        row.role = role
+        if email is not None and email != row.email:
+            taken = await fetch.scalars(
+                info.context, fetch.select_where(models.User.id, models.User.email == email)
+            )
+            if taken:
+                return _email_taken(email)
+            row.email = email
+        if name is not None:
+            row.name = name
+        if given(input.bio):
+            row.bio = bio
+        # The SELECT above makes a taken email a typed result in the common case; the unique
+        # constraint decides a race between two updates (or a registration) to one address.
+        failed = await writes.save(
+            info.context,
+            target=target,
+            prime=[row],
+            unique_errors={EMAIL_CONSTRAINT: lambda: _email_taken(email or "")},
+        )
+        if failed:
+            return failed  # type: ignore[return-value]
+        return UserPayload(user=User.from_row(row))
+
+    @strawberry.mutation(
+        description="Deactivate an account (the user or an admin): it can no longer sign in, "
+        "and its tokens stop working at once.",
+        extensions=[AtomicMutation()],
+    )
+    async def deactivate_user(self, info: Info, input: UserIdInput) -> DeactivateUserResult | None:
+        found = await _editable(info, input.id, "deactivate this user")
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if row.is_active:
+            row.is_active = False
+        if failed := await writes.save(info.context, target=target, prime=[row]):
+            return failed  # type: ignore[return-value]
+        return UserPayload(user=User.from_row(row))
+
+    @strawberry.mutation(
+        description="Delete an account with all its posts and comments (the user or an admin).",
+        extensions=[AtomicMutation()],
+    )
+    async def delete_user(self, info: Info, input: UserIdInput) -> DeleteUserResult | None:
+        found = await _editable(info, input.id, "delete this user")
+        if isinstance(found, MutationError):
+            return found  # type: ignore[return-value]
+        row, target = found
+        if failed := await writes.save(info.context, target=target, delete=[row]):
+            return failed  # type: ignore[return-value]
+        return DeleteUserPayload(deleted_id=target.global_id)

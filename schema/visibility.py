@@ -1,0 +1,57 @@
+"""Who may see what: the SQL conditions that hide drafts (and comments on them) from readers
+who are neither their author nor an admin.
+
+Every read path applies them in SQL (root lists, nested connections, their counts, lookups by
+id through the DataLoaders), so a hidden row is never fetched at all: counts agree with pages,
+and ``node(id:)`` of a hidden draft is null, as for a row that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, or_, select
+
+from db import models
+from schema.auth.viewer import Viewer
+
+PUBLISHED = "published"
+
+
+def visible_posts(viewer: Viewer | None) -> list[ColumnElement[bool]]:
+    """Conditions on ``posts`` for what ``viewer`` may see: published posts, and their own
+    drafts; admins see everything (no condition)."""
+    Post = models.Post
+    if viewer is None:
+        return [Post.status == PUBLISHED]
+    if viewer.is_admin:
+        return []
+    return [or_(Post.status == PUBLISHED, Post.author_id == viewer.id)]
+
+
+def visible_comments(viewer: Viewer | None) -> list[ColumnElement[bool]]:
+    """Conditions on ``comments``: a comment is visible when its post is."""
+    conditions = visible_posts(viewer)
+    if not conditions:
+        return []
+    post = models.Post
+    return [exists(select(post.id).where(post.id == models.Comment.post_id, *conditions))]
+
+
+def visible(viewer: Viewer | None, entity: Any) -> list[ColumnElement[bool]]:
+    """The conditions for rows of ``entity`` (none for users and tags: all are public)."""
+    if entity is models.Post:
+        return visible_posts(viewer)
+    if entity is models.Comment:
+        return visible_comments(viewer)
+    return []
+
+
+def may_see_post(viewer: Viewer | None, row: models.Post) -> bool:
+    """The Python form of ``visible_posts``, for a row already in hand."""
+    return row.status == PUBLISHED or (viewer is not None and viewer.may_edit(row.author_id))
+
+
+def may_see_email(viewer: Viewer | None, user_id: int) -> bool:
+    """A user's email is visible only to that user and to admins."""
+    return viewer is not None and viewer.may_edit(user_id)

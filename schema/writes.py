@@ -1,0 +1,216 @@
+"""The write side of the unit of work: flushing changes, mapping what the database says about
+them to typed results, and keeping the operation's DataLoaders true to what was written.
+
+Resolvers change ORM objects; ``save`` flushes them (the ORM's unit of work orders the
+INSERT/UPDATE/DELETE statements) without committing: the transaction extension commits once for
+the whole operation. ``eager_defaults`` makes the flush fetch server-set values (timestamps)
+with RETURNING, and ``version_id_col`` makes every UPDATE and DELETE check the version the row
+was read at, so a concurrent change is a ``VersionConflict``, never a lost update.
+Source: SQLAlchemy docs, "Configuring a Version Counter" and "Session Basics: Flushing".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from sqlalchemy import Insert, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
+
+from db import models
+from db.errors import is_transaction_conflict, is_unique_violation
+from schema import fetch, loaders
+from schema.context import Context
+from schema.errors import TransactionConflict
+from schema.field_checks import FieldChecks
+from schema.node import to_global_id
+from schema.results import (
+    MutationError,
+    VersionConflict,
+    forbidden,
+    not_found,
+    sign_in_required,
+)
+from schema.transaction import Transaction
+
+#: unique constraint name -> the typed error its violation means (built lazily, with context).
+UniqueErrors = dict[str, Callable[[], MutationError]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The row a write is about (``entity``'s row ``pk``, known to the client as
+    ``global_id``), for reporting what a failed version check found."""
+
+    entity: Any
+    pk: int
+    global_id: strawberry.ID
+
+
+async def save(
+    ctx: Context,
+    *,
+    target: Target | None = None,
+    add: Sequence[Any] = (),
+    delete: Sequence[Any] = (),
+    prime: Sequence[Any] = (),
+    unique_errors: UniqueErrors | None = None,
+) -> MutationError | None:
+    """Add ``add`` to the session, mark ``delete`` deleted, and flush every pending change.
+
+    Returns ``None`` when the changes were written, after which the DataLoaders are refreshed
+    (``written``) and primed with ``prime``.
+
+    A version check that matched no row (``target`` changed or went since it was read) rolls
+    the operation back and returns ``VersionConflict`` with the version now stored, or
+    ``NotFound`` if the row is gone. A unique violation named in ``unique_errors`` rolls back
+    and returns that typed error. Raises ``TransactionConflict`` for a serialization failure
+    or deadlock; anything else propagates (and is masked).
+    """
+
+    async def flush(session: Any) -> None:
+        session.add_all(add)
+        for row in delete:
+            await session.delete(row)
+        await session.flush()
+        # Values the flush could not bring back with RETURNING (an attribute set to an SQL
+        # expression, such as now()) are expired: read them now, so the payload never
+        # triggers a lazy load (which asyncio forbids).
+        for row in prime:
+            if expired := inspect(row).expired_attributes:
+                await session.refresh(row, list(expired))
+
+    try:
+        await ctx.run(flush)
+    except StaleDataError:
+        if target is None:
+            raise
+        await _abandon(ctx)
+        return await _version_conflict(ctx, target)
+    except DBAPIError as exc:
+        for constraint, error in (unique_errors or {}).items():
+            if is_unique_violation(exc, constraint):
+                await _abandon(ctx)
+                return error()
+        if is_transaction_conflict(exc):
+            raise TransactionConflict() from exc
+        raise
+    written(ctx, *prime)
+    return None
+
+
+def stale(row: Any, expected_version: int, target: Target) -> VersionConflict | None:
+    """``VersionConflict`` when the client's ``expected_version`` is not ``row``'s version."""
+    if row.version == expected_version:
+        return None
+    return VersionConflict(
+        message=f"This was changed since version {expected_version} (it is at version "
+        f"{row.version}); reload and retry.",
+        id=target.global_id,
+        current_version=row.version,
+    )
+
+
+async def _version_conflict(ctx: Context, target: Target) -> MutationError:
+    entity = target.entity
+    current = await fetch.scalars(ctx, select(entity.version).where(entity.id == target.pk))
+    if not current:
+        return not_found(entity.__name__, target.global_id)
+    return VersionConflict(
+        message="This was changed by someone else meanwhile; reload and retry.",
+        id=target.global_id,
+        current_version=current[0],
+    )
+
+
+async def _abandon(ctx: Context) -> None:
+    """After a failed flush the session must be rolled back before it can run anything, and
+    the operation can no longer commit."""
+    if ctx.transaction is not None:
+        ctx.transaction.fail()
+    await ctx.rollback()
+
+
+def written(ctx: Context, *rows: Any) -> None:
+    """Keep the DataLoaders true after a write: drop every cached page, count and row (they
+    may predate it), then prime the row loaders with ``rows``, so the payload's fields read
+    the written objects without another query."""
+    ctx.loaders.clear()
+    for row in rows:
+        loaders.by_id(ctx, type(row)).prime(row.id, row)
+
+
+def insert_ignoring_conflicts(ctx: Context, table: Any, index_elements: Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING`` for the session's database:
+    a row that a concurrent transaction inserted first is skipped, not an error (PostgreSQL
+    waits for that transaction to finish, so the row is there to read afterwards)."""
+    dialect = sqlite if ctx.settings.is_sqlite else postgresql
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+async def ensure_tags(ctx: Context, names: Iterable[str]) -> dict[str, models.Tag]:
+    """The tags named ``names`` (normalised), created if new: two statements whatever the
+    number of names, and safe against concurrent creation of the same tag (both callers get
+    the one row).
+
+    Names are inserted in sorted order: two transactions inserting overlapping sets then
+    take the unique index's entries in the same order and cannot deadlock.
+    """
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    Tag = models.Tag
+    insert = insert_ignoring_conflicts(ctx, Tag, ["name"]).values([{"name": n} for n in wanted])
+
+    async def work(session: Any) -> list[models.Tag]:
+        await session.execute(insert)
+        return list((await session.scalars(select(Tag).where(Tag.name.in_(wanted)))).all())
+
+    try:
+        tags = await ctx.run(work)
+    except DBAPIError as exc:
+        if is_transaction_conflict(exc):
+            raise TransactionConflict() from exc
+        raise
+    return {tag.name: tag for tag in tags}
+
+
+def transaction_of(ctx: Context) -> Transaction:
+    """The mutation's transaction (mutations always have one)."""
+    assert ctx.transaction is not None, "mutation resolvers run inside TransactionBoundary"
+    return ctx.transaction
+
+
+async def find_editable(
+    ctx: Context,
+    checks: FieldChecks,
+    field: str,
+    global_id: strawberry.ID,
+    entity: Any,
+    owner: Callable[[Any], int],
+    action: str,
+) -> tuple[Any, Target] | MutationError:
+    """The row of ``entity`` that ``global_id`` names, if the viewer may change it.
+
+    Returns ``Unauthenticated`` for an anonymous viewer, ``ValidationError`` for a malformed
+    ID (with any other errors already in ``checks``), ``NotFound`` for a row that does not
+    exist or that the viewer may not see (a draft's existence is not revealed), and
+    ``Forbidden`` when ``owner(row)`` is not the viewer (and the viewer is not an admin);
+    ``action`` completes "You may not ...".
+    """
+    viewer = ctx.viewer
+    if viewer is None:
+        return sign_in_required()
+    pk = checks.id(field, global_id, entity.__name__)
+    if invalid := checks.result():
+        return invalid
+    row = await loaders.by_id(ctx, entity).load(pk)
+    if row is None:
+        return not_found(entity.__name__, global_id)
+    if not viewer.may_edit(owner(row)):
+        return forbidden(action)
+    return row, Target(entity, pk, to_global_id(entity.__name__, pk))
