@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import delete, insert
@@ -98,14 +98,19 @@ DeletePostResult = Annotated[
 ]
 
 
-def _new_post(checks: FieldChecks, author_id: int, input: CreatePostInput) -> models.Post:
+def _new_post(checks: FieldChecks, author_id: int, input: CreatePostInput) -> dict[str, Any]:
+    """The column values of a new post (recording any invalid field in ``checks``)."""
     title = checks.text("title", input.title, min_length=1, max_length=TITLE_MAX)
     content = checks.text("content", input.content, max_length=CONTENT_MAX, strip=False)
-    post = models.Post(author_id=author_id, title=title, content=content)
-    if input.publish:
-        # The application's clock: an SQL now() per row would split the one multi-row INSERT.
-        post.status, post.published_at = "published", datetime.now(UTC)
-    return post
+    # Publishing uses the application's clock, not SQL now(): every row of the one multi-row
+    # INSERT must have the same shape.
+    return {
+        "author_id": author_id,
+        "title": title,
+        "content": content,
+        "status": PostStatus.PUBLISHED.value if input.publish else PostStatus.DRAFT.value,
+        "published_at": datetime.now(UTC) if input.publish else None,
+    }
 
 
 async def _create_posts(
@@ -116,15 +121,15 @@ async def _create_posts(
     viewer = ctx.viewer
     if viewer is None:
         return sign_in_required()
-    rows, tag_names = [], []
+    values, tag_names = [], []
     for index, input in enumerate(inputs):
         item = checks.nested(index) if nested else checks
-        rows.append(_new_post(item, viewer.id, input))
+        values.append(_new_post(item, viewer.id, input))
         tag_names.append(item.tag_names("tagNames", input.tag_names))
     if invalid := checks.result():
         return invalid
-    if failed := await writes.save(ctx, add=rows, prime=rows):
-        return failed
+    rows: list[models.Post] = await writes.insert_rows(ctx, models.Post, values)
+    writes.written(ctx, *rows)
     tags = await writes.ensure_tags(ctx, (name for names in tag_names for name in names))
     links = [
         {"post_id": row.id, "tag_id": tags[name].id}

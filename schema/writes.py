@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from sqlalchemy import Insert, inspect, select
+from sqlalchemy import Insert, insert, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
@@ -142,6 +142,37 @@ def written(ctx: Context, *rows: Any) -> None:
     ctx.loaders.clear()
     for row in rows:
         loaders.by_id(ctx, type(row)).prime(row.id, row)
+
+
+async def insert_rows(ctx: Context, entity: Any, values: Sequence[dict[str, Any]]) -> list[Any]:
+    """Insert rows of ``entity`` (one dict of column values each) in one multi-row
+    ``INSERT ... RETURNING`` and return them as objects of the session, in the order given.
+
+    The ORM's flush of new objects batches only on databases where it can match RETURNING rows
+    to parameter sets: PostgreSQL, via ``sort_by_parameter_order``. On SQLite it would fall
+    back to one INSERT per row, so there the rows come back unsorted and are put in order by
+    id: SQLite inserts a multi-row VALUES in order, and AUTOINCREMENT gives each row a higher
+    id than the one before. Raises ``TransactionConflict`` for a serialization failure or
+    deadlock.
+    Source: SQLAlchemy docs, "ORM Bulk INSERT Statements" and "Correlating RETURNING rows to
+    parameter sets" (insertmanyvalues), and "Sending NULL values in ORM bulk INSERT".
+    """
+    sqlite = ctx.settings.is_sqlite
+    # render_nulls: a None is sent as NULL instead of leaving the column out, so rows with
+    # and without a value (a draft's published_at) keep one shape and one statement.
+    statement = (
+        insert(entity)
+        .returning(entity, sort_by_parameter_order=not sqlite)
+        .execution_options(render_nulls=True)
+    )
+    try:
+        rows = await ctx.run(lambda session: session.scalars(statement, list(values)))
+    except DBAPIError as exc:
+        if is_transaction_conflict(exc):
+            raise TransactionConflict() from exc
+        raise
+    objects = list(rows.all())
+    return sorted(objects, key=lambda row: row.id) if sqlite else objects
 
 
 def insert_ignoring_conflicts(ctx: Context, table: Any, index_elements: Sequence[str]) -> Insert:

@@ -80,19 +80,26 @@ class App:
     app: Any
     client: httpx.AsyncClient
     engine: AsyncEngine
+    settings: Settings
     statements: list[str] = field(default_factory=list)
 
-    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST a GraphQL request; assert HTTP 200 and return the JSON body."""
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_user: int | None = None
+    ) -> dict[str, Any]:
+        """POST a GraphQL request (signed in as ``as_user`` if given, else with the client's
+        default headers); assert HTTP 200 and return the JSON body."""
+        headers = bearer(self.settings, as_user) if as_user is not None else None
         response = await self.client.post(
-            "/graphql", json={"query": query, "variables": variables or {}}
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_user: int | None = None
+    ) -> dict[str, Any]:
         """Like ``gql``, asserting there are no errors; returns ``data``."""
-        body = await self.gql(query, variables)
+        body = await self.gql(query, variables, as_user=as_user)
         assert "errors" not in body, body["errors"]
         return body["data"]  # type: ignore[no-any-return]
 
@@ -117,7 +124,7 @@ async def running_app(settings: Settings, user_id: int | None = None) -> AsyncIt
         async with httpx.AsyncClient(
             transport=transport, base_url="http://test", headers=headers
         ) as client:
-            harness = App(app=app, client=client, engine=engine)
+            harness = App(app=app, client=client, engine=engine, settings=settings)
 
             def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
                 harness.statements.append(statement)
@@ -152,3 +159,36 @@ async def fresh_db_url(backend: str, tmp_path: Any) -> AsyncIterator[str]:
     """A new, empty (unmigrated) database for a test that writes."""
     async with throwaway_database(backend, tmp_path) as url:
         yield url
+
+
+#: The write tests' data set, with fixed roles: user 1 the admin, 2 the owner of what the
+#: tests change, 3 another member, 4 a deactivated member.
+WRITE_SEED = SeedSize(users=6, posts_per_user=3, comments_per_post=2, tags=5, tags_per_post=2)
+OWNER, OTHER, DEACTIVATED = 2, 3, 4
+
+
+async def prepare_write_db(url: str) -> None:
+    """Migrate and seed ``url`` with ``WRITE_SEED``, then fix the roles the tests rely on."""
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await migrate.upgrade(engine)
+        await seed(engine, WRITE_SEED)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE users SET role = CASE WHEN id = 1 THEN 'admin' ELSE 'member' END, "
+                    "is_active = (id <> :deactivated)"
+                ),
+                {"deactivated": DEACTIVATED},
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def write_app(fresh_db_url: str) -> AsyncIterator[App]:
+    """The app over a database of its own (``WRITE_SEED``), anonymous by default: pass
+    ``as_user=`` to sign a request in."""
+    await prepare_write_db(fresh_db_url)
+    async with running_app(app_settings(fresh_db_url)) as app:
+        yield app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from db.engine import create_engine, create_sessionmaker
 from db.models import Base, Comment, Post, Tag, User
 from db.seed import DatabaseNotEmpty, SeedSize, seed
 from settings import Settings
+from tests.truth import digest
 
 SMALL = SeedSize(users=8, posts_per_user=3, comments_per_post=2, tags=5, tags_per_post=2)
 TABLES = {"users", "posts", "comments", "tags", "post_tags"}
@@ -125,21 +125,6 @@ async def test_email_and_tag_name_are_unique(engine: AsyncEngine) -> None:
             session.add_all([model(**values), model(**values)])
             with pytest.raises(IntegrityError):
                 await session.commit()
-
-
-async def digest(engine: AsyncEngine) -> str:
-    hasher = hashlib.sha256()
-    async with engine.connect() as conn:
-        for table, order in (
-            ("users", "id"),
-            ("posts", "id"),
-            ("comments", "id"),
-            ("tags", "id"),
-            ("post_tags", "post_id, tag_id"),
-        ):
-            for row in await conn.execute(text(f"SELECT * FROM {table} ORDER BY {order}")):
-                hasher.update(repr(tuple(row)).encode())
-    return hasher.hexdigest()
 
 
 async def test_seed_is_deterministic_sized_and_realistic(engine: AsyncEngine) -> None:

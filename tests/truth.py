@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,3 +35,25 @@ def pk(global_id: str) -> int:
     import base64
 
     return int(base64.b64decode(global_id).decode().split(":")[1])
+
+
+async def digest(engine: AsyncEngine) -> str:
+    """A hash of every row of every table: equal digests mean an unchanged database."""
+    hasher = hashlib.sha256()
+    async with engine.connect() as conn:
+        for name, order in (
+            ("users", "id"),
+            ("posts", "id"),
+            ("comments", "id"),
+            ("tags", "id"),
+            ("post_tags", "post_id, tag_id"),
+        ):
+            for row in await conn.execute(text(f"SELECT * FROM {name} ORDER BY {order}")):
+                hasher.update(repr(tuple(row)).encode())
+    return hasher.hexdigest()
+
+
+async def count_rows(engine: AsyncEngine, sql: str, **params: Any) -> int:
+    """The single integer ``sql`` returns (a ``SELECT count(*) ...``)."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())
