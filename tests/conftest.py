@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db import migrate
 from db.engine import create_engine
 from db.seed import SeedSize, seed
-from server import create_app
 from schema.auth.tokens import issue_token
+from server import create_app
 from settings import Settings
 from tests.databases import BACKENDS, throwaway_database
 

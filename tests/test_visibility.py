@@ -1,0 +1,136 @@
+"""Drafts are visible only to their author and admins, on every read path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import ADMIN_ID, OTHER, OWNER, App
+from tests.test_mutations import create_post
+from tests.truth import count_rows
+
+READERS = {"anonymous": None, "other member": OTHER, "author": OWNER, "admin": ADMIN_ID}
+
+
+async def _draft_with_comment(app: App) -> tuple[str, str]:
+    draft = await create_post(app, title="Secret draft", tagNames=["hush"])
+    data = await app.data(
+        'mutation($p: ID!) { addComment(input: {postId: $p, body: "note to self"}) '
+        "{ ... on CommentPayload { comment { id } } } }",
+        {"p": draft["id"]},
+        as_user=OWNER,
+    )
+    return draft["id"], data["addComment"]["comment"]["id"]
+
+
+PATHS = """query($post: ID!, $comment: ID!) {
+  post(id: $post) { title }
+  node(id: $post) { id }
+  comment: node(id: $comment) { id }
+  nodes(ids: [$post, $comment]) { id }
+  posts(first: 100, filter: {search: "Secret"}) { totalCount nodes { title } }
+  drafts: posts(filter: {status: DRAFT}) { totalCount }
+  author: user(id: "2") {
+    posts(first: 100, filter: {search: "Secret"}) { totalCount nodes { title } }
+    comments(first: 100) { totalCount nodes { body } } }
+  tag(name: "hush") { posts { totalCount nodes { title } } }
+}"""
+
+
+def _sees(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post(id)": data["post"] is not None,
+        "node(post)": data["node"] is not None,
+        "node(comment)": data["comment"] is not None,
+        "nodes": [n is not None for n in data["nodes"]],
+        "posts": data["posts"]["totalCount"],
+        "posts nodes": len(data["posts"]["nodes"]),
+        "User.posts": data["author"]["posts"]["totalCount"],
+        "User.posts nodes": len(data["author"]["posts"]["nodes"]),
+        "User.comments has it": "note to self"
+        in [c["body"] for c in data["author"]["comments"]["nodes"]],
+        "Tag.posts": data["tag"]["posts"]["totalCount"],
+        "Tag.posts nodes": len(data["tag"]["posts"]["nodes"]),
+    }
+
+
+async def test_a_draft_is_hidden_from_everyone_but_its_author_and_admins(write_app: App) -> None:
+    post_id, comment_id = await _draft_with_comment(write_app)
+    seen = {}
+    for reader, user in READERS.items():
+        data = await write_app.data(PATHS, {"post": post_id, "comment": comment_id}, as_user=user)
+        seen[reader] = _sees(data)
+    visible = {
+        "post(id)": True,
+        "node(post)": True,
+        "node(comment)": True,
+        "nodes": [True, True],
+        "posts": 1,
+        "posts nodes": 1,
+        "User.posts": 1,
+        "User.posts nodes": 1,
+        "User.comments has it": True,
+        "Tag.posts": 1,
+        "Tag.posts nodes": 1,
+    }
+    hidden = {
+        key: (0 if isinstance(value, int) and not isinstance(value, bool) else value)
+        for key, value in visible.items()
+    }
+    hidden.update(
+        {
+            "post(id)": False,
+            "node(post)": False,
+            "node(comment)": False,
+            "nodes": [False, False],
+            "User.comments has it": False,
+        }
+    )
+    assert seen == {
+        "anonymous": hidden,
+        "other member": hidden,
+        "author": visible,
+        "admin": visible,
+    }
+
+
+async def test_draft_counts_match_the_table_for_each_reader(write_app: App) -> None:
+    engine = write_app.engine
+    published = await count_rows(engine, "SELECT count(*) FROM posts WHERE status = 'published'")
+    own_drafts = await count_rows(
+        engine, "SELECT count(*) FROM posts WHERE status = 'draft' AND author_id = :u", u=OWNER
+    )
+    everything = await count_rows(engine, "SELECT count(*) FROM posts")
+    query = "{ posts { totalCount } drafts: posts(filter: {status: DRAFT}) { totalCount } }"
+    counts = {reader: await write_app.data(query, as_user=user) for reader, user in READERS.items()}
+    others = await count_rows(
+        engine, "SELECT count(*) FROM posts WHERE status = 'draft' AND author_id = :u", u=OTHER
+    )
+    assert counts["other member"]["drafts"]["totalCount"] == others
+    assert counts["anonymous"]["posts"]["totalCount"] == published
+    assert counts["anonymous"]["drafts"]["totalCount"] == 0
+    assert counts["author"]["posts"]["totalCount"] == published + own_drafts
+    assert counts["author"]["drafts"]["totalCount"] == own_drafts
+    assert counts["admin"]["posts"]["totalCount"] == everything
+
+
+async def test_unpublishing_hides_a_post_and_its_comments_again(write_app: App) -> None:
+    post = await create_post(write_app, publish=True, title="Briefly public")
+    await write_app.data(
+        'mutation($p: ID!) { addComment(input: {postId: $p, body: "saw it"}) { __typename } }',
+        {"p": post["id"]},
+        as_user=OTHER,
+    )
+    await write_app.data(
+        "mutation($p: ID!) { unpublishPost(input: {id: $p}) { __typename } }",
+        {"p": post["id"]},
+        as_user=OWNER,
+    )
+    mine = await write_app.data(
+        '{ user(id: "3") { comments(first: 100) { nodes { body } } } }', as_user=OTHER
+    )
+    assert "saw it" not in [c["body"] for c in mine["user"]["comments"]["nodes"]]
+    assert (
+        await write_app.data(
+            "query($p: ID!) { post(id: $p) { id } }", {"p": post["id"]}, as_user=OTHER
+        )
+    )["post"] is None
