@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -34,13 +35,29 @@ SEED_FLAGS = ("users", "posts_per_user", "comments_per_post", "tags", "tags_per_
 READY_TIMEOUT = 2.0
 
 
+def configured() -> Settings:
+    """The environment's settings; invalid ones (a production server without a real
+    JWT_SECRET, ``PORT=abc``) stop the process with exit code 2 and a message naming each
+    problem, before anything starts."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(map(str, e['loc'])).upper() or 'settings'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        print(f"inkwell: invalid configuration:\n{problems}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL), ``/healthz``, ``/readyz``.
 
     The lifespan creates the engine and session factory on start-up and disposes the pool on
     shutdown. Source: Starlette docs, "Lifespan".
     """
-    settings = settings or get_settings()
+    settings = settings or configured()
     graphql = GraphQLApp(build_schema(settings), settings)
     head = migrate.head_revision()
 
@@ -145,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; returns the process exit code."""
     args = _parser().parse_args(argv)
-    settings = get_settings()
+    settings = configured()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

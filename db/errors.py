@@ -11,8 +11,9 @@ from sqlalchemy.exc import DBAPIError
 
 #: serialization_failure, deadlock_detected: the transaction was aborted; a retry may succeed.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
-#: unique_violation
+#: unique_violation, foreign_key_violation
 UNIQUE_VIOLATION = "23505"
+FOREIGN_KEY_VIOLATION = "23503"
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -35,12 +36,23 @@ def is_transaction_conflict(exc: BaseException) -> bool:
     return "database is locked" in str(exc.orig)
 
 
-def is_unique_violation(exc: BaseException, constraint: str) -> bool:
-    """True when ``exc`` is a violation of the unique constraint named ``constraint`` (on
-    SQLite, which does not name constraints in errors, of the ``table.column`` it names)."""
+def violates(exc: BaseException, constraint: str) -> bool:
+    """True when ``exc`` is a violation of the unique or foreign key constraint named
+    ``constraint`` (a name from the naming convention, e.g. ``uq_users_email``).
+
+    PostgreSQL names the constraint. SQLite does not: a unique violation names the
+    ``table.column`` (matched against a ``uq_<table>_<column>`` name), and a foreign key
+    violation names nothing, so it matches any ``fk_`` constraint.
+    """
     if not isinstance(exc, DBAPIError):
         return False
-    if _sqlstate(exc) == UNIQUE_VIOLATION:
-        return constraint in str(exc.orig)
+    code = _sqlstate(exc)
+    if code in (UNIQUE_VIOLATION, FOREIGN_KEY_VIOLATION):
+        driver_error = getattr(exc.orig, "__cause__", None)
+        named = getattr(driver_error, "constraint_name", None)
+        return named == constraint if named else constraint in str(exc.orig)
+    message = str(exc.orig)
+    if constraint.startswith("fk_"):
+        return "FOREIGN KEY constraint failed" in message
     table_column = constraint.removeprefix("uq_").replace("_", ".", 1)
-    return f"UNIQUE constraint failed: {table_column}" in str(exc.orig)
+    return f"UNIQUE constraint failed: {table_column}" in message

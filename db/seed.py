@@ -9,6 +9,7 @@ per-object bookkeeping never runs. Source: SQLAlchemy docs, "ORM Bulk INSERT Sta
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Iterator
@@ -148,9 +149,12 @@ def _demo_password_hash(seed: int) -> str:
     """An Argon2id hash of ``DEMO_PASSWORD`` with the application's parameters and a salt
     derived from ``seed``: the same seed gives the same rows, hashes included."""
     params = PasswordHasher()
+    # A salt of the hasher's own length: otherwise every first sign-in would see different
+    # parameters and store a fresh hash (check_needs_rehash compares the salt length too).
+    salt = hashlib.sha256(f"inkwell-seed-{seed}".encode()).digest()[: params.salt_len]
     return low_level.hash_secret(
         DEMO_PASSWORD.encode(),
-        f"inkwell-seed-{seed}".encode(),
+        salt,
         time_cost=params.time_cost,
         memory_cost=params.memory_cost,
         parallelism=params.parallelism,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import undefer
 
 from db import models
 from db.errors import is_transaction_conflict
@@ -105,7 +106,10 @@ class AccountMutations:
         if invalid := checks.result():
             return invalid
         rows = await fetch.scalars(
-            info.context, fetch.select_where(models.User, models.User.email == email)
+            info.context,
+            fetch.select_where(models.User, models.User.email == email).options(
+                undefer(models.User.password_hash)
+            ),
         )
         row = rows[0] if rows else None
         if not await verify_password(row.password_hash if row else None, input.password):

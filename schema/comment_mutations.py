@@ -25,6 +25,8 @@ from schema.results import (
     sign_in_required,
 )
 
+POST_FOREIGN_KEY = "fk_comments_post_id_posts"
+
 
 @strawberry.input(description="A new comment on a published post (or on your own draft).")
 class AddCommentInput:
@@ -111,7 +113,12 @@ class CommentMutations:
         if post.status != PostStatus.PUBLISHED.value and post.author_id != viewer.id:
             return forbidden("comment on a draft that is not yours")
         row = models.Comment(post_id=post.id, author_id=viewer.id, body=body)
-        if failed := await writes.save(ctx, add=[row], prime=[row, post]):
+        # The post may be deleted between the check above and the INSERT: the foreign key
+        # then fails, and that is this post not being found, not a server error.
+        deleted = {POST_FOREIGN_KEY: lambda: not_found("Post", input.post_id)}
+        if failed := await writes.save(
+            ctx, add=[row], prime=[row, post], constraint_errors=deleted
+        ):
             return failed  # type: ignore[return-value]
         return CommentPayload(comment=Comment.from_row(row))
 

@@ -128,7 +128,7 @@ class UserMutations:
             info.context,
             target=target,
             prime=[row],
-            unique_errors={EMAIL_CONSTRAINT: lambda: _email_taken(email or "")},
+            constraint_errors={EMAIL_CONSTRAINT: lambda: _email_taken(email or "")},
         )
         if failed:
             return failed  # type: ignore[return-value]

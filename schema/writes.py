@@ -11,7 +11,7 @@ Source: SQLAlchemy docs, "Configuring a Version Counter" and "Session Basics: Fl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from db import models
-from db.errors import is_transaction_conflict, is_unique_violation
+from db.errors import is_transaction_conflict, violates
 from schema import fetch, loaders
 from schema.context import Context
 from schema.errors import TransactionConflict
@@ -37,8 +37,8 @@ from schema.results import (
 )
 from schema.transaction import Transaction
 
-#: unique constraint name -> the typed error its violation means (built lazily, with context).
-UniqueErrors = dict[str, Callable[[], MutationError]]
+#: constraint name -> the typed error its violation means (built only when it happens).
+ConstraintErrors = Mapping[str, Callable[[], MutationError]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ async def save(
     add: Sequence[Any] = (),
     delete: Sequence[Any] = (),
     prime: Sequence[Any] = (),
-    unique_errors: UniqueErrors | None = None,
+    constraint_errors: ConstraintErrors | None = None,
 ) -> MutationError | None:
     """Add ``add`` to the session, mark ``delete`` deleted, and flush every pending change.
 
@@ -67,8 +67,9 @@ async def save(
 
     A version check that matched no row (``target`` changed or went since it was read) rolls
     the operation back and returns ``VersionConflict`` with the version now stored, or
-    ``NotFound`` if the row is gone. A unique violation named in ``unique_errors`` rolls back
-    and returns that typed error. Raises ``TransactionConflict`` for a serialization failure
+    ``NotFound`` if the row is gone. A violation of a unique or foreign key constraint named in
+    ``constraint_errors`` (the race a check before the write cannot close) rolls back and
+    returns that typed error. Raises ``TransactionConflict`` for a serialization failure
     or deadlock; anything else propagates (and is masked).
     """
 
@@ -92,8 +93,8 @@ async def save(
         await _abandon(ctx)
         return await _version_conflict(ctx, target)
     except DBAPIError as exc:
-        for constraint, error in (unique_errors or {}).items():
-            if is_unique_violation(exc, constraint):
+        for constraint, error in (constraint_errors or {}).items():
+            if violates(exc, constraint):
                 await _abandon(ctx)
                 return error()
         if is_transaction_conflict(exc):

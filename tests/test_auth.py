@@ -229,3 +229,16 @@ def test_development_generates_a_secret_once_and_keeps_it(tmp_path: Path) -> Non
     again = Settings(jwt_secret_file=path)
     assert again.jwt_key() == first.jwt_key() and len(again.jwt_key()) >= 48
     assert jwt.decode(token, again.jwt_key(), algorithms=["HS256"])["sub"] == str(OWNER)
+
+
+async def test_the_seeded_hash_needs_no_rehash_and_is_read_only_to_sign_in(
+    write_app: App,
+) -> None:
+    write_app.statements.clear()
+    await write_app.data(LOGIN, {"e": "admin@example.com", "p": "inkwell-demo"})
+    assert not [s for s in write_app.statements if s.lstrip().upper().startswith("UPDATE")]
+    write_app.statements.clear()
+    await write_app.data(
+        "{ viewer { name } posts(first: 3) { nodes { author { name } } } }", as_user=OWNER
+    )
+    assert write_app.statements and not [s for s in write_app.statements if "password" in s]

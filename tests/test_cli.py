@@ -102,8 +102,9 @@ def test_migrate_seed_and_export_schema(tmp_path: Path, clean_env: None) -> None
 
 def test_bad_setting_is_a_clear_error(tmp_path: Path, clean_env: None) -> None:
     result = run("migrate", cwd=tmp_path, DB_POOL_SIZE="zero")
-    assert result.returncode != 0
-    assert "db_pool_size" in result.stderr
+    assert result.returncode == 2
+    assert "DB_POOL_SIZE: Input should be a valid integer" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_uvicorn_serves_the_module_level_app(tmp_path: Path, clean_env: None) -> None:
@@ -126,3 +127,16 @@ def test_uvicorn_serves_the_module_level_app(tmp_path: Path, clean_env: None) ->
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.mark.parametrize("secret", [None, "changeme"])
+def test_production_refuses_to_start_without_a_real_secret(
+    tmp_path: Path, clean_env: None, secret: str | None
+) -> None:
+    env = {"ENVIRONMENT": "production", **({"JWT_SECRET": secret} if secret else {})}
+    result = run("serve", cwd=tmp_path, **env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("inkwell: invalid configuration:")
+    assert ("must be set" if secret is None else "placeholder") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing was created: no database, no key file

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
+from db import models
+from schema import loaders
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.truth import count_rows, digest, pk, table
 
@@ -329,3 +334,39 @@ async def test_each_field_reads_what_the_previous_fields_wrote(write_app: App) -
         "comments": {"totalCount": 1},
     }
     assert data["c"]["post"] == {"title": "Changed", "version": 3, "tags": [{"name": "late"}]}
+
+
+async def test_a_post_deleted_while_a_comment_is_added_is_not_found(
+    write_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a check cannot close: the post goes between addComment's check and its
+    INSERT (another transaction deletes it). The foreign key catches it: NotFound."""
+    post = await create_post(write_app, publish=True)
+    real_by_id = loaders.by_id
+
+    class DeletedMeanwhile:
+        def __init__(self, loader: Any) -> None:
+            self.loader = loader
+
+        async def load(self, key: int) -> Any:
+            row = await self.loader.load(key)
+            async with write_app.engine.begin() as conn:
+                await conn.execute(text("DELETE FROM posts WHERE id = :i"), {"i": key})
+            return row
+
+    def by_id(ctx: Any, entity: Any) -> Any:
+        loader = real_by_id(ctx, entity)
+        return DeletedMeanwhile(loader) if entity is models.Post else loader
+
+    monkeypatch.setattr(loaders, "by_id", by_id)
+    body = await write_app.gql(
+        'mutation($p: ID!) { addComment(input: {postId: $p, body: "too late"}) { __typename } }',
+        {"p": post["id"]},
+        as_user=OTHER,
+    )
+    assert body["data"] == {"addComment": {"__typename": "NotFound"}}
+    assert body["extensions"]["transaction"] == "rolled_back"
+    assert (
+        await count_rows(write_app.engine, "SELECT count(*) FROM comments WHERE body = 'too late'")
+        == 0
+    )

@@ -33,7 +33,11 @@ class User(TimestampedVersioned, Base):
     bio: Mapped[str | None] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
-    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Deferred: only signing in reads it, so the viewer lookup on every request (and every
+    # author load) leaves it out; raiseload makes an accidental read fail loudly.
+    password_hash: Mapped[str | None] = mapped_column(
+        String(255), deferred=True, deferred_raiseload=True
+    )
 
     # lazy="raise": every read goes through a per-request DataLoader; an accidental lazy
     # load (one query per row) fails loudly instead of hiding an N+1.
