@@ -77,18 +77,8 @@ DeleteCommentResult = Annotated[
 ]
 
 
-async def _editable(
-    info: Info, input_id: strawberry.ID, action: str, checks: FieldChecks | None = None
-) -> tuple[models.Comment, writes.Target] | MutationError:
-    return await writes.find_editable(
-        info.context,
-        checks or FieldChecks(),
-        "id",
-        input_id,
-        models.Comment,
-        lambda row: row.author_id,
-        action,
-    )
+#: Comments belong to their author.
+OWNED_COMMENTS = writes.Owned(models.Comment, lambda row: row.author_id)
 
 
 @strawberry.type
@@ -131,7 +121,9 @@ class CommentMutations:
     ) -> UpdateCommentResult | None:
         checks = FieldChecks()
         body = checks.text("body", input.body, min_length=1, max_length=BODY_MAX)
-        found = await _editable(info, input.id, "edit this comment", checks)
+        found = await writes.find_editable(
+            info.context, OWNED_COMMENTS, input.id, "edit this comment", checks=checks
+        )
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]
         row, target = found
@@ -146,10 +138,9 @@ class CommentMutations:
         description="Delete a comment (its author or an admin).", extensions=[AtomicMutation()]
     )
     async def delete_comment(self, info: Info, input: CommentIdInput) -> DeleteCommentResult | None:
-        found = await _editable(info, input.id, "delete this comment")
-        if isinstance(found, MutationError):
-            return found  # type: ignore[return-value]
-        row, target = found
-        if failed := await writes.save(info.context, target=target, delete=[row]):
-            return failed  # type: ignore[return-value]
-        return DeleteCommentPayload(deleted_id=target.global_id)
+        deleted = await writes.delete_editable(
+            info.context, OWNED_COMMENTS, input.id, "delete this comment"
+        )
+        if isinstance(deleted, MutationError):
+            return deleted  # type: ignore[return-value]
+        return DeleteCommentPayload(deleted_id=deleted)

@@ -35,6 +35,12 @@ PASSWORD_MAX = 1_000
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
+def normalise_email(email: str) -> str:
+    """Emails are stored trimmed and lower-case (so the UNIQUE constraint ignores case), and
+    every lookup normalises the same way."""
+    return email.strip().lower()
+
+
 class FieldChecks:
     """Records ``FieldError``s for one input; ``prefix`` places a nested input's fields
     (``posts.3.``). Nested checkers share their parent's error list."""
@@ -95,7 +101,7 @@ class FieldChecks:
     def email(self, field: str, value: str) -> str:
         """``value`` normalised (trimmed, lower-case), recording an error unless it looks like
         an email address."""
-        value = self.text(field, value, max_length=EMAIL_MAX, min_length=1).lower()
+        value = normalise_email(self.text(field, value, max_length=EMAIL_MAX, min_length=1))
         if value and len(value) <= EMAIL_MAX and not EMAIL_PATTERN.fullmatch(value):
             self.add(field, "Is not an email address.")
         return value

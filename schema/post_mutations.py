@@ -144,18 +144,8 @@ async def _create_posts(
     return rows
 
 
-async def _change(
-    info: Info, input_id: strawberry.ID, action: str, checks: FieldChecks | None = None
-) -> tuple[models.Post, writes.Target] | MutationError:
-    return await writes.find_editable(
-        info.context,
-        checks or FieldChecks(),
-        "id",
-        input_id,
-        models.Post,
-        lambda row: row.author_id,
-        action,
-    )
+#: Posts belong to their author.
+OWNED_POSTS = writes.Owned(models.Post, lambda row: row.author_id)
 
 
 async def _saved(info: Info, row: models.Post, target: writes.Target) -> _Changed:
@@ -199,7 +189,9 @@ class PostMutations:
             title = checks.text("title", input.title, min_length=1, max_length=TITLE_MAX)
         if given(input.content):
             content = checks.text("content", input.content, max_length=CONTENT_MAX, strip=False)
-        found = await _change(info, input.id, "edit this post", checks)
+        found = await writes.find_editable(
+            info.context, OWNED_POSTS, input.id, "edit this post", checks=checks
+        )
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]
         row, target = found
@@ -217,7 +209,7 @@ class PostMutations:
         extensions=[AtomicMutation()],
     )
     async def publish_post(self, info: Info, input: PostIdInput) -> PublishPostResult | None:
-        found = await _change(info, input.id, "publish this post")
+        found = await writes.find_editable(info.context, OWNED_POSTS, input.id, "publish this post")
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]
         row, target = found
@@ -230,7 +222,9 @@ class PostMutations:
         extensions=[AtomicMutation()],
     )
     async def unpublish_post(self, info: Info, input: PostIdInput) -> PublishPostResult | None:
-        found = await _change(info, input.id, "unpublish this post")
+        found = await writes.find_editable(
+            info.context, OWNED_POSTS, input.id, "unpublish this post"
+        )
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]
         row, target = found
@@ -243,13 +237,12 @@ class PostMutations:
         extensions=[AtomicMutation()],
     )
     async def delete_post(self, info: Info, input: PostIdInput) -> DeletePostResult | None:
-        found = await _change(info, input.id, "delete this post")
-        if isinstance(found, MutationError):
-            return found  # type: ignore[return-value]
-        row, target = found
-        if failed := await writes.save(info.context, target=target, delete=[row]):
-            return failed  # type: ignore[return-value]
-        return DeletePostPayload(deleted_id=target.global_id)
+        deleted = await writes.delete_editable(
+            info.context, OWNED_POSTS, input.id, "delete this post"
+        )
+        if isinstance(deleted, MutationError):
+            return deleted  # type: ignore[return-value]
+        return DeletePostPayload(deleted_id=deleted)
 
     @strawberry.mutation(
         description="Replace a post's tags (its author or an admin); new tags are created.",
@@ -259,13 +252,7 @@ class PostMutations:
         checks = FieldChecks()
         names = checks.tag_names("tagNames", input.tag_names)
         found = await writes.find_editable(
-            info.context,
-            checks,
-            "postId",
-            input.post_id,
-            models.Post,
-            lambda row: row.author_id,
-            "tag this post",
+            info.context, OWNED_POSTS, input.post_id, "tag this post", checks=checks, field="postId"
         )
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]

@@ -64,18 +64,8 @@ DeleteUserResult = Annotated[
 ]
 
 
-async def _editable(
-    info: Info, input_id: strawberry.ID, action: str, checks: FieldChecks | None = None
-) -> tuple[models.User, writes.Target] | MutationError:
-    return await writes.find_editable(
-        info.context,
-        checks or FieldChecks(),
-        "id",
-        input_id,
-        models.User,
-        lambda row: row.id,
-        action,
-    )
+#: A user's account belongs to that user.
+OWNED_USERS = writes.Owned(models.User, lambda row: row.id)
 
 
 def _email_taken(email: str) -> EmailTaken:
@@ -99,7 +89,9 @@ class UserMutations:
             email = checks.email("email", input.email or "")
         if given(input.role) and input.role is None:
             checks.add("role", "Must not be null.")
-        found = await _editable(info, input.id, "edit this user", checks)
+        found = await writes.find_editable(
+            info.context, OWNED_USERS, input.id, "edit this user", checks=checks
+        )
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]
         row, target = found
@@ -140,7 +132,9 @@ class UserMutations:
         extensions=[AtomicMutation()],
     )
     async def deactivate_user(self, info: Info, input: UserIdInput) -> DeactivateUserResult | None:
-        found = await _editable(info, input.id, "deactivate this user")
+        found = await writes.find_editable(
+            info.context, OWNED_USERS, input.id, "deactivate this user"
+        )
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]
         row, target = found
@@ -155,10 +149,9 @@ class UserMutations:
         extensions=[AtomicMutation()],
     )
     async def delete_user(self, info: Info, input: UserIdInput) -> DeleteUserResult | None:
-        found = await _editable(info, input.id, "delete this user")
-        if isinstance(found, MutationError):
-            return found  # type: ignore[return-value]
-        row, target = found
-        if failed := await writes.save(info.context, target=target, delete=[row]):
-            return failed  # type: ignore[return-value]
-        return DeleteUserPayload(deleted_id=target.global_id)
+        deleted = await writes.delete_editable(
+            info.context, OWNED_USERS, input.id, "delete this user"
+        )
+        if isinstance(deleted, MutationError):
+            return deleted  # type: ignore[return-value]
+        return DeleteUserPayload(deleted_id=deleted)

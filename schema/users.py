@@ -21,10 +21,11 @@ from schema.connection import (
     OrderDirection,
 )
 from schema.context import Info
+from schema.field_checks import EMAIL_MAX, normalise_email
 from schema.listing import Listing, nested_connection, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
-from schema.validation import MAX_SEARCH, max_length_of, text_argument
+from schema.validation import MAX_SEARCH, text_argument
 from schema.visibility import may_see_email, visible_comments
 
 if TYPE_CHECKING:
@@ -188,15 +189,6 @@ async def load_user(info: Info, pk: int) -> User | None:
     return User.from_row(row) if row is not None else None
 
 
-#: The length limit of ``users.email``, read from the column.
-MAX_EMAIL = max_length_of(models.User.__table__.c.email)
-
-
-def normalise_email(email: str) -> str:
-    """Emails are stored trimmed and lower-case, so lookups normalise the same way."""
-    return email.strip().lower()
-
-
 @strawberry.type
 class UserQueries:
     @strawberry.field(description="Users, filtered and ordered; by id unless `orderBy` says.")
@@ -222,7 +214,7 @@ class UserQueries:
         "an admin or it is their own address, so addresses cannot be probed."
     )
     async def user_by_email(self, info: Info, email: str) -> User | None:
-        address = normalise_email(text_argument(email, "email", MAX_EMAIL))
+        address = normalise_email(text_argument(email, "email", EMAIL_MAX))
         viewer = info.context.viewer
         if viewer is None:
             return None

@@ -35,7 +35,6 @@ from schema.results import (
     not_found,
     sign_in_required,
 )
-from schema.transaction import Transaction
 
 #: constraint name -> the typed error its violation means (built only when it happens).
 ConstraintErrors = Mapping[str, Callable[[], MutationError]]
@@ -211,38 +210,59 @@ async def ensure_tags(ctx: Context, names: Iterable[str]) -> dict[str, models.Ta
     return {tag.name: tag for tag in tags}
 
 
-def transaction_of(ctx: Context) -> Transaction:
-    """The mutation's transaction (mutations always have one)."""
-    assert ctx.transaction is not None, "mutation resolvers run inside TransactionBoundary"
-    return ctx.transaction
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """A model whose rows belong to a user: ``owner(row)`` is that user's id (a post's or
+    comment's author, a user themself). Members change what they own; admins anything."""
+
+    entity: Any
+    owner: Callable[[Any], int]
 
 
 async def find_editable(
     ctx: Context,
-    checks: FieldChecks,
-    field: str,
+    owned: Owned,
     global_id: strawberry.ID,
-    entity: Any,
-    owner: Callable[[Any], int],
     action: str,
+    *,
+    checks: FieldChecks | None = None,
+    field: str = "id",
 ) -> tuple[Any, Target] | MutationError:
-    """The row of ``entity`` that ``global_id`` names, if the viewer may change it.
+    """The row of ``owned.entity`` that ``global_id`` (the input field ``field``) names, if
+    the viewer may change it.
 
     Returns ``Unauthenticated`` for an anonymous viewer, ``ValidationError`` for a malformed
-    ID (with any other errors already in ``checks``), ``NotFound`` for a row that does not
+    ID (with any errors already recorded in ``checks``), ``NotFound`` for a row that does not
     exist or that the viewer may not see (a draft's existence is not revealed), and
-    ``Forbidden`` when ``owner(row)`` is not the viewer (and the viewer is not an admin);
-    ``action`` completes "You may not ...".
+    ``Forbidden`` when the viewer neither owns the row nor is an admin; ``action`` completes
+    "You may not ...".
     """
     viewer = ctx.viewer
     if viewer is None:
         return sign_in_required()
+    checks = checks or FieldChecks()
+    entity = owned.entity
     pk = checks.id(field, global_id, entity.__name__)
     if invalid := checks.result():
         return invalid
     row = await loaders.by_id(ctx, entity).load(pk)
     if row is None:
         return not_found(entity.__name__, global_id)
-    if not viewer.may_edit(owner(row)):
+    if not viewer.may_edit(owned.owner(row)):
         return forbidden(action)
     return row, Target(entity, pk, to_global_id(entity.__name__, pk))
+
+
+async def delete_editable(
+    ctx: Context, owned: Owned, global_id: strawberry.ID, action: str
+) -> strawberry.ID | MutationError:
+    """Delete the row ``global_id`` names if the viewer may (see ``find_editable``); the
+    database's ON DELETE CASCADE removes what hangs off it. Returns the deleted row's global
+    ID, or the typed error that stopped it."""
+    found = await find_editable(ctx, owned, global_id, action)
+    if isinstance(found, MutationError):
+        return found
+    row, target = found
+    if failed := await save(ctx, target=target, delete=[row]):
+        return failed
+    return target.global_id

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import SERVER, free_port, wait_healthy
+from tests.live import SERVER, free_port, live_server, wait_healthy
 
 
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -110,23 +110,9 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path, clean_env: None) -> None:
 def test_uvicorn_serves_the_module_level_app(tmp_path: Path, clean_env: None) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'uv.db'}"
     assert run("migrate", cwd=tmp_path, DATABASE_URL=url).returncode == 0
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "server:app", "--port", str(port)],
-        cwd=SERVER.parent,
-        env={**os.environ, "DATABASE_URL": url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}")
-        body = httpx.post(
-            f"http://127.0.0.1:{port}/graphql", json={"query": "{ users { totalCount } }"}
-        ).json()
+    with live_server(DATABASE_URL=url) as base:
+        body = httpx.post(f"{base}/graphql", json={"query": "{ users { totalCount } }"}).json()
         assert body["data"] == {"users": {"totalCount": 0}}
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.mark.parametrize("secret", [None, "changeme"])
