@@ -107,11 +107,12 @@ def export_schema(settings: Settings) -> str:
 
 
 async def prepare_embedded(settings: Settings) -> None:
-    """Migrate the database and, when it has no users, load the default demo data."""
+    """Migrate the database and, in development, when it has no users, load the default demo
+    data. Never in production: the demo accounts share a published password."""
     engine = create_engine(settings)
     try:
         await migrate.upgrade(engine)
-        if await seed.is_empty(engine):
+        if not settings.is_production and await seed.is_empty(engine):
             report = await seed.seed(engine, seed.SeedSize())
             logger.info("loaded demo data: %s", report)
     finally:

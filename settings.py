@@ -23,23 +23,24 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./inkwell.db"
 #: Shortest JWT secret accepted in production: 32 bytes of entropy for HS256 (RFC 7518 §3.2
 #: requires a key at least as long as the hash output, 256 bits).
 MIN_SECRET_LENGTH = 32
-#: Secrets copied from examples and templates; production refuses them.
-PLACEHOLDER_SECRETS = frozenset(
-    {
-        "changeme",
-        "change-me",
-        "change_me",
-        "secret",
-        "jwt-secret",
-        "your-secret",
-        "placeholder",
-        "development",
-        "dev",
-        "test",
-        "password",
-        "inkwell",
-    }
+#: Words of secrets copied from examples and templates ("change-me-to-a-long-random-value");
+#: production refuses a secret containing one.
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "placeholder",
+    "example",
+    "replace",
+    "your-secret",
+    "your_secret",
+    "yoursecret",
+    "secret-key",
+    "todo",
+    "xxxx",
 )
+#: Fewest distinct characters a production secret may have ("aaaa...", "1234123412341234...").
+MIN_DISTINCT_CHARACTERS = 10
 
 
 class Settings(BaseSettings):
@@ -108,6 +109,14 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _no_empty_secret(self) -> Settings:
+        # An empty HMAC key signs tokens anyone can forge: treat it as not set (development
+        # then generates a key; production refuses to start).
+        if self.jwt_secret is not None and not self.jwt_secret.get_secret_value().strip():
+            self.jwt_secret = None
+        return self
+
+    @model_validator(mode="after")
     def _production_secret(self) -> Settings:
         if not self.is_production:
             return self
@@ -117,7 +126,12 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(48))'`)"
             )
         secret = self.jwt_secret.get_secret_value()
-        if secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+        placeholder = any(word in secret.lower() for word in PLACEHOLDER_WORDS)
+        if (
+            placeholder
+            or len(secret) < MIN_SECRET_LENGTH
+            or len(set(secret)) < MIN_DISTINCT_CHARACTERS
+        ):
             raise ValueError(
                 f"JWT_SECRET looks like a placeholder: use at least {MIN_SECRET_LENGTH} random "
                 "characters in production"
@@ -161,9 +175,13 @@ class Settings(BaseSettings):
 def _development_key(path: Path) -> str:
     """The key kept in ``path``, created with a random value if the file does not exist."""
     try:
-        return path.read_text().strip()
+        kept = path.read_text().strip()
     except FileNotFoundError:
-        pass
+        kept = ""
+    if len(kept) >= MIN_SECRET_LENGTH:
+        return kept
+    # Missing, empty or truncated: a new key (tokens signed with the old one stop working).
+    path.unlink(missing_ok=True)
     key = secrets.token_urlsafe(48)
     # Written to a private temporary file, then linked into place: the link either creates
     # the complete file or fails because another process got there first (then its key wins).

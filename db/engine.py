@@ -27,13 +27,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
     DELETE CASCADE would silently do nothing), WAL journaling (readers do not block the
     writer) and a busy timeout. PostgreSQL (asyncpg) connections get a bounded pool, pre-ping
     (a connection the server dropped is replaced, not handed to a request) and the UTC time
-    zone. Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy cannot parse.
+    zone. Statement parameters are left out of logged errors and echo (``hide_parameters``):
+    they hold password hashes and users' text. Raises ``sqlalchemy.exc.ArgumentError`` for a
+    URL SQLAlchemy cannot parse.
     """
     url = settings.database_url
     if settings.is_sqlite:
         engine = create_async_engine(
             url,
             echo=settings.db_echo,
+            hide_parameters=True,
             pool_timeout=settings.db_pool_timeout,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
@@ -42,6 +45,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=settings.db_echo,
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
@@ -66,5 +70,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     ``expire_on_commit=False``: objects stay readable after commit, so a mutation's payload can
     be resolved without implicit (and, with asyncio, forbidden) refresh I/O.
     Source: SQLAlchemy ``examples/asyncio/async_orm.py``.
+
+    ``autoflush=False``: changes are flushed where the code says so (``schema.writes.save``),
+    never as a side effect of some read in between, so a failed version check or constraint
+    always surfaces where it is turned into a typed result.
     """
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

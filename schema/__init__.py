@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from schema.accounts import AccountMutations
 from schema.comment_mutations import CommentMutations
 from schema.comments import Comment
+from schema.execution import InkwellExecutor
 from schema.extensions import (
     Authentication,
     MaskUnexpectedErrors,
@@ -81,6 +82,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map={BigInt: BIGINT_SCALAR}),
         types=[User, Post, Comment, Tag, *ERROR_TYPES],
         extensions=extensions,
+        execution_context_class=InkwellExecutor,
     )
 
 

@@ -6,22 +6,20 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import update
 from sqlalchemy.orm import undefer
 
 from db import models
-from db.errors import is_transaction_conflict
 from schema import fetch
 from schema.auth.passwords import hash_password, needs_rehash, verify_password
 from schema.auth.tokens import issue_token
 from schema.auth.viewer import Viewer
 from schema.context import Info
-from schema.errors import TransactionConflict
 from schema.extensions.transaction import AtomicMutation
-from schema.field_checks import NAME_MAX, FieldChecks
+from schema.field_checks import NAME_MAX, PASSWORD_MAX, FieldChecks
 from schema.results import EmailTaken, Unauthenticated, ValidationError
 from schema.users import User
-from schema.writes import insert_ignoring_conflicts, save
+from schema.writes import insert_ignoring_conflicts
 
 
 @strawberry.type(description="A signed-in session: send `Authorization: Bearer <token>`.")
@@ -60,6 +58,24 @@ def _signed_in(info: Info, row: models.User) -> AuthPayload:
     return AuthPayload(token=access.token, expires_at=access.expires_at, viewer=User.from_row(row))
 
 
+async def _rehash(info: Info, user_id: int, old_hash: str, password: str) -> None:
+    """Store a hash made with the current parameters (they were raised since ``old_hash``).
+
+    A plain UPDATE, not a versioned one: the hash is not part of the profile a client edits
+    with ``expectedVersion``, so it must not cause their next edit a ``VersionConflict``; and
+    ``password_hash = old_hash`` makes a concurrent sign-in's rehash a harmless no-op.
+    """
+    new_hash = await hash_password(password)
+    User = models.User
+    statement = (
+        update(User)
+        .where(User.id == user_id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+        .execution_options(synchronize_session=False)
+    )
+    await info.context.run(lambda session: session.execute(statement))
+
+
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(
@@ -74,7 +90,7 @@ class AccountMutations:
         password = checks.password("password", input.password)
         if invalid := checks.result():
             return invalid
-        # Hash before touching the database: no connection is held while Argon2 works.
+        # Hash before the INSERT: no row or write lock is held while Argon2 works.
         password_hash = await hash_password(password)
         # ON CONFLICT DO NOTHING: of concurrent registrations of one email, exactly one
         # inserts; the others get no row back (after waiting for the winner to commit).
@@ -83,12 +99,7 @@ class AccountMutations:
             .values(email=email, name=name, password_hash=password_hash)
             .returning(models.User)
         )
-        try:
-            rows = await info.context.run(lambda session: session.scalars(insert))
-        except DBAPIError as exc:
-            if is_transaction_conflict(exc):
-                raise TransactionConflict() from exc
-            raise
+        rows = await info.context.run(lambda session: session.scalars(insert))
         row = rows.first()
         if row is None:
             return EmailTaken(message="Another account already uses this email.", email=email)
@@ -102,7 +113,7 @@ class AccountMutations:
     async def login(self, info: Info, input: LoginInput) -> LoginResult | None:
         checks = FieldChecks()
         email = checks.email("email", input.email)
-        checks.text("password", input.password, max_length=1_000, strip=False)
+        checks.text("password", input.password, max_length=PASSWORD_MAX, strip=False)
         if invalid := checks.result():
             return invalid
         rows = await fetch.scalars(
@@ -118,8 +129,5 @@ class AccountMutations:
         if not row.is_active:
             return Unauthenticated(message="This account is deactivated.")
         if needs_rehash(row.password_hash):
-            # Hashing parameters were raised since this hash was made: store a fresh one.
-            row.password_hash = await hash_password(input.password)
-            if failed := await save(info.context, prime=[row]):
-                return Unauthenticated(message=f"Sign-in failed: {failed.message}")
+            await _rehash(info, row.id, row.password_hash, input.password)
         return _signed_in(info, row)

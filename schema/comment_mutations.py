@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from db import models
-from schema import loaders, writes
+from schema import writes
 from schema.comments import Comment
 from schema.context import Info
 from schema.extensions.transaction import AtomicMutation
@@ -20,12 +20,14 @@ from schema.results import (
     Unauthenticated,
     ValidationError,
     VersionConflict,
+    account_gone,
     forbidden,
     not_found,
     sign_in_required,
 )
 
 POST_FOREIGN_KEY = "fk_comments_post_id_posts"
+AUTHOR_FOREIGN_KEY = "fk_comments_author_id_users"
 
 
 @strawberry.input(description="A new comment on a published post (or on your own draft).")
@@ -97,7 +99,9 @@ class CommentMutations:
         body = checks.text("body", input.body, min_length=1, max_length=BODY_MAX)
         if invalid := checks.result():
             return invalid
-        post = await loaders.by_id(ctx, models.Post).load(post_id)
+        # Locked FOR SHARE: the post cannot be unpublished or deleted between this check and
+        # the commit (a concurrent unpublish waits for it).
+        post = await writes.load_for_write(ctx, models.Post, post_id, share=True)
         if post is None:
             return not_found("Post", input.post_id)
         if post.status != PostStatus.PUBLISHED.value and post.author_id != viewer.id:
@@ -105,7 +109,11 @@ class CommentMutations:
         row = models.Comment(post_id=post.id, author_id=viewer.id, body=body)
         # The post may be deleted between the check above and the INSERT: the foreign key
         # then fails, and that is this post not being found, not a server error.
-        deleted = {POST_FOREIGN_KEY: lambda: not_found("Post", input.post_id)}
+        # (SQLite does not say which foreign key failed: there, either reads as the post.)
+        deleted = {
+            POST_FOREIGN_KEY: lambda: not_found("Post", input.post_id),
+            AUTHOR_FOREIGN_KEY: account_gone,
+        }
         if failed := await writes.save(
             ctx, add=[row], prime=[row, post], constraint_errors=deleted
         ):

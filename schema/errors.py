@@ -50,13 +50,16 @@ class TransactionConflict(InkwellError):
 
 
 class OperationRolledBack(InkwellError):
-    """A mutation field that did not run because an earlier field of the same operation
-    failed: the operation is applied completely or not at all, so it was rolled back."""
+    """A mutation field whose work was not kept because another field of the same operation
+    failed: the operation is applied completely or not at all. Either the field did not run
+    (it came after the failure) or its payload was withdrawn (it came before)."""
 
     code = "ROLLED_BACK"
 
-    def __init__(self) -> None:
+    def __init__(self, *, withdrawn: bool = False) -> None:
         super().__init__(
-            "Not run: an earlier mutation in this operation failed, so the whole operation "
-            "was rolled back."
+            "Rolled back: another mutation in this operation failed, so this change was not kept."
+            if withdrawn
+            else "Not run: an earlier mutation in this operation failed, so the whole "
+            "operation was rolled back."
         )

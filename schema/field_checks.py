@@ -37,7 +37,7 @@ EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 def normalise_email(email: str) -> str:
     """Emails are stored trimmed and lower-case (so the UNIQUE constraint ignores case), and
-    every lookup normalises the same way."""
+    every lookup normalises the same way (``FieldChecks.email`` for writes)."""
     return email.strip().lower()
 
 
@@ -68,14 +68,22 @@ class FieldChecks:
         max_length: int,
         min_length: int = 0,
         strip: bool = True,
+        lower: bool = False,
     ) -> str:
-        """``value`` (trimmed if ``strip``), recording an error when it is null, shorter than
-        ``min_length``, longer than ``max_length`` or holds characters no database stores."""
+        """``value`` as it will be stored (trimmed if ``strip``, lower-cased if ``lower``),
+        recording an error when it is null, shorter than ``min_length``, longer than
+        ``max_length`` or holds characters no database stores.
+
+        Lengths are checked after normalising: lower-casing can lengthen text ("İ" becomes
+        two code points), and the column holds the normalised form.
+        """
         if value is None:
             self.add(field, "Must not be null.")
             return ""
         if strip:
             value = value.strip()
+        if lower:
+            value = value.lower()
         if len(value) < min_length:
             self.add(
                 field,
@@ -101,8 +109,9 @@ class FieldChecks:
     def email(self, field: str, value: str) -> str:
         """``value`` normalised (trimmed, lower-case), recording an error unless it looks like
         an email address."""
-        value = normalise_email(self.text(field, value, max_length=EMAIL_MAX, min_length=1))
-        if value and len(value) <= EMAIL_MAX and not EMAIL_PATTERN.fullmatch(value):
+        before = len(self.errors)
+        value = self.text(field, value, max_length=EMAIL_MAX, min_length=1, lower=True)
+        if len(self.errors) == before and not EMAIL_PATTERN.fullmatch(value):
             self.add(field, "Is not an email address.")
         return value
 
@@ -121,8 +130,9 @@ class FieldChecks:
         seen: dict[str, int] = {}
         normalised = []
         for index, name in enumerate(names):
-            tag = self.text(f"{field}.{index}", name, min_length=1, max_length=TAG_NAME_MAX)
-            tag = tag.lower()
+            tag = self.text(
+                f"{field}.{index}", name, min_length=1, max_length=TAG_NAME_MAX, lower=True
+            )
             if tag in seen:
                 self.add(f"{field}.{index}", f"Repeats {field}.{seen[tag]} ({tag!r}).")
             seen.setdefault(tag, index)

@@ -22,9 +22,11 @@ from schema.results import (
     Unauthenticated,
     ValidationError,
     VersionConflict,
+    account_gone,
     sign_in_required,
 )
 
+AUTHOR_FOREIGN_KEY = "fk_posts_author_id_users"
 #: Most posts one ``createPosts`` takes.
 MAX_BULK_POSTS = 100
 
@@ -128,7 +130,11 @@ async def _create_posts(
         tag_names.append(item.tag_names("tagNames", input.tag_names))
     if invalid := checks.result():
         return invalid
-    rows: list[models.Post] = await writes.insert_rows(ctx, models.Post, values)
+    # The author's account may be deleted by a concurrent operation after sign-in.
+    gone = {AUTHOR_FOREIGN_KEY: account_gone}
+    rows = await writes.insert_rows(ctx, models.Post, values, constraint_errors=gone)
+    if isinstance(rows, MutationError):
+        return rows
     writes.written(ctx, *rows)
     tags = await writes.ensure_tags(ctx, (name for names in tag_names for name in names))
     links = [

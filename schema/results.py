@@ -69,6 +69,12 @@ def sign_in_required() -> Unauthenticated:
     return Unauthenticated(message="Sign in to do this.")
 
 
+def account_gone() -> Unauthenticated:
+    """The viewer's account was deleted while the operation ran (a foreign key to it
+    failed)."""
+    return Unauthenticated(message="Your account no longer exists.")
+
+
 def forbidden(what: str) -> Forbidden:
     return Forbidden(message=f"You may not {what}.")
 

@@ -18,10 +18,12 @@ from schema.connection import (
     OrderDirection,
 )
 from schema.context import Info
+from schema.field_checks import TAG_NAME_MAX
 from schema.listing import Listing, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
-from schema.validation import max_length_of, text_argument
+from schema.validation import text_argument
+from schema.visibility import visible_tags
 
 if TYPE_CHECKING:
     from schema.posts import Post, PostFilter, PostOrder
@@ -86,19 +88,19 @@ class Tag(Node):
 register_node("Tag", models.Tag, Tag.from_row)
 TAGS = Listing(models.Tag, Tag.from_row, TAG_SORT_KEYS)
 
-#: The length limit of ``tags.name``, read from the column.
-MAX_TAG_NAME = max_length_of(models.Tag.__table__.c.name)
-
 
 def normalise_tag(name: str, argument: str = "name") -> str:
     """A tag name as stored: trimmed and lower-case. Raises ``BadUserInput`` for text that
     cannot be a tag name (too long, NUL)."""
-    return text_argument(name.strip(), argument, MAX_TAG_NAME).lower()
+    return text_argument(name.strip().lower(), argument, TAG_NAME_MAX)
 
 
 @strawberry.type
 class TagQueries:
-    @strawberry.field(description="Tags; by id unless `orderBy` says.")
+    @strawberry.field(
+        description="Tags carried by a post the viewer may see (admins: all tags); by id "
+        "unless `orderBy` says."
+    )
     async def tags(
         self,
         info: Info,
@@ -108,11 +110,20 @@ class TagQueries:
         before: Before = None,
         order_by: TagOrder | None = None,
     ) -> Connection[Tag]:
-        return await root_connection(info, TAGS, order_by, (first, after, last, before))
+        where = visible_tags(info.context.viewer)
+        return await root_connection(info, TAGS, order_by, (first, after, last, before), where)
 
-    @strawberry.field(description="A tag by name (case-insensitive).")
+    @strawberry.field(
+        description="A tag by name (case-insensitive); null unless a post the viewer may see "
+        "carries it."
+    )
     async def tag(self, info: Info, name: str) -> Tag | None:
         rows = await fetch.scalars(
-            info.context, fetch.select_where(models.Tag, models.Tag.name == normalise_tag(name))
+            info.context,
+            fetch.select_where(
+                models.Tag,
+                models.Tag.name == normalise_tag(name),
+                *visible_tags(info.context.viewer),
+            ),
         )
         return Tag.from_row(rows[0]) if rows else None

@@ -8,9 +8,11 @@ import strawberry
 
 from db import models
 from schema import fetch, writes
+from schema.auth.viewer import Viewer
 from schema.context import Info
 from schema.extensions.transaction import AtomicMutation
 from schema.field_checks import BIO_MAX, NAME_MAX, FieldChecks, given
+from schema.node import to_global_id
 from schema.results import (
     EmailTaken,
     Forbidden,
@@ -68,6 +70,23 @@ DeleteUserResult = Annotated[
 OWNED_USERS = writes.Owned(models.User, lambda row: row.id)
 
 
+def _viewer_changed(
+    info: Info, row: models.User | None, deleted_id: strawberry.ID | None = None
+) -> None:
+    """Keep the operation's viewer true after a change to their own account: the rest of
+    the operation runs as the account now is (deleted or deactivated: anonymous; a new role:
+    that role), as the next request would."""
+    ctx = info.context
+    viewer = ctx.viewer
+    if viewer is None:
+        return
+    if row is None:
+        if deleted_id == to_global_id("User", viewer.id):
+            ctx.viewer = None
+    elif row.id == viewer.id:
+        ctx.viewer = Viewer(row.id, row.role) if row.is_active else None
+
+
 def _email_taken(email: str) -> EmailTaken:
     return EmailTaken(message="Another account already uses this email.", email=email)
 
@@ -102,7 +121,6 @@ class UserMutations:
             return forbidden("change roles")
         if conflict := writes.stale(row, input.expected_version, target):
             return conflict
-        row.role = role
         if email is not None and email != row.email:
             taken = await fetch.scalars(
                 info.context, fetch.select_where(models.User.id, models.User.email == email)
@@ -110,6 +128,7 @@ class UserMutations:
             if taken:
                 return _email_taken(email)
             row.email = email
+        row.role = role
         if name is not None:
             row.name = name
         if given(input.bio):
@@ -124,6 +143,7 @@ class UserMutations:
         )
         if failed:
             return failed  # type: ignore[return-value]
+        _viewer_changed(info, row)
         return UserPayload(user=User.from_row(row))
 
     @strawberry.mutation(
@@ -142,6 +162,7 @@ class UserMutations:
             row.is_active = False
         if failed := await writes.save(info.context, target=target, prime=[row]):
             return failed  # type: ignore[return-value]
+        _viewer_changed(info, row)
         return UserPayload(user=User.from_row(row))
 
     @strawberry.mutation(
@@ -154,4 +175,5 @@ class UserMutations:
         )
         if isinstance(deleted, MutationError):
             return deleted  # type: ignore[return-value]
+        _viewer_changed(info, None, deleted_id=deleted)
         return DeleteUserPayload(deleted_id=deleted)

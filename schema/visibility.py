@@ -1,5 +1,5 @@
-"""Who may see what: the SQL conditions that hide drafts (and comments on them) from readers
-who are neither their author nor an admin.
+"""Who may see what: the SQL conditions that hide drafts (and comments on them, and tags only
+drafts carry) from readers who are neither their author nor an admin.
 
 Every read path applies them in SQL (root lists, nested connections, their counts, lookups by
 id through the DataLoaders), so a hidden row is never fetched at all: counts agree with pages,
@@ -38,18 +38,30 @@ def visible_comments(viewer: Viewer | None) -> list[ColumnElement[bool]]:
     return [exists(select(post.id).where(post.id == models.Comment.post_id, *conditions))]
 
 
+def visible_tags(viewer: Viewer | None) -> list[ColumnElement[bool]]:
+    """Conditions on ``tags``: a tag is visible when a post the viewer may see carries it (a
+    tag's name, made up for a draft, can say as much as the draft)."""
+    conditions = visible_posts(viewer)
+    if not conditions:
+        return []
+    post, link = models.Post, models.post_tags
+    carried = (
+        select(link.c.tag_id)
+        .join(post, post.id == link.c.post_id)
+        .where(link.c.tag_id == models.Tag.id, *conditions)
+    )
+    return [exists(carried)]
+
+
 def visible(viewer: Viewer | None, entity: Any) -> list[ColumnElement[bool]]:
-    """The conditions for rows of ``entity`` (none for users and tags: all are public)."""
+    """The conditions for rows of ``entity`` (none for users: all are public)."""
     if entity is models.Post:
         return visible_posts(viewer)
     if entity is models.Comment:
         return visible_comments(viewer)
+    if entity is models.Tag:
+        return visible_tags(viewer)
     return []
-
-
-def may_see_post(viewer: Viewer | None, row: models.Post) -> bool:
-    """The Python form of ``visible_posts``, for a row already in hand."""
-    return row.status == PUBLISHED or (viewer is not None and viewer.may_edit(row.author_id))
 
 
 def may_see_email(viewer: Viewer | None, user_id: int) -> bool:

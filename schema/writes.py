@@ -22,10 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from db import models
-from db.errors import is_transaction_conflict, violates
+from db.errors import violates
 from schema import fetch, loaders
 from schema.context import Context
-from schema.errors import TransactionConflict
 from schema.field_checks import FieldChecks
 from schema.node import to_global_id
 from schema.results import (
@@ -35,6 +34,7 @@ from schema.results import (
     not_found,
     sign_in_required,
 )
+from schema.visibility import visible
 
 #: constraint name -> the typed error its violation means (built only when it happens).
 ConstraintErrors = Mapping[str, Callable[[], MutationError]]
@@ -69,7 +69,7 @@ async def save(
     ``NotFound`` if the row is gone. A violation of a unique or foreign key constraint named in
     ``constraint_errors`` (the race a check before the write cannot close) rolls back and
     returns that typed error. Raises ``TransactionConflict`` for a serialization failure
-    or deadlock; anything else propagates (and is masked).
+    or deadlock (see ``AtomicMutation``); anything else propagates (and is masked).
     """
 
     async def flush(session: Any) -> None:
@@ -92,14 +92,19 @@ async def save(
         await _abandon(ctx)
         return await _version_conflict(ctx, target)
     except DBAPIError as exc:
-        for constraint, error in (constraint_errors or {}).items():
-            if violates(exc, constraint):
-                await _abandon(ctx)
-                return error()
-        if is_transaction_conflict(exc):
-            raise TransactionConflict() from exc
-        raise
+        if (error := _violated(exc, constraint_errors)) is None:
+            raise
+        await _abandon(ctx)
+        return error
     written(ctx, *prime)
+    return None
+
+
+def _violated(exc: DBAPIError, constraint_errors: ConstraintErrors | None) -> MutationError | None:
+    """The typed error ``constraint_errors`` gives for the constraint ``exc`` violates."""
+    for constraint, error in (constraint_errors or {}).items():
+        if violates(exc, constraint):
+            return error()
     return None
 
 
@@ -144,16 +149,22 @@ def written(ctx: Context, *rows: Any) -> None:
         loaders.by_id(ctx, type(row)).prime(row.id, row)
 
 
-async def insert_rows(ctx: Context, entity: Any, values: Sequence[dict[str, Any]]) -> list[Any]:
+async def insert_rows(
+    ctx: Context,
+    entity: Any,
+    values: Sequence[dict[str, Any]],
+    *,
+    constraint_errors: ConstraintErrors | None = None,
+) -> list[Any] | MutationError:
     """Insert rows of ``entity`` (one dict of column values each) in one multi-row
-    ``INSERT ... RETURNING`` and return them as objects of the session, in the order given.
+    ``INSERT ... RETURNING`` and return them as objects of the session, in the order given,
+    or the typed error ``constraint_errors`` names for a violated constraint (as ``save``).
 
     The ORM's flush of new objects batches only on databases where it can match RETURNING rows
     to parameter sets: PostgreSQL, via ``sort_by_parameter_order``. On SQLite it would fall
     back to one INSERT per row, so there the rows come back unsorted and are put in order by
     id: SQLite inserts a multi-row VALUES in order, and AUTOINCREMENT gives each row a higher
-    id than the one before. Raises ``TransactionConflict`` for a serialization failure or
-    deadlock.
+    id than the one before.
     Source: SQLAlchemy docs, "ORM Bulk INSERT Statements" and "Correlating RETURNING rows to
     parameter sets" (insertmanyvalues), and "Sending NULL values in ORM bulk INSERT".
     """
@@ -168,9 +179,10 @@ async def insert_rows(ctx: Context, entity: Any, values: Sequence[dict[str, Any]
     try:
         rows = await ctx.run(lambda session: session.scalars(statement, list(values)))
     except DBAPIError as exc:
-        if is_transaction_conflict(exc):
-            raise TransactionConflict() from exc
-        raise
+        if (error := _violated(exc, constraint_errors)) is None:
+            raise
+        await _abandon(ctx)
+        return error
     objects = list(rows.all())
     return sorted(objects, key=lambda row: row.id) if sqlite else objects
 
@@ -201,12 +213,7 @@ async def ensure_tags(ctx: Context, names: Iterable[str]) -> dict[str, models.Ta
         await session.execute(insert)
         return list((await session.scalars(select(Tag).where(Tag.name.in_(wanted)))).all())
 
-    try:
-        tags = await ctx.run(work)
-    except DBAPIError as exc:
-        if is_transaction_conflict(exc):
-            raise TransactionConflict() from exc
-        raise
+    tags = await ctx.run(work)
     return {tag.name: tag for tag in tags}
 
 
@@ -245,12 +252,36 @@ async def find_editable(
     pk = checks.id(field, global_id, entity.__name__)
     if invalid := checks.result():
         return invalid
-    row = await loaders.by_id(ctx, entity).load(pk)
+    row = await load_for_write(ctx, entity, pk)
     if row is None:
         return not_found(entity.__name__, global_id)
     if not viewer.may_edit(owned.owner(row)):
         return forbidden(action)
     return row, Target(entity, pk, to_global_id(entity.__name__, pk))
+
+
+async def load_for_write(ctx: Context, entity: Any, pk: int, *, share: bool = False) -> Any:
+    """Row ``pk`` of ``entity`` as the database has it now, locked until the operation ends,
+    or ``None`` if it does not exist or the viewer may not see it.
+
+    PostgreSQL locks the row (``FOR UPDATE``; ``FOR SHARE`` when ``share``, for a row the
+    write only depends on), so a concurrent writer of the same row waits for this operation
+    and then reads what it did: its version check reports a conflict instead of failing at
+    the UPDATE, and a check made here (a post is published) still holds at commit. SQLite
+    takes no row locks; its writers run one at a time, and the versioned UPDATE still
+    catches a race. ``populate_existing`` replaces what the identity map holds from earlier
+    in the operation, so the version compared is the current one.
+    Source: PostgreSQL docs, "Explicit Locking: Row-Level Locks"; SQLAlchemy docs,
+    "Populate Existing".
+    """
+    statement = (
+        select(entity)
+        .where(entity.id == pk, *visible(ctx.viewer, entity))
+        .with_for_update(read=share, of=entity)
+        .execution_options(populate_existing=True)
+    )
+    rows = await fetch.scalars(ctx, statement)
+    return rows[0] if rows else None
 
 
 async def delete_editable(

@@ -26,7 +26,7 @@ from tests.databases import BACKENDS, throwaway_database
 READ_SEED = SeedSize(users=60, posts_per_user=12, comments_per_post=6, tags=12, tags_per_post=3)
 #: The seeded admin (``db.seed``: user 1 is always an active admin).
 ADMIN_ID = 1
-TEST_SECRET = "inkwell-tests-" + "k" * 32
+TEST_SECRET = "inkwell-tests-7Hq2xV9mB4nR8sL1wZ6cK3pD5fJ0gT"
 #: Statements a signed-in request costs before its resolvers run: the viewer's row.
 SIGN_IN = 1
 #: Posts whose created_at and title are set equal, to exercise id tie-breaking.

@@ -126,3 +126,24 @@ def test_production_refuses_to_start_without_a_real_secret(
     assert ("must be set" if secret is None else "placeholder") in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())  # nothing was created: no database, no key file
+
+
+def test_production_serve_never_loads_the_demo_accounts(tmp_path: Path, clean_env: None) -> None:
+    port = free_port()
+    env = {"ENVIRONMENT": "production", "JWT_SECRET": "Zq3-4vP0sL9mN2bX8cV7aQ1wE6rT5yU-kR7"}
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base)
+        assert httpx.get(f"{base}/readyz").status_code == 200  # migrated
+        body = httpx.post(f"{base}/graphql", json={"query": "{ users { totalCount } }"}).json()
+        assert body["data"] == {"users": {"totalCount": 0}}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

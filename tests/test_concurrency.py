@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import create_engine
 from schema.auth.tokens import issue_token
-from tests.conftest import OTHER, OWNER, TEST_SECRET, app_settings, prepare_write_db
+from tests.conftest import ADMIN_ID, OTHER, OWNER, TEST_SECRET, app_settings, prepare_write_db
 from tests.live import live_server
 from tests.truth import count_rows, table
 
@@ -128,3 +128,29 @@ async def test_posts_creating_the_same_new_tags_at_once_share_one_row_each(live:
             "SELECT count(*) FROM post_tags pt JOIN tags t ON t.id = pt.tag_id WHERE t.name = :n"
         )
         assert await count_rows(live.engine, links, n=name) == 12
+
+
+async def test_concurrent_profile_updates_with_one_expected_version_apply_exactly_once(
+    live: Live,
+) -> None:
+    """An admin's edits of another member's email and role race the member's own edits."""
+    update = """mutation($i: UpdateUserInput!) { updateUser(input: $i) { __typename
+                ... on UserPayload { user { version } }
+                ... on VersionConflict { currentVersion } } }"""
+    requests = [
+        (
+            update,
+            {
+                "i": {"id": str(OWNER), "expectedVersion": 1, "email": f"e{n}@example.com"}
+                | ({"role": "ADMIN"} if n % 2 else {"name": f"Name {n}"})
+            },
+            ADMIN_ID if n % 2 else OWNER,
+        )
+        for n in range(12)
+    ]
+    bodies = await live.all_at_once(requests)
+    assert not [b for b in bodies if "errors" in b], bodies
+    kinds = Counter(b["data"]["updateUser"]["__typename"] for b in bodies)
+    assert kinds == {"UserPayload": 1, "VersionConflict": 11}
+    [row] = await table(live.engine, "SELECT version, email FROM users WHERE id = :u", u=OWNER)
+    assert row["version"] == 2 and row["email"].startswith("e")

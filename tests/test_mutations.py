@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from db import models
-from schema import loaders
+from schema import writes
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.truth import count_rows, digest, pk, table
 
@@ -36,22 +36,24 @@ def field_errors(payload: dict[str, Any]) -> dict[str, str]:
     return {e["field"]: e["message"] for e in payload["fieldErrors"]}
 
 
-async def test_create_post_returns_server_set_values_in_five_statements(write_app: App) -> None:
+async def test_create_post_returns_server_set_values(write_app: App) -> None:
     write_app.statements.clear()
     post = await create_post(
         write_app, title="  Hello, world  ", tagNames=[" Python ", "brand-new", "SQL"], publish=True
     )
     # Viewer; INSERT posts RETURNING; INSERT tags ON CONFLICT DO NOTHING; SELECT tags;
     # INSERT post_tags. The payload's author comes from one more (batched) read.
-    writes = [s for s in write_app.statements if s.lstrip().upper().startswith("INSERT")]
-    assert len(writes) == 3 and write_app.count() <= 6, write_app.statements
+    inserts = [s for s in write_app.statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 3 and write_app.count() == 6, write_app.statements
     assert post["title"] == "Hello, world" and post["status"] == "PUBLISHED"
     assert post["version"] == 1 and post["createdAt"] == post["updatedAt"]
     assert post["publishedAt"] is not None
     assert post["author"] == {"databaseId": str(OWNER)}
-    assert [t["name"] for t in post["tags"]] == ["python", "brand-new", "sql"] or sorted(
-        t["name"] for t in post["tags"]
-    ) == ["brand-new", "python", "sql"]
+    by_id = await table(
+        write_app.engine,
+        "SELECT name FROM tags WHERE name IN ('python', 'brand-new', 'sql') ORDER BY id",
+    )
+    assert [t["name"] for t in post["tags"]] == [r["name"] for r in by_id]  # oldest tag first
     row = (await table(write_app.engine, "SELECT * FROM posts WHERE id = :i", i=pk(post["id"])))[0]
     assert row["title"] == "Hello, world" and row["author_id"] == OWNER
     assert (
@@ -122,6 +124,8 @@ async def test_every_limit_is_a_clear_field_error(write_app: App) -> None:
             "title",
             "Contains a character that cannot be stored (NUL or a lone surrogate).",
         ),
+        # Lower-casing lengthens "İ" (one code point) to "i̇" (two): checked as stored.
+        ({"tagNames": ["İ" * 30]}, "tagNames.0", "Use at most 50 characters (this is 60)."),
     ]
     for fields, field, message in cases:
         values = {"title": "ok", **fields}
@@ -137,6 +141,12 @@ async def test_every_limit_is_a_clear_field_error(write_app: App) -> None:
         )
     )["updateUser"]
     assert set(field_errors(payload)) == {"name", "bio"}
+    register = """mutation($e: String!) {
+      register(input: {email: $e, name: "n", password: "long enough"}) {
+        ... on ValidationError { fieldErrors { field } } } }"""
+    long_email = "İ" * 200 + "@example.com"  # 212 characters as sent, 412 as stored
+    fields = (await write_app.data(register, {"e": long_email}))["register"]["fieldErrors"]
+    assert fields == [{"field": "email"}]
     comment = """mutation($b: String!) { addComment(input: {postId: "1", body: $b}) {
                  __typename ... on ValidationError { fieldErrors { field message } } } }"""
     for body in ("", "b" * 10_001):
@@ -336,37 +346,44 @@ async def test_each_field_reads_what_the_previous_fields_wrote(write_app: App) -
     assert data["c"]["post"] == {"title": "Changed", "version": 3, "tags": [{"name": "late"}]}
 
 
-async def test_a_post_deleted_while_a_comment_is_added_is_not_found(
-    write_app: App, monkeypatch: pytest.MonkeyPatch
+async def test_a_post_cannot_vanish_while_a_comment_is_added(
+    write_app: App, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    """The race a check cannot close: the post goes between addComment's check and its
-    INSERT (another transaction deletes it). The foreign key catches it: NotFound."""
+    """Another transaction deletes the post between addComment's check and its INSERT.
+
+    PostgreSQL: the check locked the post (FOR SHARE), so the delete has to wait, and the
+    comment is added. SQLite takes no row locks: the delete goes through and the INSERT's
+    foreign key catches it, a NotFound rather than a server error.
+    """
     post = await create_post(write_app, publish=True)
-    real_by_id = loaders.by_id
+    real_load = writes.load_for_write
+    delete_failed: list[str] = []
 
-    class DeletedMeanwhile:
-        def __init__(self, loader: Any) -> None:
-            self.loader = loader
+    async def load_then_delete(ctx: Any, entity: Any, pk: int, **kwargs: Any) -> Any:
+        row = await real_load(ctx, entity, pk, **kwargs)
+        async with write_app.engine.connect() as conn:
+            try:
+                async with conn.begin():
+                    if backend == "postgresql":
+                        await conn.execute(text("SET LOCAL lock_timeout = '300ms'"))
+                    await conn.execute(text("DELETE FROM posts WHERE id = :i"), {"i": pk})
+            except DBAPIError as exc:
+                delete_failed.append(str(exc.orig))
+        return row
 
-        async def load(self, key: int) -> Any:
-            row = await self.loader.load(key)
-            async with write_app.engine.begin() as conn:
-                await conn.execute(text("DELETE FROM posts WHERE id = :i"), {"i": key})
-            return row
-
-    def by_id(ctx: Any, entity: Any) -> Any:
-        loader = real_by_id(ctx, entity)
-        return DeletedMeanwhile(loader) if entity is models.Post else loader
-
-    monkeypatch.setattr(loaders, "by_id", by_id)
+    monkeypatch.setattr(writes, "load_for_write", load_then_delete)
     body = await write_app.gql(
-        'mutation($p: ID!) { addComment(input: {postId: $p, body: "too late"}) { __typename } }',
+        'mutation($p: ID!) { addComment(input: {postId: $p, body: "racing"}) { __typename } }',
         {"p": post["id"]},
         as_user=OTHER,
     )
-    assert body["data"] == {"addComment": {"__typename": "NotFound"}}
-    assert body["extensions"]["transaction"] == "rolled_back"
-    assert (
-        await count_rows(write_app.engine, "SELECT count(*) FROM comments WHERE body = 'too late'")
-        == 0
-    )
+    comments = "SELECT count(*) FROM comments WHERE body = 'racing'"
+    if backend == "postgresql":
+        assert delete_failed and "lock" in delete_failed[0]
+        assert body["data"] == {"addComment": {"__typename": "CommentPayload"}}
+        assert await count_rows(write_app.engine, comments) == 1
+    else:
+        assert not delete_failed
+        assert body["data"] == {"addComment": {"__typename": "NotFound"}}
+        assert body["extensions"]["transaction"] == "rolled_back"
+        assert await count_rows(write_app.engine, comments) == 0

@@ -27,12 +27,15 @@ async def test_a_typed_error_in_a_later_field_rolls_back_the_earlier_ones(write_
     before = await digest(write_app.engine)
     body = await write_app.gql(TWO_FIELDS, {"id": post["id"], "v": 99}, as_user=OWNER)
     data = body["data"]
-    assert data["first"]["__typename"] == "PostPayload"
-    assert data["second"] == {"__typename": "VersionConflict", "currentVersion": 1}
-    # Fields after the failure do not run: nothing they reported could be kept.
-    assert data["third"] is None
-    assert body["errors"][0]["path"] == ["third"]
-    assert body["errors"][0]["extensions"] == {"code": "ROLLED_BACK"}
+    assert data == {
+        "first": None,  # it ran, but its post was not kept: the payload is withdrawn
+        "second": {"__typename": "VersionConflict", "currentVersion": 1},
+        "third": None,  # after the failure: not run at all
+    }
+    messages = {e["path"][0]: e["message"] for e in body["errors"]}
+    assert messages["first"].startswith("Rolled back:")
+    assert messages["third"].startswith("Not run:")
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"ROLLED_BACK"}
     assert body["extensions"]["transaction"] == "rolled_back"
     assert await digest(write_app.engine) == before
     assert (
@@ -147,6 +150,12 @@ async def test_database_aborts_become_clean_errors(
         as_user=OWNER,
     )
     errors: list[dict[str, Any]] = body["errors"]
+    if when == "immediate":
+        # Failed in field b: field a's payload is withdrawn.
+        assert body["data"] == {"a": None, "b": None}
+        assert errors.pop()["extensions"]["code"] == "ROLLED_BACK"
+    else:
+        assert body["data"] is None  # the commit failed: nothing was kept
     assert [e["extensions"]["code"] for e in errors] == [code]
     if code == "TRANSACTION_CONFLICT":
         assert errors[0]["extensions"]["retryable"] is True
@@ -162,3 +171,54 @@ async def test_client_errors_are_not_logged_as_server_errors(
     caplog.set_level(logging.INFO)
     await write_app.gql('mutation { createPost(input: {title: ""}) { __typename } }', as_user=OWNER)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_rolled_back_operation_withdraws_earlier_payloads(write_app: App) -> None:
+    """The token of a registration that was rolled back must not reach the client: it would
+    name an account that does not exist (and, on SQLite, the id the next account gets)."""
+    body = await write_app.gql(
+        """mutation {
+          register(input: {email: "ghost@example.com", name: "Ghost", password: "long enough"}) {
+            ... on AuthPayload { token viewer { databaseId } } }
+          login(input: {email: "admin@example.com", password: "wrong password"}) {
+            __typename ... on MutationError { message } } }"""
+    )
+    assert body["data"] == {
+        "register": None,
+        "login": {"__typename": "Unauthenticated", "message": "Wrong email or password."},
+    }
+    [error] = body["errors"]
+    assert error["path"] == ["register"] and error["extensions"] == {"code": "ROLLED_BACK"}
+    assert error["message"].startswith("Rolled back:")
+    sql = "SELECT count(*) FROM users WHERE email = 'ghost@example.com'"
+    assert await count_rows(write_app.engine, sql) == 0
+
+
+async def test_an_error_deep_in_a_payload_stops_the_later_fields(write_app: App) -> None:
+    before = await digest(write_app.engine)
+    body = await write_app.gql(
+        """mutation {
+          a: createPost(input: {title: "first"}) {
+            ... on PostPayload { post { title comments(first: -1) { totalCount } } } }
+          b: createPost(input: {title: "second"}) { __typename } }""",
+        as_user=OWNER,
+    )
+    assert body["data"] == {"a": None, "b": None}
+    codes = {tuple(e["path"][:1]): e["extensions"]["code"] for e in body["errors"]}
+    assert codes[("b",)] == "ROLLED_BACK"
+    assert "BAD_USER_INPUT" in [e["extensions"]["code"] for e in body["errors"]]
+    assert body["extensions"]["transaction"] == "rolled_back"
+    assert await digest(write_app.engine) == before
+
+
+async def test_the_rest_of_an_operation_runs_as_the_account_now_is(write_app: App) -> None:
+    body = await write_app.gql(
+        """mutation {
+          deleteUser(input: {id: "2"}) { __typename }
+          createPost(input: {title: "posthumous"}) { __typename } }""",
+        as_user=OWNER,
+    )
+    assert body["data"]["createPost"] == {"__typename": "Unauthenticated"}
+    # The typed error rolled the whole operation back: the account is still there.
+    assert body["extensions"]["transaction"] == "rolled_back"
+    assert await count_rows(write_app.engine, "SELECT count(*) FROM users WHERE id = 2") == 1

@@ -9,11 +9,16 @@ Source: argon2-cffi docs, "Choosing Parameters"; RFC 9106 §4.
 from __future__ import annotations
 
 import asyncio
+import os
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
+
+#: Hashes computed at once, at most: each takes 64 MiB and a core for tens of milliseconds, so
+#: a burst of sign-ins queues here instead of exhausting memory or the thread pool.
+_slots = asyncio.Semaphore(os.cpu_count() or 1)
 
 #: A hash of a random password: verified against when an email is unknown, so a failed login
 #: takes as long whether or not the account exists (no user enumeration by timing).
@@ -22,7 +27,8 @@ _DUMMY_HASH = _hasher.hash("inkwell: no such account")
 
 async def hash_password(password: str) -> str:
     """The Argon2id hash of ``password`` (an encoded string with its salt and parameters)."""
-    return await asyncio.to_thread(_hasher.hash, password)
+    async with _slots:
+        return await asyncio.to_thread(_hasher.hash, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
@@ -39,7 +45,8 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(verify)
+    async with _slots:
+        return await asyncio.to_thread(verify)
 
 
 def needs_rehash(password_hash: str) -> bool:

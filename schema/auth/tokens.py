@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from schema.errors import AuthenticationFailed
+from schema.validation import MAX_PK
 from settings import Settings
 
 ALGORITHM = "HS256"
@@ -37,7 +38,7 @@ def token_subject(settings: Settings, token: str) -> int:
 
     Raises ``AuthenticationFailed`` when the token is expired, malformed, tampered with, signed
     with another key or algorithm (only HS256 is accepted, so ``alg: none`` is refused), or
-    lacks ``sub``/``iat``/``exp``.
+    lacks ``sub``/``iat``/``exp``, or its ``sub`` is not a possible user id.
     """
     try:
         claims = jwt.decode(
@@ -52,5 +53,7 @@ def token_subject(settings: Settings, token: str) -> int:
         raise AuthenticationFailed("The access token is invalid.") from None
     subject = claims["sub"]
     if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise AuthenticationFailed("The access token is invalid.")
+    if not 0 < int(subject) <= MAX_PK:
         raise AuthenticationFailed("The access token is invalid.")
     return int(subject)

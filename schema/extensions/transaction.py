@@ -6,7 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 from strawberry.extensions import FieldExtension, SchemaExtension
 from strawberry.types import Info
 from strawberry.types.graphql import OperationType
@@ -15,7 +17,7 @@ from db.errors import is_transaction_conflict
 from schema.context import Context
 from schema.errors import OperationRolledBack, TransactionConflict
 from schema.results import MutationError
-from schema.transaction import Transaction
+from schema.transaction import Outcome, Transaction
 
 logger = logging.getLogger("inkwell.transaction")
 
@@ -48,24 +50,26 @@ class TransactionBoundary(SchemaExtension):
         except BaseException:
             # Cancelled (the client went away) or failed outside the resolvers: the session
             # is closed by UnitOfWork, which rolls back; record it and let it propagate.
-            transaction.rolled_back()
+            transaction.outcome = Outcome.ROLLED_BACK
             raise
         result = self.execution_context.result
         if transaction.failed or result is None or result.errors:
             await context.rollback()
-            transaction.rolled_back()
+            transaction.outcome = Outcome.ROLLED_BACK
+            if isinstance(result, ExecutionResult):
+                _withdraw(result, transaction.succeeded)
             return
         try:
             await context.commit()
         except Exception as exc:
-            transaction.rolled_back()
+            transaction.outcome = Outcome.ROLLED_BACK
             logger.warning("commit failed, the operation was rolled back: %r", exc)
             error: Exception = TransactionConflict() if is_transaction_conflict(exc) else exc
             # Nothing was kept, so no payload may suggest otherwise.
             result.data = None
             result.errors = [GraphQLError(str(error), original_error=error)]
             return
-        await transaction.committed()
+        transaction.outcome = Outcome.COMMITTED
 
     def get_results(self) -> dict[str, Any]:
         context = self.execution_context.context
@@ -75,13 +79,32 @@ class TransactionBoundary(SchemaExtension):
         return {"transaction": transaction.outcome.value}
 
 
+def _withdraw(result: ExecutionResult, keys: list[str]) -> None:
+    """Replace the payloads of fields that succeeded before the operation failed with null
+    and a ``ROLLED_BACK`` error: their ids, timestamps or tokens name changes that were never
+    kept (and, on SQLite, ids that a later row may get)."""
+    if result.data is None:
+        return
+    errors = list(result.errors or [])
+    for key in keys:
+        if result.data.get(key) is not None:
+            result.data[key] = None
+            withdrawn = OperationRolledBack(withdrawn=True)
+            errors.append(GraphQLError(str(withdrawn), path=[key], original_error=withdrawn))
+    result.errors = errors
+
+
 class AtomicMutation(FieldExtension):
     """Ties a mutation field to the operation's transaction.
 
-    A field that returns a typed error (a ``MutationError``) or raises dooms the transaction;
-    once it is doomed, later mutation fields do not run (they fail with ``ROLLED_BACK``), so
-    no payload reports work that is about to be rolled back. Between fields, the DataLoader
-    caches are dropped: each field reads what the previous ones wrote.
+    A field that returns a typed error (a ``MutationError``) or raises dooms the transaction
+    (an error deeper in a payload does too: ``schema.execution``); once it is doomed, later
+    mutation fields do not run (they fail with ``ROLLED_BACK``), and the payloads of earlier
+    ones are withdrawn at the end (``TransactionBoundary``), so no response reports work that
+    was rolled back. A database error that means "retry" (serialization failure, deadlock,
+    lock timeout) becomes ``TRANSACTION_CONFLICT`` here, for every statement a resolver runs.
+    Between fields, the DataLoader caches are dropped: each field reads what the previous
+    ones wrote.
     """
 
     def resolve(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
@@ -97,9 +120,16 @@ class AtomicMutation(FieldExtension):
         context.loaders.clear()
         try:
             result = await next_(source, info, **kwargs)
+        except (DBAPIError, StaleDataError) as exc:
+            transaction.fail()
+            if isinstance(exc, StaleDataError) or is_transaction_conflict(exc):
+                raise TransactionConflict() from exc
+            raise
         except BaseException:
             transaction.fail()
             raise
         if isinstance(result, MutationError):
             transaction.fail()
+        else:
+            transaction.succeeded.append(str(info.path.key))
         return result
