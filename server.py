@@ -14,15 +14,17 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
 
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
 from schema import build_schema
+from schema.live.postgres import broker_for
 from schema.view import GraphQLApp
 from settings import Settings, get_settings
 
@@ -52,10 +54,11 @@ def configured() -> Settings:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL), ``/healthz``, ``/readyz``.
+    """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL, WebSocket), ``/healthz``,
+    ``/readyz``, ``/metrics`` (Prometheus).
 
-    The lifespan creates the engine and session factory on start-up and disposes the pool on
-    shutdown. Source: Starlette docs, "Lifespan".
+    The lifespan creates the engine, the session factory and the event broker on start-up,
+    and stops the broker and disposes the pool on shutdown. Source: Starlette docs, "Lifespan".
     """
     settings = settings or configured()
     graphql = GraphQLApp(build_schema(settings), settings)
@@ -67,9 +70,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         stats.install(engine)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.broker = broker = broker_for(settings.database_url)
+        await broker.start()
         try:
             yield
         finally:
+            await broker.stop()
             await engine.dispose()
 
     async def healthz(request: Request) -> JSONResponse:
@@ -89,13 +95,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "not migrated"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    async def metrics(request: Request) -> Response:
+        # The process's Prometheus metrics (prometheus-client's default registry).
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     return Starlette(
         routes=[
-            # HTTP only for now: over a WebSocket, Strawberry makes one context per connection,
-            # and the unit of work is per operation (subscriptions come with their own design).
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Subscriptions (and any operation) over graphql-transport-ws or graphql-ws.
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
         ],
         lifespan=lifespan,
     )

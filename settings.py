@@ -87,6 +87,31 @@ class Settings(BaseSettings):
         "(for benchmarks that show what batching buys).",
     )
 
+    subscription_queue_size: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Events a subscription may fall behind before it is ended "
+        "(SUBSCRIPTION_OVERFLOW), so a slow subscriber never delays the others.",
+    )
+    max_subscriptions_per_connection: int = Field(
+        20, ge=1, le=1000, description="Operations one WebSocket connection may run at once."
+    )
+    ws_keepalive_seconds: float = Field(
+        15.0,
+        ge=0,
+        le=3600,
+        description="Seconds between server pings (graphql-transport-ws) or keep-alive "
+        "messages (graphql-ws) on a WebSocket; 0 turns them off.",
+    )
+    ws_init_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds a new WebSocket has to send connection_init before it is "
+        "closed (4408).",
+    )
+
     jwt_secret: SecretStr | None = Field(
         None,
         description="HS256 key signing access tokens; required in production (at least 32 "

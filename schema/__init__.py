@@ -29,6 +29,7 @@ from schema.node_queries import NodeQueries
 from schema.post_mutations import PostMutations
 from schema.posts import Post, PostQueries
 from schema.results import ERROR_TYPES
+from schema.subscriptions import Subscription
 from schema.tags import Tag, TagQueries
 from schema.user_mutations import UserMutations
 from schema.users import User, UserQueries
@@ -79,6 +80,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return InkwellSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map={BigInt: BIGINT_SCALAR}),
         types=[User, Post, Comment, Tag, *ERROR_TYPES],
         extensions=extensions,
@@ -86,4 +88,4 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
 
 
-__all__ = ["InkwellSchema", "Mutation", "Query", "build_schema"]
+__all__ = ["InkwellSchema", "Mutation", "Query", "Subscription", "build_schema"]

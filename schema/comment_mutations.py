@@ -12,6 +12,7 @@ from schema.comments import Comment
 from schema.context import Info
 from schema.extensions.transaction import AtomicMutation
 from schema.field_checks import BODY_MAX, FieldChecks
+from schema.live.events import comment_added
 from schema.posts import PostStatus
 from schema.results import (
     Forbidden,
@@ -118,6 +119,7 @@ class CommentMutations:
             ctx, add=[row], prime=[row, post], constraint_errors=deleted
         ):
             return failed  # type: ignore[return-value]
+        writes.announce(ctx, comment_added(row, post))
         return CommentPayload(comment=Comment.from_row(row))
 
     @strawberry.mutation(

@@ -17,6 +17,7 @@ from settings import Settings
 
 if TYPE_CHECKING:
     from schema.auth.viewer import Viewer
+    from schema.live import Broker
     from schema.loaders import Loaders
     from schema.transaction import Transaction
 
@@ -41,12 +42,23 @@ class Context:
     An ``AsyncSession`` must never be used by two coroutines at once, and graphql-core runs
     sibling resolvers concurrently, so ``session()`` hands it out under a per-operation lock.
     Source: SQLAlchemy docs, "Using AsyncSession with Concurrent Tasks".
+
+    Over a WebSocket, Strawberry makes one context per connection; ``schema.ws`` gives each
+    operation on it its own (``for_operation``), and a subscription ends its unit of work
+    after each event (``end_unit_of_work``), so no session lives as long as a connection.
     """
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     request: Any = None
     response: Any = None
+    #: Where committed events go and subscriptions come from (``app.state.broker``).
+    broker: Broker | None = None
+    #: The credentials the operation came with: the ``Authorization`` header, or over a
+    #: WebSocket the ``authorization`` of the ``connection_init`` payload.
+    authorization: str | None = None
+    #: A WebSocket's ``connection_init`` payload (set by Strawberry on the connection's context).
+    connection_params: dict[str, Any] | None = None
     sql: SqlStats = field(default_factory=SqlStats)
     #: The signed-in user, set by ``schema.extensions.authentication`` before execution.
     viewer: Viewer | None = None
@@ -115,6 +127,27 @@ class Context:
         """True once a resolver has opened the session."""
         return self._session is not None
 
+    def for_operation(self) -> Context:
+        """A context of its own for one operation over this (WebSocket connection's)
+        context: the same settings, broker and connection, a new unit of work."""
+        params = self.connection_params or {}
+        authorization = params.get("authorization", params.get("Authorization"))
+        return Context(
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            request=self.request,
+            response=self.response,
+            broker=self.broker,
+            authorization=authorization if authorization is not None else self.authorization,
+            connection_params=self.connection_params,
+        )
+
+    async def end_unit_of_work(self) -> None:
+        """Close this unit of work's session and drop its DataLoaders, keeping the context
+        usable: the next ``session()`` opens a new unit of work. A subscription calls it
+        after each event, so every event is read in a session of its own. Never raises."""
+        await self._end(final=False)
+
     async def close(self) -> None:
         """End the unit of work: wait for a statement in flight, then close the session (which
         rolls back what was not committed and returns the connection to the pool).
@@ -122,8 +155,11 @@ class Context:
         Never raises: a failure to close is logged, and the pool discards that connection.
         Safe to call more than once.
         """
+        await self._end(final=True)
+
+    async def _end(self, *, final: bool) -> None:
         async with self._lock:
-            self._closed = True
+            self._closed = self._closed or final
             self.loaders.clear()
             session, self._session = self._session, None
             if session is None:

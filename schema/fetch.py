@@ -30,7 +30,7 @@ from schema.pagination import Page, PageArgs, make_page, order_by, seek
 Join = tuple[Any, ColumnElement[bool]]
 
 
-async def rows(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
+async def rows(ctx: Context, statement: Select[*tuple[Any, ...]]) -> Sequence[Any]:
     """Execute ``statement`` and return all result rows (tuples), buffered."""
     return (await _execute(ctx, statement)).all()
 
@@ -40,7 +40,7 @@ async def scalars(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
     return (await _execute(ctx, statement)).scalars().all()
 
 
-async def _execute(ctx: Context, statement: Select[Any]) -> Result[Any]:
+async def _execute(ctx: Context, statement: Select[*tuple[Any, ...]]) -> Result[Any]:
     """Run ``statement`` on the operation's session (see ``Context.run``). AsyncSession
     results are buffered, so nothing reads from the connection after this returns."""
     return await ctx.run(lambda session: session.execute(statement))

@@ -14,6 +14,7 @@ from schema import loaders, writes
 from schema.context import Context, Info
 from schema.extensions.transaction import AtomicMutation
 from schema.field_checks import CONTENT_MAX, TITLE_MAX, FieldChecks, given
+from schema.live.events import Event, EventKind, post_event
 from schema.posts import Post, PostStatus
 from schema.results import (
     Forbidden,
@@ -147,6 +148,8 @@ async def _create_posts(
     by_post = loaders.tags_by_post(ctx)
     for row, names in zip(rows, tag_names, strict=True):
         by_post.prime(row.id, sorted((tags[name] for name in names), key=lambda t: t.id))
+    published = (row for row in rows if row.status == PostStatus.PUBLISHED.value)
+    writes.announce(ctx, *(post_event(EventKind.POST_PUBLISHED, row) for row in published))
     return rows
 
 
@@ -154,10 +157,21 @@ async def _create_posts(
 OWNED_POSTS = writes.Owned(models.Post, lambda row: row.author_id)
 
 
-async def _saved(info: Info, row: models.Post, target: writes.Target) -> _Changed:
+async def _saved(
+    info: Info, row: models.Post, target: writes.Target, *kinds: EventKind
+) -> _Changed:
+    """Flush the change to ``row`` and announce ``kinds`` of event about it, if the flush
+    changed the row at all (a new version: setting a value it already had is no change)."""
+    version = row.version
     if failed := await writes.save(info.context, target=target, prime=[row]):
         return failed  # type: ignore[return-value]
+    if row.version != version:
+        writes.announce(info.context, *(post_event(kind, row) for kind in kinds))
     return PostPayload(post=Post.from_row(row))
+
+
+async def _deleted_post(row: models.Post) -> list[Event]:
+    return [post_event(EventKind.POST_DELETED, row)]
 
 
 @strawberry.type
@@ -207,7 +221,7 @@ class PostMutations:
             row.title = title
         if content is not None:
             row.content = content
-        return await _saved(info, row, target)
+        return await _saved(info, row, target, EventKind.POST_UPDATED)
 
     @strawberry.mutation(
         description="Publish a draft (its author or an admin); publishing a published post "
@@ -221,7 +235,7 @@ class PostMutations:
         row, target = found
         if row.status != PostStatus.PUBLISHED.value:
             row.status, row.published_at = PostStatus.PUBLISHED.value, utcnow()
-        return await _saved(info, row, target)
+        return await _saved(info, row, target, EventKind.POST_PUBLISHED, EventKind.POST_UPDATED)
 
     @strawberry.mutation(
         description="Turn a post back into a draft (its author or an admin).",
@@ -236,7 +250,7 @@ class PostMutations:
         row, target = found
         if row.status != PostStatus.DRAFT.value:
             row.status, row.published_at = PostStatus.DRAFT.value, None
-        return await _saved(info, row, target)
+        return await _saved(info, row, target, EventKind.POST_UPDATED)
 
     @strawberry.mutation(
         description="Delete a post with its comments (its author or an admin).",
@@ -244,7 +258,7 @@ class PostMutations:
     )
     async def delete_post(self, info: Info, input: PostIdInput) -> DeletePostResult | None:
         deleted = await writes.delete_editable(
-            info.context, OWNED_POSTS, input.id, "delete this post"
+            info.context, OWNED_POSTS, input.id, "delete this post", events=_deleted_post
         )
         if isinstance(deleted, MutationError):
             return deleted  # type: ignore[return-value]
@@ -280,4 +294,5 @@ class PostMutations:
             )
             await ctx.run(lambda session: session.execute(relink))
         loaders.tags_by_post(ctx).prime(row.id, sorted(tags.values(), key=lambda t: t.id))
+        writes.announce(ctx, post_event(EventKind.POST_UPDATED, row))
         return PostPayload(post=Post.from_row(row))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from schema.live.events import Event
+
 
 class Outcome(Enum):
     """How a mutation operation's transaction ended (``extensions.transaction``)."""
@@ -27,11 +29,23 @@ class Transaction:
     its payload too); from then on the operation can only roll back, and later mutation
     fields do not run. ``succeeded`` holds the response keys of the fields that returned a
     success payload: if the operation rolls back after all, their payloads are withdrawn.
+    ``events`` is the outbox: what the fields changed, for subscribers, released only once
+    the transaction commits (and dropped if it rolls back).
     """
 
     failed: bool = False
     outcome: Outcome | None = None
     succeeded: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def announce(self, *events: Event) -> None:
+        """Queue ``events`` for subscribers, to be published if this transaction commits."""
+        self.events.extend(events)
+
+    def outbox(self) -> list[Event]:
+        """The queued events in the order they were made, each once (PostgreSQL's NOTIFY
+        folds identical payloads of one transaction too, so both brokers agree)."""
+        return list(dict.fromkeys(self.events))
 
     def fail(self) -> None:
         """Doom the transaction: it will roll back, whatever later fields do."""

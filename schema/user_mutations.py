@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from sqlalchemy import select
 
 from db import models
 from schema import fetch, writes
@@ -12,6 +13,7 @@ from schema.auth.viewer import Viewer
 from schema.context import Info
 from schema.extensions.transaction import AtomicMutation
 from schema.field_checks import BIO_MAX, NAME_MAX, FieldChecks, given
+from schema.live.events import Event, EventKind
 from schema.node import to_global_id
 from schema.results import (
     EmailTaken,
@@ -24,6 +26,7 @@ from schema.results import (
     forbidden,
 )
 from schema.users import Role, User
+from schema.visibility import PUBLISHED
 
 EMAIL_CONSTRAINT = "uq_users_email"
 
@@ -170,8 +173,18 @@ class UserMutations:
         extensions=[AtomicMutation()],
     )
     async def delete_user(self, info: Info, input: UserIdInput) -> DeleteUserResult | None:
+        ctx = info.context
+
+        async def posts_deleted(user: models.User) -> list[Event]:
+            # The cascade deletes the user's posts in the database: tell their subscribers.
+            post = models.Post
+            mine = select(post.id, post.status).where(post.author_id == user.id)
+            rows = await fetch.rows(ctx, mine.order_by(post.id))
+            kind = EventKind.POST_DELETED
+            return [Event(kind, pk, pk, user.id, status == PUBLISHED) for pk, status in rows]
+
         deleted = await writes.delete_editable(
-            info.context, OWNED_USERS, input.id, "delete this user"
+            ctx, OWNED_USERS, input.id, "delete this user", events=posts_deleted
         )
         if isinstance(deleted, MutationError):
             return deleted  # type: ignore[return-value]

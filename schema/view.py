@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -10,9 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
+from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
+from schema.errors import AuthenticationFailed
+from schema.ws import LegacyWSHandler, TransportWSHandler
 from settings import Settings
+
+logger = logging.getLogger("inkwell.ws")
 
 #: What GraphiQL shows on first open: a nested read that exercises every relationship.
 DEFAULT_QUERY = """\
@@ -47,17 +56,27 @@ query RecentWriting {
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI GraphQL app, creating one ``Context`` per operation.
+    """Strawberry's ASGI GraphQL app, creating one ``Context`` per operation: per HTTP
+    request, and over a WebSocket per operation on the connection (``schema.ws``).
 
-    The engine's session factory comes from ``app.state`` (set by the lifespan), so the view
-    holds no database state of its own.
+    The engine's session factory and the event broker come from ``app.state`` (set by the
+    lifespan), so the view holds no database state of its own. A WebSocket's credentials are
+    the ``authorization`` of its ``connection_init`` payload (browsers cannot set headers on
+    a WebSocket); bad ones close the connection with 4403 before any operation runs.
     """
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             allow_queries_via_get=True,
+            keep_alive=settings.ws_keepalive_seconds > 0,
+            keep_alive_interval=settings.ws_keepalive_seconds,
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.settings = settings
         # Strawberry's page with our default query (JSON-encoded into its JS template literal).
@@ -77,7 +96,24 @@ class GraphQLApp(GraphQL[Context, None]):
             sessionmaker=request.app.state.sessionmaker,
             request=request,
             response=response,
+            broker=request.app.state.broker,
+            authorization=request.headers.get("authorization"),
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Check the ``connection_init`` credentials (in a unit of work of its own); raise
+        ``ConnectionRejectionError`` (close code 4403) for bad ones."""
+        check = context.for_operation()
+        try:
+            await authenticate(check, bearer_token(check.authorization))
+        except AuthenticationFailed as exc:
+            raise ConnectionRejectionError({"message": str(exc)}) from None
+        except Exception:
+            logger.exception("checking a WebSocket's credentials failed")
+            raise ConnectionRejectionError({"message": "Unexpected error."}) from None
+        finally:
+            await check.close()
+        return UNSET
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -11,7 +11,7 @@ Source: SQLAlchemy docs, "Configuring a Version Counter" and "Session Basics: Fl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from db.errors import violates
 from schema import fetch, loaders
 from schema.context import Context
 from schema.field_checks import FieldChecks
+from schema.live.events import Event
 from schema.node import to_global_id
 from schema.results import (
     MutationError,
@@ -284,16 +285,32 @@ async def load_for_write(ctx: Context, entity: Any, pk: int, *, share: bool = Fa
     return rows[0] if rows else None
 
 
+def announce(ctx: Context, *events: Event) -> None:
+    """Queue ``events`` on the operation's transaction: subscribers hear of them once it
+    commits, and never if it rolls back. Raises ``RuntimeError`` outside a mutation."""
+    if ctx.transaction is None:
+        raise RuntimeError("events are announced by mutations, inside their transaction")
+    ctx.transaction.announce(*events)
+
+
 async def delete_editable(
-    ctx: Context, owned: Owned, global_id: strawberry.ID, action: str
+    ctx: Context,
+    owned: Owned,
+    global_id: strawberry.ID,
+    action: str,
+    *,
+    events: Callable[[Any], Awaitable[Sequence[Event]]] | None = None,
 ) -> strawberry.ID | MutationError:
     """Delete the row ``global_id`` names if the viewer may (see ``find_editable``); the
     database's ON DELETE CASCADE removes what hangs off it. Returns the deleted row's global
-    ID, or the typed error that stopped it."""
+    ID, or the typed error that stopped it. ``events(row)``, read before the delete, are
+    announced once it succeeded."""
     found = await find_editable(ctx, owned, global_id, action)
     if isinstance(found, MutationError):
         return found
     row, target = found
+    gone = await events(row) if events is not None else ()
     if failed := await save(ctx, target=target, delete=[row]):
         return failed
+    announce(ctx, *gone)
     return target.global_id

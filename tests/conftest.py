@@ -21,6 +21,7 @@ from schema.auth.tokens import issue_token
 from server import create_app
 from settings import Settings
 from tests.databases import BACKENDS, throwaway_database
+from tests.live import Live, live_server
 
 #: The read tests' data set: big enough that first: 50 and per-parent limits mean something.
 READ_SEED = SeedSize(users=60, posts_per_user=12, comments_per_post=6, tags=12, tags_per_post=3)
@@ -192,3 +193,17 @@ async def write_app(fresh_db_url: str) -> AsyncIterator[App]:
     await prepare_write_db(fresh_db_url)
     async with running_app(app_settings(fresh_db_url)) as app:
         yield app
+
+
+@pytest.fixture
+async def live(fresh_db_url: str) -> AsyncIterator[Live]:
+    """A real server process (uvicorn) over a database of its own (``WRITE_SEED``)."""
+    await prepare_write_db(fresh_db_url)
+    engine = create_engine(app_settings(fresh_db_url))
+    try:
+        with live_server(
+            DATABASE_URL=fresh_db_url, JWT_SECRET=TEST_SECRET, DB_POOL_SIZE="25"
+        ) as base:
+            yield Live(base, fresh_db_url, engine, TEST_SECRET)
+    finally:
+        await engine.dispose()

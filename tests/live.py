@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -9,10 +10,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schema.auth.tokens import issue_token
+from settings import Settings
 
 SERVER = Path(__file__).resolve().parent.parent / "server.py"
 
@@ -67,3 +74,41 @@ def live_server(**env: str) -> Iterator[str]:
         output, _ = process.communicate(timeout=20)
         if "Traceback" in output:
             print(output)  # shown by pytest when the test fails
+
+
+@dataclass
+class Live:
+    """A server process over its own database, and an engine to check the tables with."""
+
+    base: str
+    url: str
+    engine: AsyncEngine
+    #: The JWT_SECRET the server runs with.
+    secret: str
+
+    def token(self, user_id: int) -> str:
+        """A fresh access token for ``user_id``, valid on this server."""
+        return issue_token(Settings(database_url=self.url, jwt_secret=self.secret), user_id).token
+
+    def headers(self, user_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
+    async def all_at_once(
+        self, requests: list[tuple[str, dict[str, Any], int | None]]
+    ) -> list[dict[str, Any]]:
+        """Send every (query, variables, user) request concurrently, each on its own
+        connection; return the JSON bodies in order, asserting each was HTTP 200."""
+        limits = httpx.Limits(max_connections=len(requests))
+        async with httpx.AsyncClient(base_url=self.base, limits=limits, timeout=60) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/graphql",
+                        json={"query": query, "variables": variables},
+                        headers=self.headers(user) if user is not None else None,
+                    )
+                    for query, variables, user in requests
+                )
+            )
+        assert [r.status_code for r in responses] == [200] * len(requests)
+        return [r.json() for r in responses]

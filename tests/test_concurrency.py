@@ -3,68 +3,11 @@ typed result, never a 500 or a lost update."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
-import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from db.engine import create_engine
-from schema.auth.tokens import issue_token
-from tests.conftest import ADMIN_ID, OTHER, OWNER, TEST_SECRET, app_settings, prepare_write_db
-from tests.live import live_server
+from tests.conftest import ADMIN_ID, OTHER, OWNER
+from tests.live import Live
 from tests.truth import count_rows, table
-
-
-@dataclass
-class Live:
-    """A server process over its own database, and an engine to check the tables with."""
-
-    base: str
-    url: str
-    engine: AsyncEngine
-
-    def headers(self, user_id: int) -> dict[str, str]:
-        token = issue_token(app_settings(self.url), user_id).token
-        return {"Authorization": f"Bearer {token}"}
-
-    async def all_at_once(
-        self, requests: list[tuple[str, dict[str, Any], int | None]]
-    ) -> list[dict[str, Any]]:
-        """Send every (query, variables, user) request concurrently, each on its own
-        connection; return the JSON bodies in order, asserting each was HTTP 200."""
-        limits = httpx.Limits(max_connections=len(requests))
-        async with httpx.AsyncClient(base_url=self.base, limits=limits, timeout=60) as client:
-            responses = await asyncio.gather(
-                *(
-                    client.post(
-                        "/graphql",
-                        json={"query": query, "variables": variables},
-                        headers=self.headers(user) if user is not None else None,
-                    )
-                    for query, variables, user in requests
-                )
-            )
-        assert [r.status_code for r in responses] == [200] * len(requests)
-        return [r.json() for r in responses]
-
-
-@pytest.fixture
-async def live(fresh_db_url: str) -> AsyncIterator[Live]:
-    await prepare_write_db(fresh_db_url)
-    engine = create_engine(app_settings(fresh_db_url))
-    try:
-        with live_server(
-            DATABASE_URL=fresh_db_url, JWT_SECRET=TEST_SECRET, DB_POOL_SIZE="25"
-        ) as base:
-            yield Live(base, fresh_db_url, engine)
-    finally:
-        await engine.dispose()
-
 
 UPDATE = """mutation($i: UpdatePostInput!) { updatePost(input: $i) { __typename
   ... on PostPayload { post { title version } }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from db import models
 from schema.auth.tokens import token_subject
@@ -31,17 +31,19 @@ class Viewer:
         return self.is_admin or owner_id == self.id
 
 
-def bearer_token(headers: Any) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header; ``None`` without the header.
+def bearer_token(authorization: object) -> str | None:
+    """The token of an ``Authorization`` value ``Bearer <token>`` (the HTTP header, or a
+    WebSocket's ``connection_init`` ``authorization``); ``None`` when there is none.
 
-    Raises ``AuthenticationFailed`` for another scheme or an empty token, so a client's
-    mistake is reported instead of silently treated as anonymous.
+    Raises ``AuthenticationFailed`` for another scheme, an empty token or a value that is not
+    a string, so a client's mistake is reported instead of silently treated as anonymous.
     Source: RFC 6750 §2.1 (the scheme is case-insensitive).
     """
-    value = headers.get("authorization") if headers is not None else None
-    if value is None:
+    if authorization is None:
         return None
-    scheme, _, token = value.strip().partition(" ")
+    if not isinstance(authorization, str):
+        raise AuthenticationFailed("The authorization must be the string `Bearer <token>`.")
+    scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("The Authorization header must be `Bearer <token>`.")
     return token.strip()

@@ -12,7 +12,8 @@ from schema.context import Context
 
 
 class Authentication(SchemaExtension):
-    """Resolves ``Authorization: Bearer <token>`` to ``context.viewer`` (or anonymous).
+    """Resolves the operation's credentials (``Authorization: Bearer <token>``, or a
+    WebSocket's ``connection_init`` ``authorization``) to ``context.viewer`` (or anonymous).
 
     Runs after parsing and validation, so a malformed document is reported as such. Bad
     credentials fail the whole request with one ``UNAUTHENTICATED`` error and ``data: null``,
@@ -24,9 +25,8 @@ class Authentication(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         if isinstance(context, Context):
-            headers = getattr(context.request, "headers", None)
             try:
-                context.viewer = await authenticate(context, bearer_token(headers))
+                context.viewer = await authenticate(context, bearer_token(context.authorization))
             except Exception as exc:
                 self.execution_context.result = ExecutionResult(
                     data=None, errors=[GraphQLError(str(exc), original_error=exc)]

@@ -33,6 +33,9 @@ class TransactionBoundary(SchemaExtension):
     ``data`` null and one error: ``TRANSACTION_CONFLICT`` (retryable) for a serialization
     failure or deadlock, otherwise an unexpected error, masked, with its cause logged.
     Queries never commit: ``UnitOfWork`` closes (and so rolls back) their session.
+    The fields' events (``Transaction.events``) go to the broker with the commit (``stage``
+    just before it, ``committed`` after it) and nowhere on rollback, so no subscriber hears of
+    a change that was not kept.
     Source: Hasura docs, "Multiple mutations in a request" (one transaction, all or nothing).
     """
 
@@ -59,7 +62,12 @@ class TransactionBoundary(SchemaExtension):
             if isinstance(result, ExecutionResult):
                 _withdraw(result, transaction.succeeded)
             return
+        events = transaction.outbox()
+        broker = context.broker if events else None
         try:
+            if broker is not None:
+                # Inside the transaction: on PostgreSQL the NOTIFY is part of the commit.
+                await context.run(lambda session: broker.stage(session, events))
             await context.commit()
         except Exception as exc:
             transaction.outcome = Outcome.ROLLED_BACK
@@ -70,6 +78,8 @@ class TransactionBoundary(SchemaExtension):
             result.errors = [GraphQLError(str(error), original_error=error)]
             return
         transaction.outcome = Outcome.COMMITTED
+        if broker is not None:
+            broker.committed(events)
 
     def get_results(self) -> dict[str, Any]:
         context = self.execution_context.context

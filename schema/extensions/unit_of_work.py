@@ -15,7 +15,17 @@ class UnitOfWork(SchemaExtension):
     The session is opened lazily by the first resolver that needs it; whatever happens after
     (success, a resolver error, a cancelled request), it is closed here, which rolls back
     anything not committed and returns its connection to the pool before the response is sent.
+    A subscription's operation lasts as long as the client follows it, so its unit of work
+    ends after each event instead (``on_stream_result``).
     """
+
+    async def on_stream_result(self, result: object) -> AsyncIterator[None]:
+        # A subscription reads each event in a unit of work of its own: end it as soon as the
+        # event's result is complete, before it is sent (a slow client holds no connection).
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            await context.end_unit_of_work()
+        yield
 
     async def on_operation(self) -> AsyncIterator[None]:
         try:

@@ -1,0 +1,8 @@
+"""Live updates: events that committed transactions publish, and the brokers that fan them
+out to GraphQL subscriptions (in-process on SQLite, LISTEN/NOTIFY across processes on
+PostgreSQL)."""
+
+from schema.live.broker import Broker, InProcessBroker, SubscriptionOverflow
+from schema.live.events import Event, EventKind
+
+__all__ = ["Broker", "Event", "EventKind", "InProcessBroker", "SubscriptionOverflow"]

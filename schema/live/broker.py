@@ -1,0 +1,166 @@
+"""Fan-out of committed events to the process's subscriptions, each with a bounded queue.
+
+A ``Broker`` has two sides. Writers hand it the events of a transaction twice: ``stage``
+inside the transaction, just before COMMIT, and ``committed`` after it; a rolled-back
+transaction's events are never handed over at all. Subscribers ``subscribe`` to one kind of
+event and read their own queue. ``deliver`` puts an event into the queue of every matching
+subscription without ever waiting, so a subscriber that stops reading delays nobody: once
+its queue holds ``maxsize`` events it is ended with ``SubscriptionOverflow``.
+
+``InProcessBroker`` delivers at ``committed``: the SQLite deployment is one process.
+``schema.live.postgres.PostgresBroker`` sends the events with the transaction instead
+(``pg_notify`` at ``stage``) and delivers what its LISTEN connection receives, so every
+server process on the database sees every commit, in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from schema.errors import InkwellError
+from schema.live import metrics
+from schema.live.events import Event, EventKind
+
+#: A subscription's filter, applied when an event is delivered (cheap: no I/O).
+Match = Callable[[Event], bool]
+
+
+class SubscriptionOverflow(InkwellError):
+    """The subscriber fell more than its queue's length behind, so its subscription was
+    ended (others are not held up by it); subscribe again and reload what it shows."""
+
+    code = "SUBSCRIPTION_OVERFLOW"
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(
+            f"This subscription fell more than {maxsize} events behind and was ended; "
+            "subscribe again.",
+            maxsize=maxsize,
+        )
+
+
+class Subscription:
+    """One subscriber's bounded queue of events; an async iterator of them.
+
+    Iteration ends when the broker stops (after the events already queued) and raises
+    ``SubscriptionOverflow`` at once when the queue overflowed. Use it as a context manager,
+    or call ``close``, to unsubscribe.
+    """
+
+    def __init__(self, broker: Broker, kind: EventKind, match: Match, maxsize: int) -> None:
+        self.kind = kind
+        self._broker = broker
+        self._match = match
+        self._maxsize = maxsize
+        self._queue: deque[Event] = deque()
+        self._ready = asyncio.Event()
+        self._ended: BaseException | None = None
+
+    def offer(self, event: Event) -> None:
+        """Queue ``event`` if it matches; never waits. On overflow the queue is dropped and
+        the subscription ends."""
+        if self._ended is not None or not self._match(event):
+            return
+        if len(self._queue) >= self._maxsize:
+            metrics.SUBSCRIPTIONS_OVERFLOWED.inc()
+            self._queue.clear()
+            self.end(SubscriptionOverflow(self._maxsize))
+            return
+        self._queue.append(event)
+        self._ready.set()
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End the subscription: unsubscribed, woken, and finishing (with ``error``, if
+        given, else after the queued events)."""
+        if self._ended is None:
+            self._ended = error or StopAsyncIteration()
+            self._broker._remove(self)
+            self._ready.set()
+
+    def close(self) -> None:
+        """Unsubscribe (idempotent)."""
+        self.end()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._queue:
+            if self._ended is not None:
+                raise self._ended
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+
+class Broker:
+    """The process's subscriptions by kind, and the delivery of events to them.
+
+    Subclasses decide how a committed transaction's events reach ``deliver`` (see the
+    module's docstring). All methods run on the event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        self._subscriptions: dict[EventKind, set[Subscription]] = defaultdict(set)
+
+    async def start(self) -> None:
+        """Begin receiving events (a no-op where there is nothing to connect)."""
+
+    async def stop(self) -> None:
+        """End every subscription (they finish their queued events first)."""
+        for subscriptions in list(self._subscriptions.values()):
+            for subscription in list(subscriptions):
+                subscription.end()
+
+    async def stage(self, session: Any, events: Sequence[Event]) -> None:
+        """Called inside the transaction, just before COMMIT, with its events. Raises what
+        the database raises (the transaction then rolls back)."""
+
+    def committed(self, events: Sequence[Event]) -> None:
+        """Called once the transaction that made ``events`` has committed."""
+
+    def subscribe(self, kind: EventKind, match: Match, maxsize: int) -> Subscription:
+        """A new subscription to events of ``kind`` for which ``match`` is true, queueing at
+        most ``maxsize`` of them."""
+        subscription = Subscription(self, kind, match, maxsize)
+        self._subscriptions[kind].add(subscription)
+        metrics.SUBSCRIPTIONS_ACTIVE.inc()
+        return subscription
+
+    def deliver(self, event: Event) -> None:
+        """Offer ``event`` to every subscription of its kind (never waits)."""
+        metrics.EVENTS_RECEIVED.labels(event.kind.value).inc()
+        for subscription in list(self._subscriptions.get(event.kind, ())):
+            subscription.offer(event)
+
+    @property
+    def subscription_count(self) -> int:
+        """Subscriptions open in this process."""
+        return sum(len(s) for s in self._subscriptions.values())
+
+    def _remove(self, subscription: Subscription) -> None:
+        subscriptions = self._subscriptions.get(subscription.kind)
+        if subscriptions is not None and subscription in subscriptions:
+            subscriptions.discard(subscription)
+            metrics.SUBSCRIPTIONS_ACTIVE.dec()
+
+
+class InProcessBroker(Broker):
+    """Delivers events in the process that committed them (one process: SQLite).
+
+    ``committed`` is called in commit order: SQLite runs one writer at a time, and the
+    writer's coroutine resumes from COMMIT before the next writer's COMMIT can finish.
+    """
+
+    def committed(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.deliver(event)

@@ -1,0 +1,88 @@
+"""GraphQL over WebSocket (graphql-transport-ws and the legacy graphql-ws) at ``/graphql``.
+
+Strawberry's protocol handlers run every operation of a connection with the one context
+``get_context`` made for the connection. Inkwell's unit of work is per operation, so the
+handlers here see the schema through ``PerOperationSchema``, which gives each operation a
+context of its own (``Context.for_operation``); subscriptions then end their unit of work
+after each event (``schema.live.stream``). The graphql-transport-ws handler also sends a
+``ping`` every ``WS_KEEPALIVE_SECONDS``, so idle connections survive proxies and dead ones
+are noticed.
+Source: graphql-ws PROTOCOL.md (graphql-transport-ws); apollographql/subscriptions-transport-ws
+PROTOCOL.md (graphql-ws); Strawberry docs, "Subscriptions".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, cast
+
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from schema.context import Context
+
+
+class PerOperationSchema:
+    """The schema, as a WebSocket protocol handler uses it: ``stream`` and ``subscribe`` run
+    each operation with a new context derived from the connection's."""
+
+    def __init__(self, schema: Any) -> None:
+        self._schema = schema
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._schema, name)
+
+    async def stream(self, *args: Any, context_value: Context, **kwargs: Any) -> Any:
+        return await self._schema.stream(
+            *args, context_value=context_value.for_operation(), **kwargs
+        )
+
+    async def subscribe(self, *args: Any, context_value: Context, **kwargs: Any) -> Any:
+        return await self._schema.subscribe(
+            *args, context_value=context_value.for_operation(), **kwargs
+        )
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, one context per operation, with server pings."""
+
+    def __init__(self, *, schema: Any, **kwargs: Any) -> None:
+        super().__init__(schema=cast(Any, PerOperationSchema(schema)), **kwargs)
+        self._pinger: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        interval = cast(Any, self.view).settings.ws_keepalive_seconds
+        if self.connection_acknowledged and interval and self._pinger is None:
+            self._pinger = asyncio.create_task(self._ping(interval))
+
+    async def _ping(self, interval: float) -> None:
+        with contextlib.suppress(WebSocketDisconnected, RuntimeError):
+            while True:
+                await asyncio.sleep(interval)
+                await self.send_message({"type": "ping"})
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        # A client that went away mid-send is how WebSockets end, not a server error.
+        if not isinstance(error, WebSocketDisconnected):
+            await super().handle_task_exception(error)
+
+    async def shutdown(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+        await super().shutdown()
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """graphql-ws (subscriptions-transport-ws), one context per operation; keep-alive
+    (``ka``) messages come from Strawberry's handler."""
+
+    def __init__(self, *, schema: Any, **kwargs: Any) -> None:
+        super().__init__(schema=cast(Any, PerOperationSchema(schema)), **kwargs)
