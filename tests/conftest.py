@@ -107,6 +107,12 @@ class App:
     def count(self) -> int:
         return len(self.statements)
 
+    @property
+    def publish_statements(self) -> int:
+        """What publishing a mutation's events costs at commit: one ``pg_notify`` statement
+        on PostgreSQL, nothing on SQLite (the in-process broker)."""
+        return 0 if self.settings.is_sqlite else 1
+
 
 def bearer(settings: Settings, user_id: int) -> dict[str, str]:
     """The Authorization header of a fresh token for ``user_id``."""
