@@ -18,6 +18,7 @@ from settings import Settings
 if TYPE_CHECKING:
     from schema.auth.viewer import Viewer
     from schema.live import Broker
+    from schema.live.stream import SharedRead
     from schema.loaders import Loaders
     from schema.transaction import Transaction
 
@@ -65,7 +66,10 @@ class Context:
     #: The mutation's transaction state, set by ``schema.extensions.transaction``; ``None``
     #: for queries (which never commit).
     transaction: Transaction | None = None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders = field(init=False, repr=False)
+    #: While a subscriber resolves an event: the unit of work it shares with the other
+    #: subscribers who see the same rows (``schema.live.stream.SharedRead``).
+    _shared: SharedRead | None = field(default=None, init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
@@ -73,7 +77,19 @@ class Context:
     def __post_init__(self) -> None:
         from schema.loaders import Loaders
 
-        self.loaders = Loaders(self.settings)
+        self._loaders = Loaders(self.settings)
+
+    @property
+    def reader(self) -> Context:
+        """The context whose unit of work this one reads in: the shared one while joined
+        (``join``), else itself. DataLoaders are made for it, so their batches run in that
+        unit of work, with its viewer, whichever subscriber asked first."""
+        return self._shared.context if self._shared is not None else self
+
+    @property
+    def loaders(self) -> Loaders:
+        """The DataLoaders of the current unit of work (a shared one's, while joined)."""
+        return self.reader._loaders
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -81,6 +97,10 @@ class Context:
 
         Raises ``OperationEnded`` after ``close()``.
         """
+        if self._shared is not None:
+            async with self._shared.context.session() as session:
+                yield session
+            return
         async with self._lock:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
@@ -142,11 +162,23 @@ class Context:
             connection_params=self.connection_params,
         )
 
+    def join(self, shared: SharedRead) -> None:
+        """Read in ``shared``'s unit of work (its session and DataLoaders) until
+        ``end_unit_of_work``; the caller has counted this context in (``SharedRead.enter``)."""
+        self._shared = shared
+
     async def end_unit_of_work(self) -> None:
-        """Close this unit of work's session and drop its DataLoaders, keeping the context
-        usable: the next ``session()`` opens a new unit of work. A subscription calls it
-        after each event, so every event is read in a session of its own. Never raises."""
+        """Close this unit of work's session and drop its DataLoaders (or leave the shared
+        one), keeping the context usable: the next ``session()`` opens a new unit of work. A
+        subscription calls it after each event, so every event is read in a session of its
+        own. Never raises."""
+        await self._leave()
         await self._end(final=False)
+
+    async def _leave(self) -> None:
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.leave()
 
     async def close(self) -> None:
         """End the unit of work: wait for a statement in flight, then close the session (which
@@ -155,12 +187,13 @@ class Context:
         Never raises: a failure to close is logged, and the pool discards that connection.
         Safe to call more than once.
         """
+        await self._leave()
         await self._end(final=True)
 
     async def _end(self, *, final: bool) -> None:
         async with self._lock:
             self._closed = self._closed or final
-            self.loaders.clear()
+            self._loaders.clear()
             session, self._session = self._session, None
             if session is None:
                 return

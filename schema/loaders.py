@@ -3,7 +3,8 @@
 A DataLoader collects the keys requested in one event-loop tick and resolves them with one call
 of its batch function (one SQL statement), so the statements per request grow with the query's
 depth, never with its row counts. Loaders live in the operation's ``Context``, so their caches
-never outlive (or leak between) operations.
+never outlive (or leak between) operations; a subscriber reading an event in a shared unit of
+work uses that unit's loaders, made for its context (``Context.reader``).
 Source: the DataLoader pattern, https://github.com/graphql/dataloader; Strawberry's
 ``strawberry.dataloader.DataLoader``.
 """
@@ -75,6 +76,7 @@ class Loaders:
 def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
     """``entity`` rows by primary key: one ``IN`` per batch. ``None`` for an id that does
     not exist or that the viewer may not see (``schema.visibility``)."""
+    ctx = ctx.reader
 
     async def load(ids: list[int]) -> list[Any]:
         statement = select(entity).where(
@@ -103,6 +105,7 @@ def pages(
     (a hashable form of ``where``) it keys the loader, so fields with different arguments get
     different loaders and identical ones share.
     """
+    ctx = ctx.reader
 
     async def load(parent_ids: list[int]) -> list[Page]:
         statement = fetch.windowed_page_statement(
@@ -127,6 +130,7 @@ def counts(
     join: fetch.Join | None = None,
 ) -> DataLoader[int, int]:
     """The number of ``entity`` rows per parent id: one ``GROUP BY`` per batch."""
+    ctx = ctx.reader
 
     async def load(parent_ids: list[int]) -> list[int]:
         statement = fetch.grouped_count_statement(ctx, entity, parent, parent_ids, where, join)
@@ -138,6 +142,7 @@ def counts(
 
 def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
     """Each post's tags, oldest tag first (by id), through ``post_tags``: one join per batch."""
+    ctx = ctx.reader
 
     async def load(post_ids: list[int]) -> list[list[models.Tag]]:
         link = models.post_tags

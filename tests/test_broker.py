@@ -21,9 +21,9 @@ async def test_each_subscription_gets_the_events_of_its_kind_that_match_in_order
     comments = broker.subscribe(EventKind.COMMENT_ADDED, lambda e: True, maxsize=10)
     broker.committed([event(n) for n in range(1, 6)])
     await broker.stop()
-    assert [e.id async for e in everything] == [1, 2, 3, 4, 5]
-    assert [e.id async for e in odd] == [1, 3, 5]
-    assert [e.id async for e in comments] == []
+    assert [d.event.id async for d in everything] == [1, 2, 3, 4, 5]
+    assert [d.event.id async for d in odd] == [1, 3, 5]
+    assert [d.event.id async for d in comments] == []
 
 
 async def test_a_full_queue_ends_that_subscription_only() -> None:
@@ -32,7 +32,7 @@ async def test_a_full_queue_ends_that_subscription_only() -> None:
     fast = broker.subscribe(EventKind.POST_UPDATED, lambda e: True, maxsize=3)
     for n in range(1, 5):
         broker.deliver(event(n))
-        assert (await anext(fast)).id == n
+        assert (await anext(fast)).event.id == n
     assert broker.subscription_count == 1
     with pytest.raises(SubscriptionOverflow) as overflow:
         await anext(slow)
@@ -46,7 +46,7 @@ async def test_a_waiting_subscriber_wakes_for_a_later_event_and_unsubscribes_on_
         await asyncio.sleep(0)
         assert not waiting.done()
         broker.committed([event(9, EventKind.COMMENT_ADDED)])
-        assert (await waiting).id == 9
+        assert (await waiting).event.id == 9
         assert broker.subscription_count == 1
     assert broker.subscription_count == 0
     broker.committed([event(10, EventKind.COMMENT_ADDED)])  # nobody left: nothing happens

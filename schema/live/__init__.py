@@ -2,7 +2,7 @@
 out to GraphQL subscriptions (in-process on SQLite, LISTEN/NOTIFY across processes on
 PostgreSQL)."""
 
-from schema.live.broker import Broker, InProcessBroker, SubscriptionOverflow
+from schema.live.broker import Broker, Delivery, InProcessBroker, SubscriptionOverflow
 from schema.live.events import Event, EventKind
 
-__all__ = ["Broker", "Event", "EventKind", "InProcessBroker", "SubscriptionOverflow"]
+__all__ = ["Broker", "Delivery", "Event", "EventKind", "InProcessBroker", "SubscriptionOverflow"]

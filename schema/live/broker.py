@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from schema.errors import InkwellError
@@ -42,8 +43,20 @@ class SubscriptionOverflow(InkwellError):
         )
 
 
+@dataclass(eq=False)
+class Delivery:
+    """One event as this process fans it out: the same object reaches every subscription.
+
+    ``readers`` is for the subscribers' use while they resolve it (``schema.live.stream``
+    keeps the units of work they share there), and goes when the delivery does.
+    """
+
+    event: Event
+    readers: dict[Hashable, Any] = field(default_factory=dict)
+
+
 class Subscription:
-    """One subscriber's bounded queue of events; an async iterator of them.
+    """One subscriber's bounded queue of deliveries; an async iterator of them.
 
     Iteration ends when the broker stops (after the events already queued) and raises
     ``SubscriptionOverflow`` at once when the queue overflowed. Use it as a context manager,
@@ -55,21 +68,21 @@ class Subscription:
         self._broker = broker
         self._match = match
         self._maxsize = maxsize
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Delivery] = deque()
         self._ready = asyncio.Event()
         self._ended: BaseException | None = None
 
-    def offer(self, event: Event) -> None:
-        """Queue ``event`` if it matches; never waits. On overflow the queue is dropped and
-        the subscription ends."""
-        if self._ended is not None or not self._match(event):
+    def offer(self, delivery: Delivery) -> None:
+        """Queue ``delivery`` if its event matches; never waits. On overflow the queue is
+        dropped and the subscription ends."""
+        if self._ended is not None or not self._match(delivery.event):
             return
         if len(self._queue) >= self._maxsize:
             metrics.SUBSCRIPTIONS_OVERFLOWED.inc()
             self._queue.clear()
             self.end(SubscriptionOverflow(self._maxsize))
             return
-        self._queue.append(event)
+        self._queue.append(delivery)
         self._ready.set()
 
     def end(self, error: BaseException | None = None) -> None:
@@ -93,7 +106,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> Delivery:
         while not self._queue:
             if self._ended is not None:
                 raise self._ended
@@ -139,8 +152,9 @@ class Broker:
     def deliver(self, event: Event) -> None:
         """Offer ``event`` to every subscription of its kind (never waits)."""
         metrics.EVENTS_RECEIVED.labels(event.kind.value).inc()
+        delivery = Delivery(event)
         for subscription in list(self._subscriptions.get(event.kind, ())):
-            subscription.offer(event)
+            subscription.offer(delivery)
 
     @property
     def subscription_count(self) -> int:

@@ -6,17 +6,25 @@ operation's context. Each event is read in a unit of work of its own: the resolv
 visibility), graphql-core resolves the nested fields in it, and ``UnitOfWork`` ends it once
 the event's result is complete, before the result is sent (a slow client never holds a
 pooled connection). An event the subscriber may not see is skipped without a word.
+
+Subscribers who see the same rows (everyone anonymous; each signed-in user) share that unit of
+work for one event (``SharedRead``): one session and one set of DataLoaders, whose batches
+gather the keys of all of them, so a thousand subscribers to one post cost the statements of
+one. Multiplexing subscribers with the same session variables is how Hasura serves live
+queries.
 Source: GraphQL spec, "Subscription" (MapSourceToResponseEvent); SQLAlchemy docs, "When do I
-construct a Session" (a session per unit of work, never per connection).
+construct a Session" (a session per unit of work, never per connection); Hasura docs,
+"Subscription execution" (multiplexing).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 
+from schema.auth.tokens import token_subject
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context, Info
-from schema.live.broker import Match
+from schema.live.broker import Delivery, Match
 from schema.live.events import Event, EventKind
 
 #: Turns an event into what the subscription yields (``None``: not for this subscriber).
@@ -41,10 +49,13 @@ async def follow[T](
         # The unit of work that checked the credentials at subscribe time ends here: an idle
         # subscription holds no session (nor, on PostgreSQL, a pooled connection).
         await ctx.end_unit_of_work()
-        async for event in subscription:
+        async for delivery in subscription:
             try:
-                ctx.viewer = await authenticate(ctx, bearer_token(ctx.authorization))
-                item = await resolve(event)
+                token = bearer_token(ctx.authorization)
+                user_id = token_subject(ctx.settings, token) if token is not None else None
+                ctx.join(SharedRead.enter(ctx, delivery, user_id))
+                ctx.viewer = ctx.reader.viewer = await authenticate(ctx, token)
+                item = await resolve(delivery.event)
             except BaseException:
                 await ctx.end_unit_of_work()
                 raise
@@ -52,3 +63,35 @@ async def follow[T](
                 await ctx.end_unit_of_work()
                 continue
             yield item
+
+
+class SharedRead:
+    """The unit of work in which the subscribers with one viewer (``key``: a user id, or
+    ``None`` for anonymous) read one delivery: a context of its own, closed when the last of
+    them leaves. Its viewer is theirs, so its DataLoaders apply their visibility."""
+
+    def __init__(self, delivery: Delivery, key: Hashable, context: Context) -> None:
+        self.context = context
+        self._delivery = delivery
+        self._key = key
+        self._readers = 0
+
+    @classmethod
+    def enter(cls, ctx: Context, delivery: Delivery, key: Hashable) -> SharedRead:
+        """The delivery's shared read for ``key`` (created if there is none), counting
+        ``ctx`` in."""
+        shared: SharedRead | None = delivery.readers.get(key)
+        if shared is None:
+            context = Context(ctx.settings, ctx.sessionmaker, broker=ctx.broker)
+            shared = delivery.readers[key] = cls(delivery, key, context)
+        shared._readers += 1
+        return shared
+
+    async def leave(self) -> None:
+        """Count one reader out; the last one closes the unit of work."""
+        self._readers -= 1
+        if self._readers > 0:
+            return
+        if self._delivery.readers.get(self._key) is self:
+            del self._delivery.readers[self._key]
+        await self.context.close()
