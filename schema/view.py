@@ -18,7 +18,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
 from schema.errors import AuthenticationFailed
-from schema.ws import LegacyWSHandler, TransportWSHandler
+from schema.ws import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from settings import Settings
 
 logger = logging.getLogger("inkwell.ws")
@@ -67,6 +67,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = TextWebSocketAdapter
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(

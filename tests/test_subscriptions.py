@@ -4,15 +4,19 @@ with nested fields, never for a rolled-back change, and only to those who may se
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
+import time
+from contextlib import AsyncExitStack, ExitStack
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from starlette.testclient import TestClient
 from websockets.exceptions import ConnectionClosed
 
 from db.engine import create_engine
+from schema.auth.tokens import issue_token
+from server import create_app
 from tests.conftest import ADMIN_ID, OTHER, OWNER, TEST_SECRET, app_settings, prepare_write_db
 from tests.live import Live, live_server
 from tests.truth import table
@@ -360,3 +364,53 @@ async def test_the_listener_reconnects_after_losing_its_connection(live: Live) -
         await gql(live, ADD_COMMENT, OTHER, p=post, b="After the restart")
         event = await client.next_payload()
     assert event["data"]["commentAdded"]["body"] == "After the restart"
+
+
+def test_subscribers_with_one_viewer_share_each_events_statements(fresh_db_url: str) -> None:
+    """An event costs the same statements for 1 anonymous subscriber as for 20: they read it
+    in one shared unit of work, their DataLoader keys batched together (counted with engine
+    events, in-process through Starlette's test client)."""
+    asyncio.run(prepare_write_db(fresh_db_url))
+    settings = app_settings(fresh_db_url, sql_stats=False)
+    with TestClient(create_app(settings)) as http:
+        statements: list[str] = []
+        engine = http.app.state.engine  # type: ignore[attr-defined]
+        event.listen(
+            engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+        )
+        owner = {"Authorization": f"Bearer {issue_token(settings, OWNER).token}"}
+        other = {"Authorization": f"Bearer {issue_token(settings, OTHER).token}"}
+        created = http.post(
+            "/graphql",
+            json={
+                "query": 'mutation { createPost(input: {title: "Shared", publish: true}) '
+                "{ ... on PostPayload { post { id } } } }"
+            },
+            headers=owner,
+        ).json()
+        post = created["data"]["createPost"]["post"]["id"]
+
+        def statements_per_event(subscribers: int, n: int) -> int:
+            with ExitStack() as stack:
+                sockets = [
+                    stack.enter_context(
+                        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"])
+                    )
+                    for _ in range(subscribers)
+                ]
+                for ws in sockets:
+                    ws.send_json({"type": "connection_init", "payload": {}})
+                    assert ws.receive_json()["type"] == "connection_ack"
+                    payload = {"query": COMMENT_ADDED, "variables": {"p": post}}
+                    ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+                while http.app.state.broker.subscription_count < subscribers:  # type: ignore[attr-defined]
+                    time.sleep(0.01)
+                body = {"query": ADD_COMMENT, "variables": {"p": post, "b": f"Shared {n}"}}
+                statements.clear()
+                http.post("/graphql", json=body, headers=other)
+                for ws in sockets:
+                    message = ws.receive_json()
+                    assert message["payload"]["data"]["commentAdded"]["body"] == f"Shared {n}"
+                return len(statements)
+
+        assert statements_per_event(20, 1) == statements_per_event(1, 2)

@@ -39,6 +39,7 @@ class GraphQLWS:
         """The next message, skipping pings (answered) and keep-alives."""
         while True:
             raw = await asyncio.wait_for(self.connection.recv(), seconds)
+            assert isinstance(raw, str), "the protocols send JSON in text frames"
             message: dict[str, Any] = json.loads(raw)
             if message["type"] == "ping":
                 await self.send({"type": "pong"})
