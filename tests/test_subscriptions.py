@@ -4,6 +4,7 @@ with nested fields, never for a rolled-back change, and only to those who may se
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from contextlib import AsyncExitStack, ExitStack
 from typing import Any
@@ -166,9 +167,14 @@ async def test_a_deleted_drafts_event_reaches_only_its_author(live: Live) -> Non
 
 async def test_comments_on_a_draft_are_not_delivered_to_other_members(live: Live) -> None:
     draft = await new_post(live, OWNER, publish=False)
-    async with ws_client(live.base, token=live.token(OTHER)) as other:
+    async with (
+        ws_client(live.base, token=live.token(OWNER)) as owner,
+        ws_client(live.base, token=live.token(OTHER)) as other,
+    ):
+        await subscribed(live, owner, COMMENT_ADDED, p=draft)
         await subscribed(live, other, COMMENT_ADDED, p=draft)
         await gql(live, ADD_COMMENT, OWNER, p=draft, b="Note to self")
+        assert (await owner.next_payload())["data"]["commentAdded"]["body"] == "Note to self"
         with pytest.raises(TimeoutError):
             await other.receive(seconds=0.5)
 
@@ -414,3 +420,30 @@ def test_subscribers_with_one_viewer_share_each_events_statements(fresh_db_url: 
                 return len(statements)
 
         assert statements_per_event(20, 1) == statements_per_event(1, 2)
+
+
+async def test_socket_limits_init_timeout_operation_cap_and_server_pings(
+    fresh_db_url: str,
+) -> None:
+    await prepare_write_db(fresh_db_url)
+    env = {
+        "DATABASE_URL": fresh_db_url,
+        "JWT_SECRET": TEST_SECRET,
+        "WS_INIT_TIMEOUT_SECONDS": "0.5",
+        "MAX_SUBSCRIPTIONS_PER_CONNECTION": "2",
+        "WS_KEEPALIVE_SECONDS": "0.2",
+    }
+    with live_server(**env) as base:
+        async with ws_client(base, init=False) as silent:
+            with pytest.raises(ConnectionClosed) as closed:
+                await silent.connection.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+        async with ws_client(base) as client:
+            ping = await asyncio.wait_for(client.connection.recv(), 5)
+            assert json.loads(ping) == {"type": "ping"}
+            for _ in range(2):
+                await client.subscribe(POST_PUBLISHED)
+            third = await client.subscribe(POST_PUBLISHED)
+            refused = await client.receive()
+            assert refused["type"] == "error" and refused["id"] == third
+            assert "limit" in refused["payload"][0]["message"]
