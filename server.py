@@ -17,6 +17,8 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -24,6 +26,8 @@ from starlette.routing import Route, WebSocketRoute
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
 from schema import build_schema
+from schema.body_limit import BodySizeLimit
+from schema.csrf import CsrfProtection
 from schema.live.postgres import broker_for
 from schema.view import GraphQLApp
 from settings import Settings, get_settings
@@ -108,8 +112,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
         ],
+        middleware=middleware(settings),
         lifespan=lifespan,
     )
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    """The HTTP middleware, outermost first: CORS (answers preflights itself), CSRF
+    protection, then the cap on request bodies."""
+    stack = []
+    if settings.cors_allowed_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_allowed_origins,
+                allow_credentials=settings.cors_allow_credentials,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "graphql-require-preflight"],
+                max_age=600,
+            )
+        )
+    if settings.csrf_protection:
+        stack.append(Middleware(CsrfProtection))
+    stack.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
+    return stack
 
 
 def export_schema(settings: Settings) -> str:

@@ -87,6 +87,43 @@ class Settings(BaseSettings):
         "(for benchmarks that show what batching buys).",
     )
 
+    max_query_depth: int = Field(
+        12, ge=1, le=100, description="Deepest nesting of fields an operation may have."
+    )
+    max_aliases: int = Field(30, ge=0, le=10_000, description="Most aliased fields per operation.")
+    max_tokens: int = Field(
+        5_000, ge=100, le=1_000_000, description="Most tokens a GraphQL document may have."
+    )
+    max_query_cost: int = Field(
+        20_000,
+        ge=1,
+        description="Most rows an operation may ask for, estimated from first/last multiplied "
+        "through its nesting.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest HTTP request body, in bytes (413 above)."
+    )
+    max_variables_bytes: int = Field(
+        512 * 1024, ge=1024, description="Largest variables object, as JSON bytes."
+    )
+    introspection: bool | None = Field(
+        None, description="Answer introspection queries; default: on in development only."
+    )
+
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins browsers may call the API from (CORS), e.g. "
+        '["https://app.example.com"]; empty: no cross-origin access.',
+    )
+    cors_allow_credentials: bool = Field(
+        False, description="Let cross-origin pages send credentials (cookies, Authorization)."
+    )
+    csrf_protection: bool = Field(
+        True,
+        description="Refuse operations sent as requests a browser makes cross-site without a "
+        "preflight (GET, form and text POSTs) unless they carry GraphQL-Require-Preflight.",
+    )
+
     subscription_queue_size: int = Field(
         100,
         ge=1,
@@ -189,6 +226,11 @@ class Settings(BaseSettings):
     def graphiql_enabled(self) -> bool:
         """Whether GET /graphql from a browser serves GraphiQL."""
         return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """Whether introspection queries (``__schema``, ``__type``) are answered."""
+        return self.introspection if self.introspection is not None else not self.is_production
 
     @property
     def sql_stats_enabled(self) -> bool:

@@ -7,7 +7,12 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -19,6 +24,7 @@ from schema.execution import InkwellExecutor
 from schema.extensions import (
     Authentication,
     MaskUnexpectedErrors,
+    QueryLimits,
     SqlStatsExtension,
     TransactionBoundary,
     UnitOfWork,
@@ -71,10 +77,14 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Both caches are LRU-bounded by document text.
         lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
         lambda: ValidationCache(maxsize=PARSED_DOCUMENTS),
+        # Operations too big to serve are refused before anything touches the database.
+        lambda: QueryLimits(settings),
         # Who is asking, then (for mutations) the one transaction around all fields.
         Authentication,
         TransactionBoundary,
     ]
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection)
     if settings.sql_stats_enabled:
         extensions.append(SqlStatsExtension)
     return InkwellSchema(

@@ -52,9 +52,9 @@ def gid(type_name: str, pk: int | str) -> str:
             {"field": "id", "message": f"`id` is out of range: '{2**63}'."},
         ),
         (
-            "megabyte title",
-            {"id": "1", "expectedVersion": 1, "title": "x" * 1_000_000},
-            {"field": "title", "message": "Use at most 200 characters (this is 1000000)."},
+            "300 KB title",
+            {"id": "1", "expectedVersion": 1, "title": "x" * 300_000},
+            {"field": "title", "message": "Use at most 200 characters (this is 300000)."},
         ),
         (
             "lone surrogate",
@@ -91,6 +91,18 @@ async def test_bad_ids_and_text_are_typed_errors(
     else:
         assert result["__typename"] == "ValidationError"
         assert result["fieldErrors"] == [expected]
+    assert await digest(write_app.engine) == before
+
+
+async def test_a_megabyte_title_is_refused_whole_and_nothing_changes(write_app: App) -> None:
+    await create_post(write_app)
+    before = await digest(write_app.engine)
+    big = {"i": {"id": "1", "expectedVersion": 1, "title": "x" * 1_100_000}}
+    response = await write_app.client.post(
+        "/graphql", json={"query": UPDATE, "variables": big}, headers=_auth(write_app)
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "REQUEST_TOO_LARGE"
     assert await digest(write_app.engine) == before
 
 

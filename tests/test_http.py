@@ -11,15 +11,47 @@ from db import migrate
 from schema import build_schema
 from server import SCHEMA_FILE, export_schema
 from settings import Settings
-from tests.conftest import SIGN_IN, TEST_SECRET, App, running_app
+from tests.conftest import SIGN_IN, TEST_SECRET, App, app_settings, running_app
 
 
 async def test_get_query(api: App) -> None:
     response = await api.client.get(
-        "/graphql", params={"query": "{ users(first: 1) { totalCount } }"}
+        "/graphql",
+        params={"query": "{ users(first: 1) { totalCount } }"},
+        headers={"graphql-require-preflight": "1"},
     )
     assert response.status_code == 200
     assert response.json()["data"]["users"]["totalCount"] == 61
+
+
+async def test_operations_a_page_could_forge_cross_site_are_refused(api: App) -> None:
+    """GETs and form or text POSTs need no CORS preflight, so an operation sent that way
+    must carry a preflight header; a JSON POST needs none."""
+    query = "{ viewer { id } }"
+    forged = [
+        api.client.get("/graphql", params={"query": query}),
+        api.client.post("/graphql", data={"query": query}),
+        api.client.post("/graphql", content=query, headers={"content-type": "text/plain"}),
+    ]
+    for request in forged:
+        response = await request
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "CSRF_PREVENTED"
+    assert api.count() == 0
+    allowed = await api.client.get(
+        "/graphql", params={"query": query}, headers={"apollo-require-preflight": "true"}
+    )
+    assert allowed.status_code == 200 and "errors" not in allowed.json()
+
+
+async def test_cors_answers_only_the_configured_origins(read_db_url: str) -> None:
+    settings = app_settings(read_db_url, cors_allowed_origins=["https://app.example.com"])
+    async with running_app(settings) as app:
+        preflight = {"access-control-request-method": "POST"}
+        for origin, allowed in (("https://app.example.com", True), ("https://evil.test", False)):
+            response = await app.client.options("/graphql", headers={"origin": origin, **preflight})
+            granted = response.headers.get("access-control-allow-origin")
+            assert (granted == origin) is allowed, response.headers
 
 
 async def test_graphiql_page_has_a_default_query_and_opens_no_session(api: App) -> None:

@@ -1,6 +1,7 @@
 """Strawberry schema extensions: the operation lifecycle around resolvers."""
 
 from schema.extensions.authentication import Authentication
+from schema.extensions.limits import QueryLimits
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.sql_stats import SqlStatsExtension
 from schema.extensions.transaction import AtomicMutation, TransactionBoundary
@@ -10,6 +11,7 @@ __all__ = [
     "AtomicMutation",
     "Authentication",
     "MaskUnexpectedErrors",
+    "QueryLimits",
     "SqlStatsExtension",
     "TransactionBoundary",
     "UnitOfWork",

@@ -24,7 +24,8 @@ class Authentication(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
-        if isinstance(context, Context):
+        # Nothing to do for an operation already refused (``QueryLimits``).
+        if isinstance(context, Context) and self.execution_context.result is None:
             try:
                 context.viewer = await authenticate(context, bearer_token(context.authorization))
             except Exception as exc:

@@ -1,0 +1,136 @@
+"""Refuses operations too big to serve, before any resolver (or database) sees them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import orjson
+from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
+from strawberry.extensions import SchemaExtension
+
+from schema.limits import measure
+from settings import Settings
+
+#: graphql-core's parser error when a document has more than ``max_tokens`` tokens.
+_TOO_MANY_TOKENS = "Document contains more than"
+
+
+def limit_error(code: str, message: str, limit: int, actual: int | None = None) -> GraphQLError:
+    """The error of an exceeded limit: ``extensions = {code, limit[, actual]}``."""
+    details: dict[str, object] = {"code": code, "limit": limit}
+    if actual is not None:
+        details["actual"] = actual
+    return GraphQLError(message, extensions=details)
+
+
+def _json_size(value: object) -> int:
+    """Bytes of ``value`` as UTF-8 JSON (text a database cannot store, such as a lone
+    surrogate, is measured too: it is refused later, with a field error)."""
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+class QueryLimits(SchemaExtension):
+    """Enforces the configured limits on each operation, each with its own error code:
+
+    - ``DOCUMENT_TOO_LARGE``: more than ``MAX_TOKENS`` tokens (graphql-core's parser stops
+      counting there, so a huge document costs little to refuse);
+    - ``VARIABLES_TOO_LARGE``: variables over ``MAX_VARIABLES_BYTES`` as JSON;
+    - ``QUERY_TOO_DEEP``: fields nested deeper than ``MAX_QUERY_DEPTH``;
+    - ``TOO_MANY_ALIASES``: more than ``MAX_ALIASES`` aliased fields;
+    - ``QUERY_TOO_COSTLY``: more than ``MAX_QUERY_COST`` estimated rows (``schema.limits``).
+
+    The measured limits are checked after validation, with the variables, and refuse the
+    operation the way ``Authentication`` does: by setting the result before execution.
+    Source: Strawberry docs, "MaxTokensLimiter" (``parse_options["max_tokens"]``).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.parse_options["max_tokens"] = self.settings.max_tokens
+        # The parser's own error gets its code here: ParserCache parses in its hook, so the
+        # error comes out of the operation as an exception (or, parsed by Strawberry itself,
+        # in the result).
+        try:
+            yield
+        except GraphQLError as raised:
+            self._tag(raised)
+            raise
+        result = self.execution_context.result
+        for error in (result.errors if result is not None else None) or ():
+            self._tag(error)
+
+    def _tag(self, error: GraphQLError) -> None:
+        if _TOO_MANY_TOKENS in error.message:
+            error.extensions = {"code": "DOCUMENT_TOO_LARGE", "limit": self.settings.max_tokens}
+
+    def on_execute(self) -> Iterator[None]:
+        if (error := self._refusal()) is not None:
+            self.execution_context.result = ExecutionResult(data=None, errors=[error])
+        yield
+
+    def _refusal(self) -> GraphQLError | None:
+        settings, context = self.settings, self.execution_context
+        variables = context.variables or {}
+        size = _json_size(variables)
+        if size > settings.max_variables_bytes:
+            return limit_error(
+                "VARIABLES_TOO_LARGE",
+                f"The variables are {size:,} bytes; at most {settings.max_variables_bytes:,}.",
+                settings.max_variables_bytes,
+                size,
+            )
+        document = context.graphql_document
+        if document is None:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        wanted = context.operation_name
+        chosen = [o for o in operations if wanted is None or (o.name and o.name.value == wanted)]
+        if not chosen:
+            return None  # graphql-core reports the unknown operation
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        found = measure(
+            context.schema._schema,
+            chosen[0],
+            fragments,
+            variables,
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+        )
+        if found.truncated:
+            return limit_error(
+                "QUERY_TOO_COSTLY",
+                "The operation's fragments expand into too many fields to serve.",
+                settings.max_query_cost,
+            )
+        if found.depth > settings.max_query_depth:
+            return limit_error(
+                "QUERY_TOO_DEEP",
+                f"The operation nests fields {found.depth} deep; at most "
+                f"{settings.max_query_depth}.",
+                settings.max_query_depth,
+                found.depth,
+            )
+        if found.aliases > settings.max_aliases:
+            return limit_error(
+                "TOO_MANY_ALIASES",
+                f"The operation uses {found.aliases} aliases; at most {settings.max_aliases}.",
+                settings.max_aliases,
+                found.aliases,
+            )
+        if found.cost > settings.max_query_cost:
+            return limit_error(
+                "QUERY_TOO_COSTLY",
+                f"The operation may read about {found.cost:,} rows; at most "
+                f"{settings.max_query_cost:,}: ask for smaller pages or less nesting.",
+                settings.max_query_cost,
+                found.cost,
+            )
+        return None
