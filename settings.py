@@ -87,6 +87,15 @@ class Settings(BaseSettings):
         "(for benchmarks that show what batching buys).",
     )
 
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Longest a query or mutation may run (REQUEST_TIMEOUT)."
+    )
+    db_statement_timeout_seconds: float = Field(
+        30.0,
+        ge=0.01,
+        le=3600,
+        description="PostgreSQL's statement_timeout: the longest one statement may run.",
+    )
     max_query_depth: int = Field(
         12, ge=1, le=100, description="Deepest nesting of fields an operation may have."
     )
@@ -110,6 +119,17 @@ class Settings(BaseSettings):
         None, description="Answer introspection queries; default: on in development only."
     )
 
+    persisted_queries: bool = Field(
+        True, description="Automatic persisted queries (Apollo's protocol), over POST and GET."
+    )
+    persisted_queries_cache_size: int = Field(
+        1000, ge=1, le=1_000_000, description="Documents each process keeps for APQ."
+    )
+    operation_manifest: Path | None = Field(
+        None,
+        description="An Apollo persisted query manifest (JSON); when set, only its operations "
+        "run (an allow-list).",
+    )
     cors_allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins browsers may call the API from (CORS), e.g. "

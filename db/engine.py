@@ -26,8 +26,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     SQLite (aiosqlite) connections get ``foreign_keys=ON`` (off by default in SQLite, so ON
     DELETE CASCADE would silently do nothing), WAL journaling (readers do not block the
     writer) and a busy timeout. PostgreSQL (asyncpg) connections get a bounded pool, pre-ping
-    (a connection the server dropped is replaced, not handed to a request) and the UTC time
-    zone. Statement parameters are left out of logged errors and echo (``hide_parameters``):
+    (a connection the server dropped is replaced, not handed to a request), the UTC time
+    zone and ``statement_timeout`` (``DB_STATEMENT_TIMEOUT_SECONDS``). Statement parameters
+    are left out of logged errors and echo (``hide_parameters``):
     they hold password hashes and users' text. Raises ``sqlalchemy.exc.ArgumentError`` for a
     URL SQLAlchemy cannot parse.
     """
@@ -50,7 +51,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"timezone": "UTC", "application_name": "inkwell"}},
+        connect_args={
+            "server_settings": {
+                "timezone": "UTC",
+                "application_name": "inkwell",
+                # A statement the operation's deadline waits for is bounded too.
+                "statement_timeout": str(int(settings.db_statement_timeout_seconds * 1000)),
+            }
+        },
     )
 
 

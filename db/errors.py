@@ -8,10 +8,16 @@ Source: PostgreSQL docs, Appendix A "PostgreSQL Error Codes"; SQLite docs, "Resu
 from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 #: serialization_failure, deadlock_detected: the transaction was aborted; a retry may succeed.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 #: unique_violation, foreign_key_violation
+#: Class 08 (connection exception), admin/crash shutdown, cannot connect now, too many
+#: connections: the database is not there to answer, for now.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: query_canceled: here, a statement stopped by statement_timeout.
+QUERY_CANCELED = "57014"
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
 
@@ -56,3 +62,26 @@ def violates(exc: BaseException, constraint: str) -> bool:
         return "FOREIGN KEY constraint failed" in message
     table_column = constraint.removeprefix("uq_").replace("_", ".", 1)
     return f"UNIQUE constraint failed: {table_column}" in message
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database cannot be reached or is too busy to take the
+    request: the connection was refused or lost (the driver's ``OSError``, SQLSTATE class 08,
+    a server shutting down or refusing connections), or no pooled connection came free within
+    ``DB_POOL_TIMEOUT``. The request failed as a whole and may be retried later."""
+    if isinstance(exc, (OSError, PoolTimeout)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        code = _sqlstate(exc)
+        if code is not None and (code.startswith("08") or code in UNAVAILABLE_SQLSTATES):
+            return True
+        return isinstance(exc.orig, OSError) or "connection is closed" in str(exc.orig)
+    return False
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """True when PostgreSQL cancelled a statement (``statement_timeout``: the operation's
+    deadline)."""
+    return isinstance(exc, DBAPIError) and _sqlstate(exc) == QUERY_CANCELED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 import strawberry
@@ -23,6 +24,7 @@ from schema.comments import Comment
 from schema.execution import InkwellExecutor
 from schema.extensions import (
     Authentication,
+    Deadline,
     MaskUnexpectedErrors,
     QueryLimits,
     SqlStatsExtension,
@@ -30,6 +32,7 @@ from schema.extensions import (
     UnitOfWork,
 )
 from schema.extensions.masking import is_unexpected
+from schema.extensions.persisted_queries import PersistedQueries, load_manifest
 from schema.node import BIGINT_SCALAR, BigInt
 from schema.node_queries import NodeQueries
 from schema.post_mutations import PostMutations
@@ -69,10 +72,22 @@ class InkwellSchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    """The Strawberry schema for ``settings`` (which extensions are on depends on them)."""
+    """The Strawberry schema for ``settings`` (which extensions are on depends on them).
+
+    Raises ``ValueError`` for an ``OPERATION_MANIFEST`` that cannot be read or is malformed.
+    """
+    allowed = load_manifest(settings.operation_manifest) if settings.operation_manifest else None
+    persisted: OrderedDict[str, str] = OrderedDict()  # the process's APQ store
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         UnitOfWork,
         MaskUnexpectedErrors,
+        # The document to run, when the request names it by hash.
+        lambda: PersistedQueries(
+            persisted,
+            settings.persisted_queries_cache_size,
+            enabled=settings.persisted_queries,
+            allowed=allowed,
+        ),
         # Clients send the same few documents again and again: parse and validate each once.
         # Both caches are LRU-bounded by document text.
         lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
@@ -82,6 +97,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Who is asking, then (for mutations) the one transaction around all fields.
         Authentication,
         TransactionBoundary,
+        # Innermost, so the resolvers run within it (Strawberry does not unwind hooks already
+        # entered when a later one fails on entry, so a deadline must not span other hooks'
+        # entry): a timeout then unwinds through the transaction, which rolls back.
+        lambda: Deadline(settings.request_timeout_seconds),
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.errors import is_statement_timeout, is_unavailable
 from db.stats import SqlStats
+from schema.errors import RequestTimeout, ServiceUnavailable
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -116,7 +118,9 @@ class Context:
         invalidate the pooled connection and can leave a flush half-done, so the work runs in
         a task of its own that the cancellation does not reach; the caller waits for it
         (still holding the session) and then lets the cancellation through. Raises whatever
-        ``work`` raises, and ``OperationEnded`` after ``close()``.
+        ``work`` raises, ``ServiceUnavailable`` when that is a database that cannot be
+        reached (``db.errors.is_unavailable``), ``RequestTimeout`` for a statement stopped by
+        ``statement_timeout``, and ``OperationEnded`` after ``close()``.
         """
         async with self.session() as session:
             task = asyncio.ensure_future(work(session))
@@ -126,6 +130,13 @@ class Context:
                 await asyncio.wait([task])
                 if not task.cancelled():
                     task.exception()  # retrieved: the cancelled caller has no use for it
+                raise
+            except Exception as exc:
+                if is_unavailable(exc):
+                    logger.warning("database unavailable: %r", exc)
+                    raise ServiceUnavailable() from exc
+                if is_statement_timeout(exc):
+                    raise RequestTimeout(self.settings.db_statement_timeout_seconds) from exc
                 raise
 
     async def commit(self) -> None:

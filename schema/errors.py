@@ -63,3 +63,32 @@ class OperationRolledBack(InkwellError):
             else "Not run: an earlier mutation in this operation failed, so the whole "
             "operation was rolled back."
         )
+
+
+class ServiceUnavailable(InkwellError):
+    """The database could not be reached, or was too busy, to answer this request; nothing
+    was applied. ``extensions.retryable``: send it again later (``/readyz`` says when the
+    database is back)."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The service is unavailable right now (its database cannot be reached); "
+            "nothing was changed. Retry later.",
+            retryable=True,
+        )
+
+
+class RequestTimeout(InkwellError):
+    """The operation ran past ``REQUEST_TIMEOUT_SECONDS`` and was stopped; a mutation's
+    transaction was rolled back, so nothing was applied."""
+
+    code = "REQUEST_TIMEOUT"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The operation took longer than {seconds:g} s and was stopped; nothing was "
+            "changed. Ask for less, or retry.",
+            limit=seconds,
+        )

@@ -1,0 +1,75 @@
+"""Automatic persisted queries (Apollo's protocol) and the allow-list of a manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from schema.extensions.persisted_queries import MANIFEST_FORMAT, sha256
+from tests.conftest import App, app_settings, running_app
+
+QUERY = "{ users(first: 2) { totalCount } }"
+HASH = sha256(QUERY)
+PERSISTED = {"persistedQuery": {"version": 1, "sha256Hash": HASH}}
+
+
+async def post(app: App, body: dict[str, Any]) -> dict[str, Any]:
+    response = await app.client.post("/graphql", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def code(body: dict[str, Any]) -> str:
+    return str(body["errors"][0]["extensions"]["code"])
+
+
+async def test_a_hash_is_unknown_until_sent_with_its_query_then_runs_over_get(
+    read_db_url: str,
+) -> None:
+    async with running_app(app_settings(read_db_url)) as app:
+        missing = await post(app, {"extensions": PERSISTED})
+        assert missing["errors"][0]["message"] == "PersistedQueryNotFound"
+        assert code(missing) == "PERSISTED_QUERY_NOT_FOUND"
+        registered = await post(app, {"query": QUERY, "extensions": PERSISTED})
+        assert registered["data"]["users"]["totalCount"] == 61
+        assert (await post(app, {"extensions": PERSISTED}))["data"] == registered["data"]
+        # By hash over GET, as a CDN would cache it (with the preflight header: CSRF).
+        response = await app.client.get(
+            "/graphql",
+            params={"extensions": json.dumps(PERSISTED)},
+            headers={"accept": "application/json", "graphql-require-preflight": "1"},
+        )
+        assert response.status_code == 200 and response.json()["data"] == registered["data"]
+
+
+async def test_a_hash_that_does_not_match_or_is_malformed_is_refused(read_db_url: str) -> None:
+    async with running_app(app_settings(read_db_url)) as app:
+        wrong = {"persistedQuery": {"version": 1, "sha256Hash": sha256("{ viewer { id } }")}}
+        assert code(await post(app, {"query": QUERY, "extensions": wrong})) == (
+            "PERSISTED_QUERY_HASH_MISMATCH"
+        )
+        # The mismatched text was not stored under either hash.
+        assert code(await post(app, {"extensions": wrong})) == "PERSISTED_QUERY_NOT_FOUND"
+        bad = {"persistedQuery": {"version": 1, "sha256Hash": "not-hex"}}
+        assert code(await post(app, {"extensions": bad})) == "BAD_REQUEST"
+    off = app_settings(read_db_url, persisted_queries=False)
+    async with running_app(off) as app:
+        assert code(await post(app, {"extensions": PERSISTED})) == "PERSISTED_QUERY_NOT_SUPPORTED"
+
+
+async def test_with_a_manifest_only_its_operations_run(read_db_url: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "operations.json"
+    operations = [{"id": HASH, "name": "Users", "type": "query", "body": QUERY}]
+    manifest.write_text(
+        json.dumps({"format": MANIFEST_FORMAT, "version": 1, "operations": operations})
+    )
+    async with running_app(app_settings(read_db_url, operation_manifest=manifest)) as app:
+        assert "errors" not in await post(app, {"extensions": PERSISTED})  # known without text
+        assert "errors" not in await post(app, {"query": QUERY})
+        other = "{ viewer { id } }"
+        assert code(await post(app, {"query": other})) == "OPERATION_NOT_ALLOWED"
+        sent = {"persistedQuery": {"version": 1, "sha256Hash": sha256(other)}}
+        assert code(await post(app, {"query": other, "extensions": sent})) == (
+            "OPERATION_NOT_ALLOWED"
+        )
