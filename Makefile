@@ -5,13 +5,15 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+AUDIT := tests/http_audit
+AUDIT_STAMP := $(AUDIT)/node_modules/.installed-stamp
 
 .PHONY: serve test lint bench export-schema clean
 
 serve: $(STAMP)
 	$(PY) server.py serve
 
-test: $(STAMP)
+test: $(STAMP) $(AUDIT_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -34,6 +36,13 @@ $(STAMP): pyproject.toml scripts/find-python
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	@touch $(STAMP)
+
+# The GraphQL-over-HTTP audit suite (npm's graphql-http) for tests/test_http_audit.py; without
+# npm the test is skipped (and fails where INKWELL_REQUIRE_POSTGRES=1, as in CI).
+$(AUDIT_STAMP): $(AUDIT)/package.json $(AUDIT)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(AUDIT) --silent --no-audit --no-fund && touch $(AUDIT_STAMP); \
+	else echo "npm not found: the GraphQL-over-HTTP audit will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) inkwell.db inkwell.db-wal inkwell.db-shm

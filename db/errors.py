@@ -7,6 +7,9 @@ Source: PostgreSQL docs, Appendix A "PostgreSQL Error Codes"; SQLite docs, "Resu
 
 from __future__ import annotations
 
+import errno
+import socket
+
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -16,6 +19,10 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 #: Class 08 (connection exception), admin/crash shutdown, cannot connect now, too many
 #: connections: the database is not there to answer, for now.
 UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: Socket errors that mean the database server cannot be reached.
+CONNECTION_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
 #: query_canceled: here, a statement stopped by statement_timeout.
 QUERY_CANCELED = "57014"
 UNIQUE_VIOLATION = "23505"
@@ -69,7 +76,7 @@ def is_unavailable(exc: BaseException) -> bool:
     request: the connection was refused or lost (the driver's ``OSError``, SQLSTATE class 08,
     a server shutting down or refusing connections), or no pooled connection came free within
     ``DB_POOL_TIMEOUT``. The request failed as a whole and may be retried later."""
-    if isinstance(exc, (OSError, PoolTimeout)):
+    if isinstance(exc, PoolTimeout) or _unreachable(exc):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
@@ -77,8 +84,15 @@ def is_unavailable(exc: BaseException) -> bool:
         code = _sqlstate(exc)
         if code is not None and (code.startswith("08") or code in UNAVAILABLE_SQLSTATES):
             return True
-        return isinstance(exc.orig, OSError) or "connection is closed" in str(exc.orig)
+        return _unreachable(exc.orig) or "connection is closed" in str(exc.orig)
     return False
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """A socket-level failure to reach the server (refused, reset, no route, no such host)."""
+    if isinstance(exc, (ConnectionError, socket.gaierror)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in CONNECTION_ERRNOS
 
 
 def is_statement_timeout(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
 from schema.errors import AuthenticationFailed
+from schema.media import GRAPHQL_RESPONSE, is_request_error, negotiate, request_error_status
 from schema.ws import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from settings import Settings
 
@@ -118,3 +119,28 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        # The media type the response will have, chosen from the request's Accept.
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate(request.headers.get("accept"))
+        return sub_response
+
+    async def process_result(self, request: Request, result: Any) -> Any:
+        processed = await super().process_result(request, result)
+        if negotiate(request.headers.get("accept")) == GRAPHQL_RESPONSE and is_request_error(
+            processed
+        ):
+            processed.pop("data", None)  # it never executed: no data entry at all
+        return processed
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        """JSON in the negotiated media type; with ``application/graphql-response+json`` a
+        request error (no ``data`` entry) is 400, or 5xx when the server failed
+        (``schema.media``)."""
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type == GRAPHQL_RESPONSE:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+            if isinstance(response_data, dict) and "data" not in response_data:
+                response.status_code = request_error_status(response_data)
+        return response
