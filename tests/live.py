@@ -44,9 +44,10 @@ def wait_healthy(base: str, seconds: float = 30) -> None:
 
 
 @contextmanager
-def live_server(**env: str) -> Iterator[str]:
+def live_server(output: list[str] | None = None, **env: str) -> Iterator[str]:
     """Run ``uvicorn server:app`` with ``env`` (settings as environment variables) and yield
-    its base URL; the database must already be migrated."""
+    its base URL; the database must already be migrated. The server's log is appended to
+    ``output`` when it has stopped."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -71,9 +72,11 @@ def live_server(**env: str) -> Iterator[str]:
         yield base
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=20)
-        if "Traceback" in output:
-            print(output)  # shown by pytest when the test fails
+        log, _ = process.communicate(timeout=20)
+        if output is not None:
+            output.append(log)
+        if "Traceback" in log:
+            print(log)  # shown by pytest when the test fails
 
 
 @dataclass
