@@ -28,6 +28,7 @@ from db.engine import create_engine, create_sessionmaker
 from schema import build_schema
 from schema.body_limit import BodySizeLimit
 from schema.csrf import CsrfProtection
+from schema.disconnect import CancelOnDisconnect
 from schema.live.postgres import broker_for
 from schema.view import GraphQLApp
 from settings import Settings, get_settings
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 def middleware(settings: Settings) -> list[Middleware]:
     """The HTTP middleware, outermost first: CORS (answers preflights itself), CSRF
-    protection, then the cap on request bodies."""
+    protection, the cap on request bodies, and cancelling the work of a client that left."""
     stack = []
     if settings.cors_allowed_origins:
         stack.append(
@@ -135,6 +136,7 @@ def middleware(settings: Settings) -> list[Middleware]:
     if settings.csrf_protection:
         stack.append(Middleware(CsrfProtection))
     stack.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
+    stack.append(Middleware(CancelOnDisconnect))
     return stack
 
 

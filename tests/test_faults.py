@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import OWNER, TEST_SECRET, App, app_settings, prepare_write_db, running_app
-from tests.live import live_server
+from tests.live import Live, live_server
 from tests.postgres_server import postgres_server
-from tests.truth import digest
-from tests.wsclient import wait_for_metric
+from tests.truth import digest, table
+from tests.wsclient import post_graphql, wait_for_metric
 
 QUERY = {"query": "{ users(first: 5) { totalCount nodes { name } } }"}
 
@@ -108,3 +109,46 @@ async def test_an_operation_past_its_deadline_is_stopped_and_nothing_is_kept(
     assert await digest(write_app.engine) == before
     # The pool is healthy afterwards: the normal app answers.
     assert "errors" not in await write_app.gql(QUERY["query"])
+
+
+async def test_a_client_that_leaves_mid_mutation_gets_nothing_applied(live: Live) -> None:
+    """The mutation waits for a row lock the test holds; the client gives up and goes; once
+    the lock is released, the operation is cancelled and rolled back, and its pooled
+    connection is back, idle (not left inside a transaction)."""
+    if live.url.startswith("sqlite"):
+        pytest.skip("needs PostgreSQL's row locks to hold a mutation mid-way")
+    rows = await table(live.engine, "SELECT id, title FROM posts WHERE author_id = :u", u=OWNER)
+    post = rows[0]
+    update = """mutation($i: UpdatePostInput!) { updatePost(input: $i) { __typename } }"""
+    variables = {"i": {"id": str(post["id"]), "expectedVersion": 1, "title": "Never kept"}}
+    async with live.engine.connect() as locker:
+        await locker.execute(
+            text("SELECT 1 FROM posts WHERE id = :p FOR UPDATE"), {"p": post["id"]}
+        )
+        async with httpx.AsyncClient(base_url=live.base, timeout=1.0) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post(
+                    "/graphql",
+                    json={"query": update, "variables": variables},
+                    headers=live.headers(OWNER),
+                )
+        await asyncio.sleep(0.3)  # the server sees the disconnect
+        await locker.rollback()  # the lock goes; the cancelled mutation finishes its statement
+    for _ in range(50):
+        states = await table(
+            live.engine,
+            "SELECT state FROM pg_stat_activity WHERE application_name = 'inkwell' "
+            "AND datname = current_database() AND state LIKE 'idle in transaction%'",
+        )
+        if not states:
+            break
+        await asyncio.sleep(0.1)
+    assert states == []
+    [after] = await table(
+        live.engine, "SELECT title, version FROM posts WHERE id = :p", p=post["id"]
+    )
+    assert after == {"title": post["title"], "version": 1}
+    # The server is fine: the same update goes through now.
+    async with httpx.AsyncClient(base_url=live.base, timeout=10) as client:
+        body = await post_graphql(client, update, variables, headers=live.headers(OWNER))
+    assert body["data"]["updatePost"]["__typename"] == "PostPayload"
