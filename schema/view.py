@@ -8,8 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -119,6 +120,17 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry's handling, with its HTTP-level refusals (a body that is not JSON, a
+        batch, a mutation over GET, no query) answered as GraphQL errors with a code instead
+        of plain text, so every client reads errors the same way."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            body = {"errors": [{"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}]}
+            headers = {"allow": "POST"} if exc.status_code == 405 else None
+            return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         # The media type the response will have, chosen from the request's Accept.

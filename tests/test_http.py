@@ -148,3 +148,22 @@ def test_schema_does_not_depend_on_environment() -> None:
     dev = build_schema(Settings(environment="development")).as_str()
     prod = build_schema(Settings(environment="production", jwt_secret=TEST_SECRET)).as_str()
     assert dev == prod
+
+
+async def test_http_refusals_are_graphql_errors_with_a_code(api: App) -> None:
+    """A batch, a body that is not JSON and a mutation over GET are refused as JSON errors."""
+    refused = [
+        await api.client.post("/graphql", json=[{"query": "{ viewer { id } }"}] * 2),
+        await api.client.post(
+            "/graphql", content=b"{not json", headers={"content-type": "application/json"}
+        ),
+        await api.client.get(
+            "/graphql",
+            params={"query": "mutation { deletePost(input: {id: 1}) { __typename } }"},
+            headers={"graphql-require-preflight": "1"},
+        ),
+    ]
+    for response in refused:
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert api.count() == 0

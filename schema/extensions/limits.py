@@ -110,27 +110,16 @@ class QueryLimits(SchemaExtension):
                 "The operation's fragments expand into too many fields to serve.",
                 settings.max_query_cost,
             )
-        if found.depth > settings.max_query_depth:
-            return limit_error(
-                "QUERY_TOO_DEEP",
-                f"The operation nests fields {found.depth} deep; at most "
-                f"{settings.max_query_depth}.",
-                settings.max_query_depth,
-                found.depth,
-            )
-        if found.aliases > settings.max_aliases:
-            return limit_error(
-                "TOO_MANY_ALIASES",
-                f"The operation uses {found.aliases} aliases; at most {settings.max_aliases}.",
-                settings.max_aliases,
-                found.aliases,
-            )
-        if found.cost > settings.max_query_cost:
-            return limit_error(
-                "QUERY_TOO_COSTLY",
-                f"The operation may read about {found.cost:,} rows; at most "
-                f"{settings.max_query_cost:,}: ask for smaller pages or less nesting.",
-                settings.max_query_cost,
-                found.cost,
-            )
+        measured = (
+            ("QUERY_TOO_DEEP", found.depth, settings.max_query_depth,
+             "The operation nests fields {actual} deep; at most {limit}."),
+            ("TOO_MANY_ALIASES", found.aliases, settings.max_aliases,
+             "The operation uses {actual} aliases; at most {limit}."),
+            ("QUERY_TOO_COSTLY", found.cost, settings.max_query_cost,
+             "The operation may read about {actual:,} rows; at most {limit:,}: ask for "
+             "smaller pages or less nesting."),
+        )  # fmt: skip
+        for code, actual, limit, message in measured:
+            if actual > limit:
+                return limit_error(code, message.format(actual=actual, limit=limit), limit, actual)
         return None
