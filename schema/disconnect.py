@@ -13,10 +13,12 @@ class CancelOnDisconnect:
 
     Once the app has read the whole body it has no reason to call ``receive`` again, so
     nothing would notice the client leaving: a mutation would run on and commit for nobody.
-    Here a watcher waits for ``http.disconnect`` and cancels the app; the transaction
-    extension then rolls the operation back, and ``UnitOfWork`` returns its connection to the
-    pool (a statement in flight finishes first: ``Context.run``). If the app calls
-    ``receive`` itself afterwards, it gets the message the watcher saw.
+    Here a watcher task, started once the body is read, waits for ``http.disconnect`` and
+    cancels the request's task; the transaction extension then rolls the operation back,
+    and ``UnitOfWork`` returns its connection to the pool (a statement in flight finishes
+    first: ``Context.run``). If the app calls ``receive`` itself afterwards, it gets the
+    message the watcher saw. The app runs in the request's own task: one task more per
+    request, the watcher.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -26,33 +28,39 @@ class CancelOnDisconnect:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_read = asyncio.Event()
-        after_body: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        request_task = asyncio.current_task()
+        assert request_task is not None
+        watcher: asyncio.Task[Message] | None = None
+        client_left = finished = False
 
-        async def app_receive() -> Message:
-            if body_read.is_set():
-                return await asyncio.shield(after_body)
+        async def watch() -> Message:
+            nonlocal client_left
             message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_read.set()
+            # Once the app has returned, the request task runs our cleanup and then the
+            # server's code: a cancellation must never reach those.
+            if message["type"] == "http.disconnect" and not finished:
+                client_left = True
+                request_task.cancel()
             return message
 
-        handler = asyncio.ensure_future(self.app(scope, app_receive, send))
-
-        async def watch() -> None:
-            await body_read.wait()
+        async def app_receive() -> Message:
+            nonlocal watcher
+            if watcher is not None:
+                return await asyncio.shield(watcher)
             message = await receive()
-            after_body.set_result(message)
-            if message["type"] == "http.disconnect":
-                handler.cancel()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                watcher = asyncio.ensure_future(watch())
+            return message
 
-        watcher = asyncio.ensure_future(watch())
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await handler
+            await self.app(scope, app_receive, send)
+        except asyncio.CancelledError:
+            if not client_left:
+                raise  # cancelled for another reason (shutdown): let it through
+            request_task.uncancel()
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        if handler.cancelled() and not after_body.done():
-            raise asyncio.CancelledError  # we were cancelled ourselves, not by the client
+            finished = True  # before any await: see watch()
+            if watcher is not None and not watcher.done():
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
