@@ -66,7 +66,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     and stops the broker and disposes the pool on shutdown. Source: Starlette docs, "Lifespan".
     """
     settings = settings or configured()
-    graphql = GraphQLApp(build_schema(settings), settings)
+    try:
+        schema = build_schema(settings)
+    except ValueError as exc:  # an unreadable or malformed OPERATION_MANIFEST
+        print(f"inkwell: invalid configuration:\n  OPERATION_MANIFEST: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    graphql = GraphQLApp(schema, settings)
     head = migrate.head_revision()
 
     @asynccontextmanager

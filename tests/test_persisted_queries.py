@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schema.extensions.persisted_queries import MANIFEST_FORMAT, sha256
+from server import create_app
+from settings import Settings
 from tests.conftest import App, app_settings, running_app
 
 QUERY = "{ users(first: 2) { totalCount } }"
@@ -73,3 +77,15 @@ async def test_with_a_manifest_only_its_operations_run(read_db_url: str, tmp_pat
         assert code(await post(app, {"query": other, "extensions": sent})) == (
             "OPERATION_NOT_ALLOWED"
         )
+
+
+def test_a_malformed_manifest_stops_the_server_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "operations.json"
+    operations = [{"id": "0" * 64, "name": "Forged", "type": "query", "body": QUERY}]
+    manifest.write_text(json.dumps({"format": MANIFEST_FORMAT, "operations": operations}))
+    with pytest.raises(SystemExit) as stopped:
+        create_app(Settings(operation_manifest=manifest))
+    assert stopped.value.code == 2
+    assert "OPERATION_MANIFEST" in capsys.readouterr().err
