@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if revision != head:
             logger.warning("database at revision %s, expected %s: run migrate", revision, head)
             return JSONResponse({"status": "not migrated"}, status_code=503)
+        if not request.app.state.broker.listening:
+            # Subscribers here would miss events until the LISTEN connection is back.
+            return JSONResponse({"status": "events unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
@@ -153,7 +156,7 @@ def export_schema(settings: Settings) -> str:
 async def prepare_embedded(settings: Settings) -> None:
     """Migrate the database and, in development, when it has no users, load the default demo
     data. Never in production: the demo accounts share a published password."""
-    engine = create_engine(settings)
+    engine = create_engine(settings, serving=False)
     try:
         await migrate.upgrade(engine)
         if not settings.is_production and await seed.is_empty(engine):
@@ -164,7 +167,7 @@ async def prepare_embedded(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings, revision: str) -> None:
-    engine = create_engine(settings)
+    engine = create_engine(settings, serving=False)
     try:
         await migrate.upgrade(engine, revision)
     finally:
@@ -172,7 +175,7 @@ async def _migrate(settings: Settings, revision: str) -> None:
 
 
 async def _seed(settings: Settings, size: seed.SeedSize, replace: bool) -> seed.SeedReport:
-    engine = create_engine(settings)
+    engine = create_engine(settings, serving=False)
     try:
         return await seed.seed(engine, size, replace=replace)
     finally:

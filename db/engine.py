@@ -20,14 +20,15 @@ from settings import Settings
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
     """Create the process's engine for ``settings.database_url``.
 
     SQLite (aiosqlite) connections get ``foreign_keys=ON`` (off by default in SQLite, so ON
     DELETE CASCADE would silently do nothing), WAL journaling (readers do not block the
     writer) and a busy timeout. PostgreSQL (asyncpg) connections get a bounded pool, pre-ping
     (a connection the server dropped is replaced, not handed to a request), the UTC time
-    zone and ``statement_timeout`` (``DB_STATEMENT_TIMEOUT_SECONDS``). Statement parameters
+    zone and, when ``serving`` (not for the migrate and seed commands), ``statement_timeout``
+    (``DB_STATEMENT_TIMEOUT_SECONDS``). Statement parameters
     are left out of logged errors and echo (``hide_parameters``):
     they hold password hashes and users' text. Raises ``sqlalchemy.exc.ArgumentError`` for a
     URL SQLAlchemy cannot parse.
@@ -43,6 +44,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
+    server_settings = {"timezone": "UTC", "application_name": "inkwell"}
+    if serving:
+        # A statement the operation's deadline waits for is bounded too (never a migration's).
+        server_settings["statement_timeout"] = str(
+            int(settings.db_statement_timeout_seconds * 1000)
+        )
     return create_async_engine(
         url,
         echo=settings.db_echo,
@@ -51,14 +58,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
-        connect_args={
-            "server_settings": {
-                "timezone": "UTC",
-                "application_name": "inkwell",
-                # A statement the operation's deadline waits for is bounded too.
-                "statement_timeout": str(int(settings.db_statement_timeout_seconds * 1000)),
-            }
-        },
+        connect_args={"server_settings": server_settings},
     )
 
 

@@ -8,6 +8,7 @@ in flight. Source: SQLAlchemy docs, "Performance: Query Profiling" (the cursor-e
 
 from __future__ import annotations
 
+import contextlib
 import time
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -33,8 +34,11 @@ class SqlStats:
 
     @staticmethod
     def unbind(token: Token[SqlStats | None]) -> None:
-        """Restore the stats that were current before ``bind`` returned ``token``."""
-        _current.reset(token)
+        """Restore the stats that were current before ``bind`` returned ``token``. A token
+        made in another context (a subscription's stream closed from the connection's task)
+        cannot be reset there; that context's value goes with it, so nothing is left over."""
+        with contextlib.suppress(ValueError):
+            _current.reset(token)
 
 
 def _before(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:

@@ -208,8 +208,14 @@ class Context:
             session, self._session = self._session, None
             if session is None:
                 return
+            # Shielded like ``run``: a cancellation (a client leaving) must not leave the
+            # session half-closed, its connection checked out.
+            closing = asyncio.ensure_future(session.close())
             try:
-                await session.close()
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                await asyncio.wait([closing])
+                raise
             except Exception:
                 logger.exception("closing the operation's session failed")
 

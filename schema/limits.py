@@ -69,7 +69,7 @@ def measure(
         OperationType.SUBSCRIPTION: schema.subscription_type,
     }[operation.operation]
     found = Measure()
-    walker = _Walker(found, fragments, variables, default_page_size, max_page_size)
+    walker = _Walker(found, schema, fragments, variables, default_page_size, max_page_size)
     if root is not None:
         walker.walk(operation.selection_set, root, rows=1, depth=1)
     return found
@@ -78,6 +78,7 @@ def measure(
 @dataclass
 class _Walker:
     found: Measure
+    schema: GraphQLSchema
     fragments: dict[str, FragmentDefinitionNode]
     variables: dict[str, Any]
     default_page_size: int
@@ -90,11 +91,19 @@ class _Walker:
             if isinstance(node, FieldNode):
                 self.field(node, parent, rows, depth)
             elif isinstance(node, InlineFragmentNode):
-                self.walk(node.selection_set, parent, rows, depth)
+                self.walk(node.selection_set, self._narrowed(node, parent), rows, depth)
             elif isinstance(node, FragmentSpreadNode):
                 fragment = self.fragments.get(node.name.value)
                 if fragment is not None:
-                    self.walk(fragment.selection_set, parent, rows, depth)
+                    self.walk(fragment.selection_set, self._narrowed(fragment, parent), rows, depth)
+
+    def _narrowed(self, fragment: InlineFragmentNode | FragmentDefinitionNode, parent: Any) -> Any:
+        """The type a fragment's fields belong to: its type condition (``... on User`` under
+        ``node`` or a payload union), else the parent's."""
+        condition = fragment.type_condition
+        if condition is None:
+            return parent
+        return self.schema.get_type(condition.name.value) or parent
 
     def field(self, node: FieldNode, parent: Any, rows: int, depth: int) -> None:
         name = node.name.value

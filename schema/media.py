@@ -46,12 +46,19 @@ def is_request_error(response: Mapping[str, Any]) -> bool:
     return bool(errors) and response.get("data") is None and all("path" not in e for e in errors)
 
 
-#: Status codes of request errors that are the server's fault, by ``extensions.code``.
-SERVER_ERROR_STATUS = {"SERVICE_UNAVAILABLE": 503, "INTERNAL_SERVER_ERROR": 500}
+#: Status codes of request errors that are the server's fault (or worth retrying), by
+#: ``extensions.code``: a client must not read them as "your request was wrong".
+SERVER_ERROR_STATUS = {
+    "SERVICE_UNAVAILABLE": 503,
+    "TRANSACTION_CONFLICT": 503,
+    "REQUEST_TIMEOUT": 504,
+    "INTERNAL_SERVER_ERROR": 500,
+}
 
 
 def request_error_status(response: Mapping[str, Any]) -> int:
-    """The status of a request error (``is_request_error``) in ``GRAPHQL_RESPONSE``: 503 or
-    500 when the server failed, else 400 (the request was at fault)."""
+    """The status of a request error (``is_request_error``) in ``GRAPHQL_RESPONSE``: 5xx
+    when the server failed or the request may simply be retried, else 400 (the request was
+    at fault)."""
     codes = [str((e.get("extensions") or {}).get("code")) for e in response.get("errors") or []]
     return max((SERVER_ERROR_STATUS.get(code, 400) for code in codes), default=400)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any, cast
 
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -26,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.execution import PreExecutionError
 
 from schema.context import Context
 
@@ -55,14 +58,29 @@ class PerOperationSchema:
         return getattr(self._schema, name)
 
     async def stream(self, *args: Any, context_value: Context, **kwargs: Any) -> Any:
-        return await self._schema.stream(
+        source = await self._schema.stream(
             *args, context_value=context_value.for_operation(), **kwargs
         )
+        return _errors_as_results(source)
 
     async def subscribe(self, *args: Any, context_value: Context, **kwargs: Any) -> Any:
-        return await self._schema.subscribe(
+        source = await self._schema.subscribe(
             *args, context_value=context_value.for_operation(), **kwargs
         )
+        return _errors_as_results(source)
+
+
+async def _errors_as_results(source: Any) -> AsyncIterator[Any]:
+    """``source``'s results, and a GraphQL error raised before the first one (an operation
+    the allow-list refuses, a persisted query not found: raised from ``on_operation``, which
+    Strawberry's stream does not catch) as a pre-execution error result, which the protocol
+    handlers send as the operation's ``error`` message."""
+    async with aclosing(source):
+        try:
+            async for result in source:
+                yield result
+        except GraphQLError as error:
+            yield PreExecutionError(data=None, errors=[error])
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):

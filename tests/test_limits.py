@@ -25,6 +25,7 @@ def code_of(body: dict[str, Any]) -> str:
 
 def cost_of(query: str, variables: dict[str, Any] | None = None) -> int:
     from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+    from graphql.execution.values import get_variable_values
 
     schema = create_app(Settings()).routes[0].app.schema._schema  # type: ignore[attr-defined]
     document = parse(query)
@@ -32,8 +33,10 @@ def cost_of(query: str, variables: dict[str, Any] | None = None) -> int:
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
+    coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
+    assert not isinstance(coerced, list), coerced
     found = measure(
-        schema, operation, fragments, variables or {}, default_page_size=20, max_page_size=100
+        schema, operation, fragments, coerced.coerced, default_page_size=20, max_page_size=100
     )
     return found.cost
 
@@ -110,3 +113,19 @@ async def test_an_oversized_body_is_refused_with_413_before_it_is_parsed(api: Ap
     small = await api.client.post("/graphql", json={"query": "{ viewer { id } }"})
     assert small.status_code == 200 and small.json()["data"]["viewer"]["id"]
     assert api.count() == 1  # the small request's viewer: nothing else reached the database
+
+
+def test_fragments_on_interfaces_unions_and_defaulted_variables_are_measured() -> None:
+    nested = "posts(first: 100) { nodes { comments(first: 100) { nodes { body } } } }"
+    on_user = '{ nodes(ids: ["VXNlcjox"]) { ... on User { ' + nested + " } } }"
+    assert cost_of(on_user) == 1 + 100 + 100 * 100
+    payload = (
+        'mutation { createPost(input: {title: "x"}) { ... on PostPayload { post { '
+        "comments(first: 100) { nodes { body } } } } } }"
+    )
+    assert cost_of(payload) == 100
+    defaulted = (
+        "query($n: Int = 100) { users(first: $n) { nodes { posts(first: $n) { totalCount } } } }"
+    )
+    assert cost_of(defaulted) == 100 + 100 * 100
+    assert cost_of(defaulted, {"n": 100.0}) == 100 + 100 * 100  # a whole float is an Int

@@ -11,7 +11,9 @@ import pytest
 from schema.extensions.persisted_queries import MANIFEST_FORMAT, sha256
 from server import create_app
 from settings import Settings
-from tests.conftest import App, app_settings, running_app
+from tests.conftest import TEST_SECRET, App, app_settings, prepare_write_db, running_app
+from tests.live import live_server
+from tests.wsclient import ws_client
 
 QUERY = "{ users(first: 2) { totalCount } }"
 HASH = sha256(QUERY)
@@ -89,3 +91,19 @@ def test_a_malformed_manifest_stops_the_server_with_a_clear_message(
         create_app(Settings(operation_manifest=manifest))
     assert stopped.value.code == 2
     assert "OPERATION_MANIFEST" in capsys.readouterr().err
+
+
+async def test_the_allow_list_holds_over_websockets_too(fresh_db_url: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "operations.json"
+    operations = [{"id": HASH, "name": "Users", "type": "query", "body": QUERY}]
+    manifest.write_text(
+        json.dumps({"format": MANIFEST_FORMAT, "version": 1, "operations": operations})
+    )
+    await prepare_write_db(fresh_db_url)
+    env = {"DATABASE_URL": fresh_db_url, "JWT_SECRET": TEST_SECRET}
+    with live_server(OPERATION_MANIFEST=str(manifest), **env) as base:
+        async with ws_client(base) as client:
+            operation = await client.subscribe("subscription { postPublished { id } }")
+            refused = await client.receive()
+    assert refused["type"] == "error" and refused["id"] == operation
+    assert refused["payload"][0]["extensions"]["code"] == "OPERATION_NOT_ALLOWED"

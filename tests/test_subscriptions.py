@@ -447,3 +447,14 @@ async def test_socket_limits_init_timeout_operation_cap_and_server_pings(
             refused = await client.receive()
             assert refused["type"] == "error" and refused["id"] == third
             assert "limit" in refused["payload"][0]["message"]
+
+
+async def test_subscriptions_are_held_to_the_operation_limits(live: Live) -> None:
+    costly = """subscription { postPublished { comments(first: 100) { nodes {
+      author { posts(first: 100) { nodes { comments(first: 100) { nodes { body } } } } } } } } }"""
+    async with ws_client(live.base) as client:
+        await client.subscribe(costly)
+        refused = await client.next_payload()
+        assert refused["data"] is None
+        assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+        assert (await client.receive())["type"] == "complete"

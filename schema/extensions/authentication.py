@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from schema.auth.viewer import authenticate, bearer_token
@@ -15,21 +14,18 @@ class Authentication(SchemaExtension):
     """Resolves the operation's credentials (``Authorization: Bearer <token>``, or a
     WebSocket's ``connection_init`` ``authorization``) to ``context.viewer`` (or anonymous).
 
-    Runs after parsing and validation, so a malformed document is reported as such. Bad
-    credentials fail the whole request with one ``UNAUTHENTICATED`` error and ``data: null``,
-    before any resolver runs: execution is skipped by setting the result up front (the hook
-    Strawberry offers extensions for answering without executing). Unexpected failures (the
-    database is down) go the same way and are masked like any other.
+    Runs after parsing and validation (and after ``QueryLimits``), so a malformed document is
+    reported as such. Bad credentials fail the whole request with one ``UNAUTHENTICATED``
+    error and ``data: null``, before any resolver runs: the error is raised from this hook,
+    which Strawberry turns into the operation's result (over HTTP and WebSocket alike).
+    Unexpected failures (the database is down) go the same way and are masked like any
+    other.
     """
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
-        # Nothing to do for an operation already refused (``QueryLimits``).
-        if isinstance(context, Context) and self.execution_context.result is None:
-            try:
-                context.viewer = await authenticate(context, bearer_token(context.authorization))
-            except Exception as exc:
-                self.execution_context.result = ExecutionResult(
-                    data=None, errors=[GraphQLError(str(exc), original_error=exc)]
-                )
+        if isinstance(context, Context):
+            # A failure is raised, not set as the result: Strawberry's subscription path
+            # ignores a preset result, but turns an error raised here into the one result.
+            context.viewer = await authenticate(context, bearer_token(context.authorization))
         yield

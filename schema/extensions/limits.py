@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 
 import orjson
-from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
+from graphql import FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
+from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from schema.limits import measure
@@ -44,7 +45,7 @@ class QueryLimits(SchemaExtension):
     - ``QUERY_TOO_COSTLY``: more than ``MAX_QUERY_COST`` estimated rows (``schema.limits``).
 
     The measured limits are checked after validation, with the variables, and refuse the
-    operation the way ``Authentication`` does: by setting the result before execution.
+    operation by raising before execution (over HTTP and WebSocket alike).
     Source: Strawberry docs, "MaxTokensLimiter" (``parse_options["max_tokens"]``).
     """
 
@@ -70,8 +71,10 @@ class QueryLimits(SchemaExtension):
             error.extensions = {"code": "DOCUMENT_TOO_LARGE", "limit": self.settings.max_tokens}
 
     def on_execute(self) -> Iterator[None]:
+        # Raised, not set as the result: Strawberry's subscription path ignores a preset
+        # result, but turns an error raised here into the stream's one error result.
         if (error := self._refusal()) is not None:
-            self.execution_context.result = ExecutionResult(data=None, errors=[error])
+            raise error
         yield
 
     def _refusal(self) -> GraphQLError | None:
@@ -96,11 +99,15 @@ class QueryLimits(SchemaExtension):
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
+        schema = context.schema._schema
+        coerced = get_variable_values(schema, chosen[0].variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            return None  # graphql-core reports the variables that do not coerce
         found = measure(
-            context.schema._schema,
+            schema,
             chosen[0],
             fragments,
-            variables,
+            coerced.coerced,
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
         )

@@ -66,9 +66,18 @@ class TransactionBoundary(SchemaExtension):
         broker = context.broker if events else None
         try:
             if broker is not None:
-                # Inside the transaction: on PostgreSQL the NOTIFY is part of the commit.
+                # Inside the transaction: on PostgreSQL the NOTIFY is part of the commit. The
+                # in-process hand-over runs in the same shielded work as COMMIT, so a client
+                # leaving mid-commit cannot keep a committed change from being announced.
                 await context.run(lambda session: broker.stage(session, events))
-            await context.commit()
+
+                async def commit_and_announce(session: Any) -> None:
+                    await session.commit()
+                    broker.committed(events)
+
+                await context.run(commit_and_announce)
+            else:
+                await context.commit()
         except Exception as exc:
             transaction.outcome = Outcome.ROLLED_BACK
             logger.warning("commit failed, the operation was rolled back: %r", exc)
@@ -78,8 +87,6 @@ class TransactionBoundary(SchemaExtension):
             result.errors = [GraphQLError(str(error), original_error=error)]
             return
         transaction.outcome = Outcome.COMMITTED
-        if broker is not None:
-            broker.committed(events)
 
     def get_results(self) -> dict[str, Any]:
         context = self.execution_context.context

@@ -125,6 +125,11 @@ class Broker:
     def __init__(self) -> None:
         self._subscriptions: dict[EventKind, set[Subscription]] = defaultdict(set)
 
+    @property
+    def listening(self) -> bool:
+        """Whether committed events reach this process now (always, in-process)."""
+        return True
+
     async def start(self) -> None:
         """Begin receiving events (a no-op where there is nothing to connect)."""
 

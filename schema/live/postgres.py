@@ -80,7 +80,7 @@ class PostgresBroker(Broker):
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
         await super().stop()
@@ -98,7 +98,7 @@ class PostgresBroker(Broker):
                     timeout=CONNECT_TIMEOUT_SECONDS,
                     server_settings={"application_name": "inkwell-listener"},
                 )
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # any failure to connect: try again, never give up
                 logger.warning("event listener cannot connect (retry in %.1f s): %r", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -106,7 +106,7 @@ class PostgresBroker(Broker):
             try:
                 await self._listen(connection, reconnected=connected_before)
                 connected_before, delay = True, RETRY_FIRST
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the connection failed: reconnect
                 logger.warning("event listener connection lost: %r", exc)
             finally:
                 self._listening.clear()
