@@ -66,12 +66,11 @@ class TransactionBoundary(SchemaExtension):
         broker = context.broker if events else None
         try:
             if broker is not None:
-                # Inside the transaction: on PostgreSQL the NOTIFY is part of the commit. The
-                # in-process hand-over runs in the same shielded work as COMMIT, so a client
-                # leaving mid-commit cannot keep a committed change from being announced.
-                await context.run(lambda session: broker.stage(session, events))
-
+                # One shielded piece of work: the NOTIFY (PostgreSQL) inside the transaction,
+                # COMMIT, then the in-process hand-over, so a client leaving mid-commit cannot
+                # keep a committed change from being announced.
                 async def commit_and_announce(session: Any) -> None:
+                    await broker.stage(session, events)
                     await session.commit()
                     broker.committed(events)
 
