@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+import gc_tuning
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
 from schema import build_schema
@@ -38,6 +42,8 @@ logger = logging.getLogger("inkwell")
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
 #: SeedSize fields the seed command takes as flags (--posts-per-user ...).
 SEED_FLAGS = ("users", "posts_per_user", "comments_per_post", "tags", "tags_per_post", "seed")
+#: prometheus-client's multiprocess mode: where worker processes keep their metrics.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds /readyz waits for the database before answering 503.
 READY_TIMEOUT = 2.0
 
@@ -80,8 +86,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         stats.install(engine)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        # Queries read in autocommit on PostgreSQL; SQLite keeps its (local, cheap) BEGIN.
+        app.state.read_sessionmaker = (
+            app.state.sessionmaker
+            if settings.is_sqlite
+            else create_sessionmaker(engine, autocommit=True)
+        )
         app.state.broker = broker = broker_for(settings.database_url)
         await broker.start()
+        if settings.gc_thresholds is not None:
+            gc_tuning.tune(settings.gc_thresholds)
         try:
             yield
         finally:
@@ -109,7 +123,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        # The process's Prometheus metrics (prometheus-client's default registry).
+        # The process's Prometheus metrics (prometheus-client's default registry), or with
+        # several workers every live worker's, from the multiprocess directory.
+        if MULTIPROCESS_DIR in os.environ:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
@@ -219,12 +238,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if settings.is_sqlite:
             asyncio.run(prepare_embedded(settings))
-        uvicorn.run(
-            create_app(settings),
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            log_level=settings.log_level,
-        )
+        options: dict[str, Any] = {
+            "host": args.host or settings.host,
+            "port": args.port or settings.port,
+            "log_level": settings.log_level,
+            # uvicorn's fast event loop and HTTP parser (uvicorn[standard] installs both).
+            "loop": "uvloop",
+            "http": "httptools",
+        }
+        workers = settings.serve_workers
+        if workers == 1:
+            uvicorn.run(create_app(settings), **options)
+        else:
+            # Each worker imports `server:app` itself; metrics are pooled across them.
+            os.environ.setdefault(MULTIPROCESS_DIR, tempfile.mkdtemp(prefix="inkwell-metrics-"))
+            logger.info("serving with %d worker processes", workers)
+            uvicorn.run("server:app", workers=workers, **options)
     elif args.command == "migrate":
         asyncio.run(_migrate(settings, args.revision))
         print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")

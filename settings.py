@@ -86,6 +86,24 @@ class Settings(BaseSettings):
         description="Batch DataLoader loads; false loads one key per statement "
         "(for benchmarks that show what batching buys).",
     )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        description="Worker processes for `server.py serve`; default one per CPU core on "
+        "PostgreSQL. SQLite always serves with one (its event broker is in-process).",
+    )
+    gc_thresholds: tuple[int, int, int] | None = Field(
+        (50_000, 20, 100),
+        description="After start-up, freeze the heap and set these garbage-collector "
+        "thresholds (`gc.set_threshold`), as JSON: `[50000, 20, 100]`; `null` leaves "
+        "CPython's defaults. Chosen by measurement (bench/README.md).",
+    )
+    query_executor: Literal["breadth-first", "graphql-core"] = Field(
+        "breadth-first",
+        description="How query operations run: from a cached plan, one batch per field per "
+        "level (`breadth-first`), or on graphql-core's own executor (`graphql-core`; "
+        "operations a plan cannot express take that path anyway).",
+    )
 
     request_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="Longest a query or mutation may run (REQUEST_TIMEOUT)."
@@ -231,6 +249,18 @@ class Settings(BaseSettings):
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         return _development_key(self.jwt_secret_file.resolve())
+
+    @property
+    def serve_workers(self) -> int:
+        """How many worker processes ``server.py serve`` starts (see ``workers``)."""
+        if self.is_sqlite:
+            return 1
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def breadth_first(self) -> bool:
+        """Query operations run on the breadth-first executor (batching on, not disabled)."""
+        return self.query_executor == "breadth-first" and self.dataloader_batching
 
     @property
     def is_production(self) -> bool:

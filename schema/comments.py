@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from db import models
 from schema.connection import OrderDirection
-from schema.context import Info
+from schema.context import Context, Info
+from schema.executor.batch import batched
 from schema.listing import Listing
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
@@ -85,3 +86,24 @@ class Comment(Node):
 
 register_node("Comment", models.Comment, Comment.from_row)
 COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)
+
+
+# Batch resolvers (schema.executor.batch): the fields above, for all parents of a level.
+
+
+@batched(Comment.author)
+async def _authors(ctx: Context, comments: list[Comment]) -> list[Any]:
+    from schema.users import authors, load_users
+
+    return authors(await load_users(ctx, [c.author_id for c in comments]), "comments")
+
+
+@batched(Comment.post)
+async def _posts(ctx: Context, comments: list[Comment]) -> list[Any]:
+    from schema.posts import load_posts
+
+    posts = await load_posts(ctx, [c.post_id for c in comments])
+    return [
+        post if post is not None else AssertionError("comments.post_id is a NOT NULL foreign key")
+        for post in posts
+    ]

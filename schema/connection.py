@@ -10,7 +10,9 @@ from enum import Enum
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
+from schema.executor.batch import batched, load_batch
 from schema.pagination import Ordering, Page, encode_cursor
 
 NodeT = TypeVar("NodeT")
@@ -32,8 +34,14 @@ class PageInfo:
 
 @strawberry.type(description="A node and the opaque cursor of its position.")
 class Edge(Generic[NodeT]):
-    cursor: str
     node: NodeT
+    row: strawberry.Private[Any]
+    ordering: strawberry.Private[Ordering]
+
+    @strawberry.field(description="The opaque cursor of the node's position.")
+    def cursor(self) -> str:
+        # Encoded only when selected: most clients page by `pageInfo.endCursor`.
+        return encode_cursor(self.ordering, self.row)
 
 
 @strawberry.type(description="A page of a keyset-paginated list.")
@@ -42,6 +50,9 @@ class Connection(Generic[NodeT]):
     nodes: list[NodeT] = strawberry.field(description="The page's nodes, without cursors.")
     page_info: PageInfo
     count: strawberry.Private[Callable[[], Awaitable[int]]]
+    #: For a nested connection: the counting DataLoader and this connection's parent id, so
+    #: the breadth-first executor counts every parent's list in one batch.
+    count_key: strawberry.Private[tuple[DataLoader[int, int], int] | None] = None
 
     @strawberry.field(
         description="How many nodes the whole list holds (cursors and page size aside). "
@@ -51,31 +62,58 @@ class Connection(Generic[NodeT]):
         return await self.count()
 
 
+@batched(Edge.cursor)
+def _cursors(_context: Any, edges: list[Edge[Any]]) -> list[str]:
+    return [encode_cursor(edge.ordering, edge.row) for edge in edges]
+
+
+@batched(Connection.total_count)
+async def _total_counts(_context: Any, connections: list[Connection[Any]]) -> list[Any]:
+    """Every nested connection's count through its DataLoader's batch function (one
+    ``GROUP BY`` per loader); a root connection counts on its own."""
+    counts: list[Any] = [None] * len(connections)
+    by_loader: dict[int, tuple[DataLoader[int, int], list[int]]] = {}
+    for index, connection in enumerate(connections):
+        if connection.count_key is None:
+            counts[index] = await connection.count()
+        else:
+            loader, _ = connection.count_key
+            by_loader.setdefault(id(loader), (loader, []))[1].append(index)
+    for loader, indexes in by_loader.values():
+        keys = [connections[i].count_key[1] for i in indexes]  # type: ignore[index]
+        for i, value in zip(indexes, await load_batch(loader, keys), strict=True):
+            counts[i] = value
+    return counts
+
+
 def build_connection(
     page: Page,
     ordering: Ordering,
     to_node: Callable[[Any], Any],
     count: Callable[[], Awaitable[int]],
+    count_key: tuple[DataLoader[int, int], int] | None = None,
 ) -> Connection[Any]:
     """A ``Connection`` over ``page``'s rows, each made a node by ``to_node``.
 
-    ``count`` is awaited only if the client selects ``totalCount``.
+    ``count`` is awaited only if the client selects ``totalCount``; ``count_key`` lets the
+    breadth-first executor batch it instead (see ``Connection.count_key``).
     """
-    nodes = [to_node(row) for row in page.rows]
-    edges = [
-        Edge(cursor=encode_cursor(ordering, row), node=node)
-        for row, node in zip(page.rows, nodes, strict=True)
-    ]
+    rows = page.rows
+    nodes = [to_node(row) for row in rows]
     return Connection(
-        edges=edges,
+        edges=[
+            Edge(node=node, row=row, ordering=ordering)
+            for row, node in zip(rows, nodes, strict=True)
+        ],
         nodes=nodes,
         page_info=PageInfo(
             has_next_page=page.has_next,
             has_previous_page=page.has_previous,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start_cursor=encode_cursor(ordering, rows[0]) if rows else None,
+            end_cursor=encode_cursor(ordering, rows[-1]) if rows else None,
         ),
         count=count,
+        count_key=count_key,
     )
 
 

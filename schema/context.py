@@ -53,6 +53,10 @@ class Context:
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    #: Sessions for a read-only operation (``read_only``): autocommit, no BEGIN/ROLLBACK.
+    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    #: Set by ``UnitOfWork`` for a query operation, before anything opens the session.
+    read_only: bool = False
     request: Any = None
     response: Any = None
     #: Where committed events go and subscriptions come from (``app.state.broker``).
@@ -107,7 +111,8 @@ class Context:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
             if self._session is None:
-                self._session = self.sessionmaker()
+                maker = self.read_sessionmaker if self.read_only else None
+                self._session = (maker or self.sessionmaker)()
             yield self._session
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -166,6 +171,7 @@ class Context:
         return Context(
             settings=self.settings,
             sessionmaker=self.sessionmaker,
+            read_sessionmaker=self.read_sessionmaker,
             request=self.request,
             response=self.response,
             broker=self.broker,

@@ -1,23 +1,72 @@
-"""Inkwell's graphql-core executor: Strawberry's, told about failed fields of a mutation.
+"""Inkwell's graphql-core executor: query operations run breadth-first from a cached plan.
 
-A mutation field's own resolver is watched by ``AtomicMutation``, but an error can also be
-raised further down, in its payload (a nested connection given a bad argument). graphql-core
-reports every field error through ``handle_field_error`` before it completes the next mutation
-field, so failing the transaction there stops the later fields from running at all.
-Source: graphql-core ``Executor.handle_field_error``; Strawberry's ``execution_context_class``.
+Strawberry stays in charge of parsing, validation and the extension pipeline; this class is
+its ``execution_context_class``. For a query whose plan holds (``schema.executor.plan``) it
+resolves each level of the operation with one batch call per field (``schema.executor.run``)
+instead of graphql-core's awaitable per field per object; anything else (mutations,
+subscriptions, introspection, fields without a batch resolver, or ``QUERY_EXECUTOR=graphql-core``)
+takes graphql-core's own path, unchanged.
+
+It also fails a mutation's transaction on any field error: a mutation field's own resolver is
+watched by ``AtomicMutation``, but an error can also be raised further down, in its payload (a
+nested connection given a bad argument). graphql-core reports every field error through
+``handle_field_error`` before it completes the next mutation field, so failing the transaction
+there stops the later fields from running at all.
+Source: graphql-core ``Executor.execute_collected_root_fields`` and ``handle_field_error``;
+Strawberry's ``execution_context_class``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from graphql import GraphQLObjectType, GraphQLSchema, OperationType
+from graphql.execution.collect_fields import DeferUsage, FieldDetails
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.context import Context
+from schema.executor.plan import PlanCache
+from schema.executor.run import BreadthFirst
+
+#: Distinct (operation, @skip/@include values) plans kept per schema.
+PLANS = 1024
+
+_plans: WeakKeyDictionary[GraphQLSchema, PlanCache] = WeakKeyDictionary()
 
 
 class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
-    """Fails the operation's transaction (if it has one) on any field error."""
+    """Runs planned queries breadth-first; fails the operation's transaction (if it has one)
+    on any field error."""
+
+    def execute_collected_root_fields(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: Any,
+        grouped_field_set: dict[str, list[FieldDetails]],
+        serially: bool,
+        new_defer_usages: Sequence[DeferUsage],
+    ) -> Any:
+        context = self.context_value
+        if (
+            self.operation.operation is OperationType.QUERY
+            and not serially
+            and isinstance(context, Context)
+            and context.settings.breadth_first
+            and self.error_propagation
+            and not (self.middleware_manager and self.middleware_manager.middlewares)
+        ):
+            cache = _plans.get(self.schema)
+            if cache is None:
+                cache = _plans[self.schema] = PlanCache(PLANS)
+            plan = cache.get(self, root_type)
+            if plan is not None:
+                strawberry_schema = self.schema._strawberry_schema  # type: ignore[attr-defined]
+                return BreadthFirst(self, plan, strawberry_schema).run()
+        return super().execute_collected_root_fields(
+            root_type, root_value, grouped_field_set, serially, new_defer_usages
+        )
 
     def handle_field_error(self, raw_error: Exception, *args: Any, **kwargs: Any) -> None:
         context = self.context_value

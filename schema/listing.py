@@ -3,7 +3,8 @@
 A ``Listing`` says what a connection lists (a model, how a row becomes a node, which orders it
 offers); ``root_connection`` and ``nested_connection`` validate the Relay arguments, fetch the
 page (one keyset query, or one windowed statement for every sibling parent through a
-DataLoader) and wrap it, with ``totalCount`` counted only if selected.
+DataLoader) and wrap it, with ``totalCount`` counted only if selected; ``nested_connections``
+does the same for many parents in one call (the breadth-first executor's batch resolvers).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from strawberry.dataloader import DataLoader
 
 from schema import fetch, loaders
 from schema.connection import Connection, OrderDirection, RelayArgs, build_connection
-from schema.context import Info
-from schema.pagination import Ordering, PageArgs, SortKey, page_args
+from schema.context import Context, Info
+from schema.executor.batch import load_batch
+from schema.pagination import Ordering, Page, PageArgs, SortKey, page_args
+from settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +33,7 @@ class Listing:
     to_node: Callable[[Any], Any]
     sort_keys: dict[Any, SortKey]
 
-    def page_args(self, info: Info, order: Any, relay: RelayArgs) -> PageArgs:
+    def page_args(self, settings: Settings, order: Any, relay: RelayArgs) -> PageArgs:
         """Validate a field's ``orderBy`` and Relay arguments against the configured page
         sizes. Raises ``BadUserInput`` (see ``schema.pagination.page_args``)."""
         ordering = (
@@ -40,7 +44,6 @@ class Listing:
             )
         )
         first, after, last, before = relay
-        settings = info.context.settings
         return page_args(
             ordering,
             first=first,
@@ -62,11 +65,31 @@ async def root_connection(
     """A root connection over the ``listing`` rows matching ``where``: one statement, plus a
     ``count(*)`` if ``totalCount`` is selected."""
     ctx = info.context
-    args = listing.page_args(info, order, relay)
+    args = listing.page_args(ctx.settings, order, relay)
     page = await fetch.root_page(ctx, listing.model, where, args)
     return build_connection(
         page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
     )
+
+
+def _nested_loaders(
+    ctx: Context,
+    listing: Listing,
+    relation: str,
+    parent: Any,
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]],
+    filter_key: Hashable,
+    join: fetch.Join | None,
+) -> tuple[PageArgs, DataLoader[int, Page], DataLoader[int, int]]:
+    args = listing.page_args(ctx.settings, order, relay)
+    model = listing.model
+    pages = loaders.pages(
+        ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
+    )
+    counts = loaders.counts(ctx, relation, model, parent, where, filter_key=filter_key, join=join)
+    return args, pages, counts
 
 
 async def nested_connection(
@@ -87,12 +110,40 @@ async def nested_connection(
     ``relation`` names the relationship (``"User.posts"``); ``parent`` is the column holding
     the parent's id (``posts.author_id``, ``post_tags.tag_id``), reached through ``join`` when
     it lives in an association table; ``filter_key`` is a hashable form of ``where``.
+    Raises ``BadUserInput`` for invalid arguments.
     """
-    ctx = info.context
-    args = listing.page_args(info, order, relay)
-    model = listing.model
-    page = await loaders.pages(
-        ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
-    ).load(parent_id)
-    count = loaders.counts(ctx, relation, model, parent, where, filter_key=filter_key, join=join)
-    return build_connection(page, args.ordering, listing.to_node, lambda: count.load(parent_id))
+    args, pages, counts = _nested_loaders(
+        info.context, listing, relation, parent, order, relay, where, filter_key, join
+    )
+    page = await pages.load(parent_id)
+    return build_connection(
+        page, args.ordering, listing.to_node, lambda: counts.load(parent_id), (counts, parent_id)
+    )
+
+
+async def nested_connections(
+    ctx: Context,
+    listing: Listing,
+    relation: str,
+    parent: Any,
+    parent_ids: Sequence[int],
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]] = (),
+    filter_key: Hashable = None,
+    join: fetch.Join | None = None,
+) -> list[Connection[Any]]:
+    """``nested_connection`` for many parents at once (the breadth-first executor's batch
+    resolver): the same loaders and statement, one call. Raises ``BadUserInput``."""
+    args, pages, counts = _nested_loaders(
+        ctx, listing, relation, parent, order, relay, where, filter_key, join
+    )
+    found = await load_batch(pages, parent_ids)
+    ordering, to_node = args.ordering, listing.to_node
+
+    def connection(page: Page, parent_id: int) -> Connection[Any]:
+        return build_connection(
+            page, ordering, to_node, lambda: counts.load(parent_id), (counts, parent_id)
+        )
+
+    return [connection(page, p) for page, p in zip(found, parent_ids, strict=True)]

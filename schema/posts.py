@@ -20,9 +20,10 @@ from schema.connection import (
     OrderDirection,
     RelayArgs,
 )
-from schema.context import Info
+from schema.context import Context, Info
 from schema.errors import BadUserInput
-from schema.listing import Listing, nested_connection, root_connection
+from schema.executor.batch import batched, load_batch
+from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 from schema.tags import normalise_tag
@@ -204,10 +205,57 @@ register_node("Post", models.Post, Post.from_row)
 POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 
+# Batch resolvers (schema.executor.batch): the fields above, for all parents of a level.
+
+
+@batched(Post.author)
+async def _authors(ctx: Context, posts: list[Post]) -> list[Any]:
+    from schema.users import authors, load_users
+
+    return authors(await load_users(ctx, [p.author_id for p in posts]), "posts")
+
+
+@batched(Post.comments)
+async def _comments(
+    ctx: Context,
+    posts: list[Post],
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    order_by: CommentOrder | None = None,
+) -> list[Connection[Comment]]:
+    from schema.comments import COMMENTS
+
+    return await nested_connections(
+        ctx,
+        COMMENTS,
+        "Post.comments",
+        models.Comment.post_id,
+        [p.database_id for p in posts],
+        order_by,
+        (first, after, last, before),
+    )
+
+
+@batched(Post.tags)
+async def _tags(ctx: Context, posts: list[Post]) -> list[list[Tag]]:
+    from schema.tags import Tag
+
+    found = await load_batch(loaders.tags_by_post(ctx), [p.database_id for p in posts])
+    return [[Tag.from_row(row) for row in rows] for rows in found]
+
+
 async def load_post(info: Info, pk: int) -> Post | None:
     """The post with primary key ``pk``, through the operation's DataLoader."""
     row = await loaders.by_id(info.context, models.Post).load(pk)
     return Post.from_row(row) if row is not None else None
+
+
+async def load_posts(ctx: Context, pks: list[int]) -> list[Post | None]:
+    """``load_post`` for many keys in one batch."""
+    rows = await load_batch(loaders.by_id(ctx, models.Post), pks)
+    return [Post.from_row(row) if row is not None else None for row in rows]
 
 
 async def post_connection_of(
@@ -226,6 +274,24 @@ async def post_connection_of(
     where += visible_posts(info.context.viewer)
     return await nested_connection(
         info, POSTS, relation, parent, parent_id, order_by, relay, where, key, join
+    )
+
+
+async def post_connections_of(
+    ctx: Context,
+    relation: str,
+    parent: Any,
+    parent_ids: list[int],
+    order_by: PostOrder | None,
+    relay: RelayArgs,
+    filter: PostFilter | None,
+    join: fetch.Join | None = None,
+) -> list[Connection[Post]]:
+    """``post_connection_of`` for many parents in one call (see ``nested_connections``)."""
+    where, key = post_where(filter)
+    where += visible_posts(ctx.viewer)
+    return await nested_connections(
+        ctx, POSTS, relation, parent, parent_ids, order_by, relay, where, key, join
     )
 
 

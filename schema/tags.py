@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -17,7 +17,8 @@ from schema.connection import (
     Last,
     OrderDirection,
 )
-from schema.context import Info
+from schema.context import Context, Info
+from schema.executor.batch import batched
 from schema.field_checks import TAG_NAME_MAX
 from schema.listing import Listing, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
@@ -87,6 +88,33 @@ class Tag(Node):
 
 register_node("Tag", models.Tag, Tag.from_row)
 TAGS = Listing(models.Tag, Tag.from_row, TAG_SORT_KEYS)
+
+
+@batched(Tag.posts)
+async def _posts(
+    ctx: Context,
+    tags: list[Tag],
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    filter: PostFilter | None = None,
+    order_by: PostOrder | None = None,
+) -> list[Any]:
+    """``Tag.posts`` for all parents of a level (``schema.executor.batch``)."""
+    from schema.posts import post_connections_of
+
+    link = models.post_tags
+    return await post_connections_of(
+        ctx,
+        "Tag.posts",
+        link.c.tag_id,
+        [t.database_id for t in tags],
+        order_by,
+        (first, after, last, before),
+        filter,
+        join=(link, link.c.post_id == models.Post.id),
+    )
 
 
 def normalise_tag(name: str, argument: str = "name") -> str:

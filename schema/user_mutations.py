@@ -111,6 +111,8 @@ class UserMutations:
             email = checks.email("email", input.email or "")
         if given(input.role) and input.role is None:
             checks.add("role", "Must not be null.")
+        elif given(input.role) and input.role is Role.EDITOR:
+            checks.add("role", "EDITOR is read-only here: Inkwell assigns MEMBER or ADMIN.")
         found = await writes.find_editable(
             info.context, OWNED_USERS, input.id, "edit this user", checks=checks
         )

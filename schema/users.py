@@ -20,9 +20,10 @@ from schema.connection import (
     Last,
     OrderDirection,
 )
-from schema.context import Info
+from schema.context import Context, Info
+from schema.executor.batch import batched, load_batch
 from schema.field_checks import EMAIL_MAX, normalise_email
-from schema.listing import Listing, nested_connection, root_connection
+from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
 from schema.validation import MAX_SEARCH, text_argument
@@ -40,10 +41,15 @@ LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
 LazyCommentOrder = Annotated["CommentOrder", strawberry.lazy("schema.comments")]
 
 
-@strawberry.enum
+@strawberry.enum(description="What an account may do.")
 class Role(Enum):
     MEMBER = "member"
     ADMIN = "admin"
+    EDITOR = strawberry.enum_value(
+        "editor",
+        description="A role of the shared relational model (other applications on the same "
+        "database may assign it); Inkwell reads it with member rights and never assigns it.",
+    )
 
 
 @strawberry.enum
@@ -187,6 +193,82 @@ async def load_user(info: Info, pk: int) -> User | None:
     """The user with primary key ``pk``, through the operation's DataLoader."""
     row = await loaders.by_id(info.context, models.User).load(pk)
     return User.from_row(row) if row is not None else None
+
+
+async def load_users(ctx: Context, pks: list[int]) -> list[User | None]:
+    """``load_user`` for many keys in one batch (duplicates share one ``User``)."""
+    rows = await load_batch(loaders.by_id(ctx, models.User), pks)
+    made: dict[int, User] = {}
+    return [
+        None if row is None else made.get(row.id) or made.setdefault(row.id, User.from_row(row))
+        for row in rows
+    ]
+
+
+def authors(users: list[User | None], table: str) -> list[User | AssertionError]:
+    """Each row's author, where a missing one (impossible: a NOT NULL foreign key) is the
+    same field error the single resolver raises."""
+    return [
+        user if user is not None else AssertionError(f"{table}.author_id is a NOT NULL foreign key")
+        for user in users
+    ]
+
+
+# Batch resolvers (schema.executor.batch): the fields above, for all parents of a level.
+
+
+@batched(User.email)
+def _emails(ctx: Context, users: list[User]) -> list[str | None]:
+    viewer = ctx.viewer
+    return [u.email_address if may_see_email(viewer, u.database_id) else None for u in users]
+
+
+@batched(User.posts)
+async def _posts(
+    ctx: Context,
+    users: list[User],
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    filter: PostFilter | None = None,
+    order_by: PostOrder | None = None,
+) -> list[Connection[Post]]:
+    from schema.posts import post_connections_of
+
+    return await post_connections_of(
+        ctx,
+        "User.posts",
+        models.Post.author_id,
+        [u.database_id for u in users],
+        order_by,
+        (first, after, last, before),
+        filter,
+    )
+
+
+@batched(User.comments)
+async def _comments(
+    ctx: Context,
+    users: list[User],
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    order_by: CommentOrder | None = None,
+) -> list[Connection[Comment]]:
+    from schema.comments import COMMENTS
+
+    return await nested_connections(
+        ctx,
+        COMMENTS,
+        "User.comments",
+        models.Comment.author_id,
+        [u.database_id for u in users],
+        order_by,
+        (first, after, last, before),
+        visible_comments(ctx.viewer),
+    )
 
 
 @strawberry.type

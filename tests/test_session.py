@@ -6,7 +6,9 @@ import asyncio
 import base64
 
 import pytest
+from sqlalchemy import text
 
+from schema.context import Context
 from tests.conftest import App
 
 SIBLINGS = """{
@@ -85,3 +87,30 @@ async def test_an_ended_operation_lets_go_of_its_loaders_and_rows(read_db_url: s
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
+
+
+async def test_a_query_reads_in_autocommit_and_a_mutation_in_one_transaction(api: App) -> None:
+    """No BEGIN/ROLLBACK round trips for reads on PostgreSQL: in autocommit every statement
+    is a transaction of its own, so its transaction starts when the statement does."""
+    if api.settings.is_sqlite:
+        pytest.skip("SQLite keeps its BEGIN: it costs no round trip")
+    same_start = text(
+        "SELECT xact_start = statement_timestamp() FROM pg_stat_activity "
+        "WHERE pid = pg_backend_pid()"
+    )
+    for read_only, expected in ((True, [True, True]), (False, [True, False])):
+        context = Context(
+            settings=api.settings,
+            sessionmaker=api.app.state.sessionmaker,
+            read_sessionmaker=api.app.state.read_sessionmaker,
+            read_only=read_only,
+        )
+        try:
+            seen = []
+            for _ in range(2):
+                await asyncio.sleep(0.01)  # the second statement starts later
+                result = await context.run(lambda session: session.execute(same_start))
+                seen.append(result.scalar())
+        finally:
+            await context.close()
+        assert seen == expected, (read_only, seen)

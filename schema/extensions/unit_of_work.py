@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from schema.context import Context
 
@@ -18,6 +19,14 @@ class UnitOfWork(SchemaExtension):
     A subscription's operation lasts as long as the client follows it, so its unit of work
     ends after each event instead (``on_stream_result``).
     """
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        # Outermost, so before anything opens the session: a query's unit of work reads
+        # without BEGIN/ROLLBACK round trips where the database allows it (``Context``).
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            context.read_only = self.execution_context.operation_type is OperationType.QUERY
+        yield
 
     async def on_stream_result(self, result: object) -> AsyncIterator[None]:
         # A subscription reads each event in a unit of work of its own: end it as soon as the

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+# With several worker processes (prometheus-client's multiprocess mode), the open
+# subscriptions add up across live processes; each LISTEN connection is reported per process.
 SUBSCRIPTIONS_ACTIVE = Gauge(
-    "inkwell_subscriptions_active", "GraphQL subscriptions open in this process."
+    "inkwell_subscriptions_active",
+    "GraphQL subscriptions open in this process.",
+    multiprocess_mode="livesum",
 )
 SUBSCRIPTIONS_OVERFLOWED = Counter(
     "inkwell_subscriptions_overflowed",
@@ -20,6 +24,7 @@ EVENTS_RECEIVED = Counter(
 LISTENER_CONNECTED = Gauge(
     "inkwell_event_listener_connected",
     "1 while this process's LISTEN connection to PostgreSQL is up (0 on SQLite).",
+    multiprocess_mode="liveall",
 )
 LISTENER_RECONNECTS = Counter(
     "inkwell_event_listener_reconnects", "Times the LISTEN connection was re-established."

@@ -1,0 +1,90 @@
+"""Inkwell beside PostGraphile, strawberry-sqlalchemy-mapper and the Python floor.
+
+Runs the shared peer harness (``../shared/peers/run.py``; its README says how it measures)
+with Inkwell as the server under test, over the harness's own database (``bench``, seeded by
+its ``seed.py``), one uvicorn worker pinned to CPU 0 like every peer (uvloop, httptools, no
+access log). Inkwell's queries are ``bench/peers_queries.json``; each request is signed in as
+an admin of that database, because the harness checks every row (drafts included) and every
+email, which Inkwell shows only to admins and to their owners. The sign-in costs one
+statement per request (the viewer's row), counted in the harness's SQL/request.
+
+    python bench/peers.py [harness flags…]      # e.g. --rounds 2 --duration 10
+
+Needs wrk, PostgreSQL with pg_stat_statements (the harness's ``enable_pgss.sh``), Node (the
+harness installs PostGraphile 5 on first use). Writes the harness's results folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT.parent / "shared" / "peers"
+QUERIES = Path(__file__).resolve().parent / "peers_queries.json"
+DSN = "postgres://postgres@127.0.0.1:5432/bench"
+#: A development-only key: the token it signs is for this benchmark's database alone.
+SECRET = "inkwell-peer-benchmark-key-0f3a9c1e7b5d"
+
+
+async def _admin_id() -> int:
+    connection = await asyncpg.connect(DSN)
+    try:
+        found = await connection.fetchval("SELECT min(id) FROM users WHERE role = 'admin'")
+    finally:
+        await connection.close()
+    if found is None:
+        raise SystemExit(f"no admin in {DSN}: seed it with {HARNESS}/seed.py")
+    return int(found)
+
+
+def main(argv: list[str]) -> int:
+    """Write the signed-in query set, then run the harness; returns its exit code."""
+    sys.path.insert(0, str(ROOT))
+    from schema.auth.tokens import issue_token
+    from settings import Settings
+
+    settings = Settings(jwt_secret=SECRET, jwt_ttl_seconds=24 * 3600)
+    token = issue_token(settings, asyncio.run(_admin_id())).token
+    queries = json.loads(QUERIES.read_text())
+    for spec in queries.values():
+        spec["headers"] = {"Authorization": f"Bearer {token}"}
+    signed = Path(tempfile.mkdtemp(prefix="inkwell-peers-")) / "queries.json"
+    signed.write_text(json.dumps(queries, indent=2))
+    environment = {
+        "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/bench",
+        "JWT_SECRET": SECRET,
+        "SQL_STATS": "false",
+        "LOG_LEVEL": "warning",
+    }
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
+    server = (
+        f"cd {shlex.quote(str(ROOT))} && {exports} exec {shlex.quote(sys.executable)} -m uvicorn "
+        "server:app --host 127.0.0.1 --port {port} --workers 1 --loop uvloop --http httptools "
+        "--no-access-log --log-level warning"
+    )
+    command = [
+        "python3",
+        str(HARNESS / "run.py"),
+        "--servers",
+        "ssm,postgraphile,floor",
+        "--sut",
+        server,
+        "--sut-queries",
+        str(signed),
+        "--sut-name",
+        "inkwell",
+        *argv,
+    ]
+    return subprocess.run(command, cwd=HARNESS, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,308 @@
+"""Execution plans: what the breadth-first executor does for one (document, operation).
+
+A plan is the operation's selection tree with every decision graphql-core would take per
+object taken once: which fields each selection set collects (fragments, inline fragments and
+type conditions merged, ``@skip``/``@include`` applied), how each field gets its value (an
+attribute, ``__typename``, a root resolver, a batch resolver) and how its value is completed
+(leaf coercion, lists, objects, abstract types, nullability). Plans are cached per
+operation and per value of the variables that ``@skip``/``@include`` read
+(``PlanCache``), so a repeated document is planned once.
+
+Anything a plan cannot express raises ``Unsupported`` while planning, and the operation runs
+on graphql-core's own executor instead: introspection, fields whose resolvers have no batch
+resolver (``schema.executor.batch``), field extensions, fragment arguments.
+
+Source: GraphQL specification, "Executing Selection Sets" and "Value Completion"
+(https://spec.graphql.org/October2021/#sec-Executing-Selection-Sets); the plan idea follows
+graphql-jit and Grafast.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLString,
+    OperationDefinitionNode,
+    VariableNode,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+    is_specified_scalar_type,
+)
+from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
+from graphql.language import FieldNode, Visitor, visit
+
+from schema.executor.batch import BatchResolver, batch_resolver_of
+
+if TYPE_CHECKING:
+    from graphql.execution import Executor
+
+DEFINITION = "strawberry-definition"  # Strawberry's back-reference on graphql-core types
+
+
+class Unsupported(Exception):
+    """The operation needs something plans do not express: run it on graphql-core."""
+
+
+# How a field gets its value.
+ATTRIBUTE, TYPENAME, ROOT, BATCH = range(4)
+# Fast paths for leaf coercion: values that are already what the scalar serialises to.
+STRING, BOOLEAN, OTHER = range(3)
+
+
+@dataclass(slots=True)
+class Leaf:
+    """A scalar or enum: coerced with the type's ``coerce_output_value``."""
+
+    nullable: bool
+    coerce: Callable[[Any], Any]
+    fast: int
+
+
+@dataclass(slots=True)
+class ListOf:
+    nullable: bool
+    item: Completion
+
+
+@dataclass(slots=True)
+class Object:
+    nullable: bool
+    selection: Selection
+
+
+@dataclass(slots=True)
+class Abstract:
+    """An interface or union: the runtime type is the value's class (Strawberry types)."""
+
+    nullable: bool
+    name: str
+    by_class: dict[type, Selection]
+
+
+Completion = Leaf | ListOf | Object | Abstract
+
+
+@dataclass(slots=True)
+class FieldPlan:
+    """One response key of a selection set."""
+
+    key: str
+    name: str
+    parent_type: GraphQLObjectType
+    definition: GraphQLField
+    details: list[FieldDetails]
+    nodes: list[FieldNode]
+    how: int
+    attribute: str = ""
+    batch: BatchResolver | None = None
+    batch_is_async: bool = False
+    strawberry_field: Any = None
+    completion: Completion | None = None
+
+    @property
+    def nullable(self) -> bool:
+        return not is_non_null_type(self.definition.type)
+
+
+@dataclass(slots=True)
+class Selection:
+    """The fields collected for one object type at one place in the operation; ``keys`` in
+    response order."""
+
+    type_name: str
+    fields: list[FieldPlan]
+    keys: tuple[str, ...]
+
+
+def plan_operation(executor: Executor, root_type: GraphQLObjectType) -> Selection:
+    """The plan of ``executor``'s (query) operation, whose root type is ``root_type``.
+
+    Raises ``Unsupported`` (see the module docstring).
+    """
+    collected = collect_fields(
+        executor.schema,
+        executor.fragments,
+        executor.variable_values,
+        root_type,
+        executor.operation,
+        executor.hide_suggestions,
+    )
+    return _selection(executor, root_type, collected.grouped_field_set, root=True)
+
+
+def _selection(
+    executor: Executor,
+    parent_type: GraphQLObjectType,
+    grouped: dict[str, list[FieldDetails]],
+    *,
+    root: bool = False,
+) -> Selection:
+    fields: list[FieldPlan] = []
+    for key, details in grouped.items():
+        node = details[0].node
+        name = node.name.value
+        if any(d.fragment_variable_values is not None or d.defer_usage for d in details):
+            raise Unsupported("fragment arguments or @defer")
+        nodes = [d.node for d in details]
+        if name == "__typename":
+            fields.append(
+                FieldPlan(key, name, parent_type, _TYPENAME_FIELD, details, nodes, TYPENAME)
+            )
+            continue
+        if name.startswith("__"):
+            raise Unsupported("introspection")
+        definition = parent_type.fields.get(name)
+        if definition is None:  # graphql-core skips unknown fields (validation forbids them)
+            continue
+        plan = FieldPlan(key, name, parent_type, definition, details, nodes, ROOT)
+        strawberry_field = definition.extensions.get(DEFINITION)
+        plan.strawberry_field = strawberry_field
+        if not root:
+            _how_nested(plan, strawberry_field)
+        plan.completion = _completion(executor, definition.type, details)
+        fields.append(plan)
+    return Selection(parent_type.name, fields, tuple(f.key for f in fields))
+
+
+def _how_nested(plan: FieldPlan, strawberry_field: Any) -> None:
+    if strawberry_field is None or strawberry_field.extensions:
+        raise Unsupported(f"{plan.parent_type.name}.{plan.name} is not a plain Strawberry field")
+    resolver = strawberry_field.base_resolver
+    if resolver is None:
+        plan.how = ATTRIBUTE
+        plan.attribute = strawberry_field.python_name
+        return
+    batch = batch_resolver_of(resolver.wrapped_func)
+    if batch is None:
+        raise Unsupported(f"{plan.parent_type.name}.{plan.name} has no batch resolver")
+    import inspect
+
+    plan.how = BATCH
+    plan.batch = batch
+    plan.batch_is_async = inspect.iscoroutinefunction(batch)
+
+
+def _completion(
+    executor: Executor, graphql_type: GraphQLOutputType, details: list[FieldDetails]
+) -> Completion:
+    nullable = True
+    if is_non_null_type(graphql_type):
+        nullable = False
+        graphql_type = graphql_type.of_type
+    if is_list_type(graphql_type):
+        return ListOf(nullable, _completion(executor, graphql_type.of_type, details))
+    if is_leaf_type(graphql_type):
+        # By name: Strawberry builds its own instances of the specified scalars.
+        name = graphql_type.name
+        specified = is_specified_scalar_type(graphql_type)
+        fast = (
+            STRING
+            if specified and name in ("String", "ID")
+            else BOOLEAN
+            if specified and name == "Boolean"
+            else OTHER
+        )
+        return Leaf(nullable, graphql_type.coerce_output_value, fast)
+    if is_object_type(graphql_type):
+        return Object(nullable, _subselection(executor, graphql_type, details))
+    if is_abstract_type(graphql_type):
+        by_class: dict[type, Selection] = {}
+        for possible in executor.schema.get_possible_types(graphql_type):
+            definition = possible.extensions.get(DEFINITION)
+            if definition is None or getattr(definition, "is_graphql_generic", False):
+                raise Unsupported(f"{possible.name} has no single Python class")
+            by_class[definition.origin] = _subselection(executor, possible, details)
+        return Abstract(nullable, graphql_type.name, by_class)
+    raise Unsupported(f"unexpected output type {graphql_type}")
+
+
+def _subselection(
+    executor: Executor, object_type: GraphQLObjectType, details: list[FieldDetails]
+) -> Selection:
+    collected = collect_subfields(
+        executor.schema,
+        executor.fragments,
+        executor.variable_values,
+        executor.operation,
+        object_type,
+        details,
+        executor.hide_suggestions,
+    )
+    return _selection(executor, object_type, collected.grouped_field_set)
+
+
+_TYPENAME_FIELD = GraphQLField(GraphQLNonNull(GraphQLString))
+
+
+def directive_variables(
+    operation: OperationDefinitionNode, fragments: dict[str, Any]
+) -> tuple[str, ...]:
+    """The names of the variables that ``@skip``/``@include`` read in ``operation`` and the
+    fragments: the plan depends on their values and on nothing else in the variables."""
+    names: set[str] = set()
+
+    class Finder(Visitor):
+        def enter_directive(self, node: Any, *_: Any) -> None:
+            if node.name.value in ("skip", "include"):
+                for argument in node.arguments or ():
+                    if isinstance(argument.value, VariableNode):
+                        names.add(argument.value.name.value)
+
+    visit(operation, Finder())
+    for fragment in fragments.values():
+        visit(fragment.definition, Finder())
+    return tuple(sorted(names))
+
+
+class PlanCache:
+    """Plans by operation (the parsed document's node, kept alive with its plan so its id is
+    never reused) and by the values of its ``@skip``/``@include`` variables; LRU, at most
+    ``size`` entries. Parsing is cached by document text (Strawberry's ``ParserCache``), so a
+    repeated document arrives as the same node."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._plans: OrderedDict[Hashable, tuple[OperationDefinitionNode, Selection | None]] = (
+            OrderedDict()
+        )
+        self._directive_variables: dict[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = {}
+
+    def get(self, executor: Executor, root_type: GraphQLObjectType) -> Selection | None:
+        """The plan for ``executor``'s operation, built on first use; ``None`` when the
+        operation is ``Unsupported`` (remembered too, so it is not re-planned)."""
+        operation = executor.operation
+        known = self._directive_variables.get(id(operation))
+        if known is None or known[0] is not operation:
+            known = (operation, directive_variables(operation, executor.fragments))
+            if len(self._directive_variables) >= self._size:
+                self._directive_variables.clear()
+            self._directive_variables[id(operation)] = known
+        coerced = executor.variable_values.coerced
+        key = (id(operation), tuple(_hashable(coerced.get(name)) for name in known[1]))
+        entry = self._plans.get(key)
+        if entry is not None and entry[0] is operation:
+            self._plans.move_to_end(key)
+            return entry[1]
+        try:
+            plan: Selection | None = plan_operation(executor, root_type)
+        except Unsupported:
+            plan = None
+        self._plans[key] = (operation, plan)
+        if len(self._plans) > self._size:
+            self._plans.popitem(last=False)
+        return plan
+
+
+def _hashable(value: Any) -> Hashable:
+    return value if isinstance(value, bool | None) else repr(value)

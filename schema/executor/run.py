@@ -1,0 +1,343 @@
+"""Running a plan breadth-first: one batch call per field per level, no awaitable per object.
+
+The root fields are resolved as graphql-core resolves them (once each, concurrently). Then,
+level by level, every selection set is applied to all the objects that reached it at once:
+attributes are read in a loop, ``__typename`` is a constant, and a field with a batch
+resolver is resolved for all its parents in one call (the batches of one level run
+concurrently, and the session lock serialises their statements). Values are completed into
+plain dicts and lists, the response shape; an object queues its selection for the next level.
+
+Errors follow the specification's "Handling Field Errors": a field error is located at the
+field's path; when the field is non-null, null propagates to the nearest nullable ancestor
+(list items included), and errors under a position that is already null are dropped, as
+graphql-core's ``CollectedErrors`` does. Positions are linked tuples
+``(parent, key, typename, container, nullable)``, so paths are built only for errors.
+
+Source: GraphQL specification, "Value Completion" and "Handling Field Errors"
+(https://spec.graphql.org/October2021/#sec-Handling-Field-Errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError, located_error
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path
+from strawberry.types.arguments import convert_arguments
+
+from schema.executor.plan import (
+    ATTRIBUTE,
+    BATCH,
+    BOOLEAN,
+    STRING,
+    TYPENAME,
+    Abstract,
+    FieldPlan,
+    Leaf,
+    ListOf,
+    Object,
+    Selection,
+)
+
+if TYPE_CHECKING:
+    from graphql.execution import Executor
+
+#: A value's place in the response: (parent position, key, parent type name or None for a
+#: list index, the dict or list holding it, whether it may be null).
+Position = tuple[Any, str | int, str | None, Any, bool]
+
+#: A selection applied to objects at one level: (selection, sources, result dicts, positions).
+Work = tuple[Selection, list[Any], list[dict[str, Any]], list[Position]]
+
+
+class _Null(Exception):
+    """A non-null value position completed to null; carries the located error."""
+
+    def __init__(self, error: GraphQLError) -> None:
+        self.error = error
+
+
+def path_of(position: Position | None) -> Path | None:
+    """The graphql-core ``Path`` of ``position``."""
+    if position is None:
+        return None
+    parent, key, typename, _container, _nullable = position
+    return Path(path_of(parent), key, typename)
+
+
+class BreadthFirst:
+    """One execution of a plan for a graphql-core ``Executor`` (its variables, context and
+    error collection). ``run`` returns the response's ``data``."""
+
+    def __init__(self, executor: Executor, plan: Selection, strawberry_schema: Any) -> None:
+        self.executor = executor
+        self.plan = plan
+        self.context = executor.context_value
+        self.errors = executor.collected_errors
+        self.data: dict[str, Any] | None = dict.fromkeys(plan.keys)
+        self._strawberry = strawberry_schema
+        #: The next level's work, one item per selection (a selection sits at one place in
+        #: the plan, so all its objects of a level gather in one batch).
+        self._next: dict[int, Work] = {}
+
+    async def run(self) -> dict[str, Any] | None:
+        """Execute the plan. Never raises for a field error (they are collected)."""
+        data = self.data
+        assert data is not None
+        roots = self.plan.fields
+        values = await asyncio.gather(*(self._resolve_root(f) for f in roots))
+        for field, value in zip(roots, values, strict=True):
+            if field.how == TYPENAME:
+                data[field.key] = self.plan.type_name
+                continue
+            self._complete_field(field, None, data, [value])
+        level = self._take_next()
+        while level and self.data is not None:
+            await self._run_level(level)
+            level = self._take_next()
+        return self.data
+
+    def _take_next(self) -> list[Work]:
+        level, self._next = self._next, {}
+        return list(level.values())
+
+    async def _resolve_root(self, field: FieldPlan) -> Any:
+        if field.how == TYPENAME:
+            return None
+        executor = self.executor
+        path = Path(None, field.key, self.plan.type_name)
+        info = executor.build_resolve_info(field.definition, field.nodes, field.parent_type, path)
+        try:
+            args = self._arguments(field)
+            result = field.definition.resolve(executor.root_value, info, **args)  # type: ignore[misc]
+            if executor.is_awaitable(result):
+                result = await result
+            return result
+        except Exception as error:
+            return error
+
+    def _arguments(self, field: FieldPlan) -> dict[str, Any]:
+        if not (field.definition.args or field.nodes[0].arguments):
+            return {}
+        first = field.details[0]
+        return get_argument_values(
+            field.definition,
+            first.node,
+            self.executor.variable_values,
+            first.fragment_variable_values,
+            self.executor.hide_suggestions,
+        )
+
+    async def _run_level(self, level: list[Work]) -> None:
+        pending: list[tuple[FieldPlan, Position | None, Work, Any]] = []
+        for work in level:
+            selection, sources, dicts, _ = work
+            for field in selection.fields:
+                how = field.how
+                if how == ATTRIBUTE:
+                    attribute = field.attribute
+                    self._complete_column(
+                        field, work, [getattr(source, attribute) for source in sources]
+                    )
+                elif how == TYPENAME:
+                    for result in dicts:
+                        result[field.key] = selection.type_name
+                elif how == BATCH:
+                    pending.append((field, None, work, self._batch(field, sources)))
+        if not pending:
+            return
+        if len(pending) == 1:
+            outcomes = [await pending[0][3]]
+        else:
+            outcomes = await asyncio.gather(*(p[3] for p in pending))
+        for (field, _, work, _), values in zip(pending, outcomes, strict=True):
+            self._complete_column(field, work, values)
+
+    async def _batch(self, field: FieldPlan, sources: list[Any]) -> list[Any]:
+        """The field's values for all ``sources``; a failure of the whole batch becomes that
+        error for every source."""
+        try:
+            raw = self._arguments(field)
+            kwargs = (
+                convert_arguments(
+                    raw,
+                    field.strawberry_field.arguments,
+                    scalar_registry=self._strawberry.schema_converter.scalar_registry,
+                    config=self._strawberry.config,
+                )
+                if raw
+                else {}
+            )
+            assert field.batch is not None
+            values = field.batch(self.context, sources, **kwargs)
+            if field.batch_is_async:
+                values = await values  # type: ignore[misc]
+            return list(values)  # type: ignore[arg-type]
+        except Exception as error:
+            return [error] * len(sources)
+
+    # -- completion -------------------------------------------------------------------------
+
+    def _complete_column(self, field: FieldPlan, work: Work, values: list[Any]) -> None:
+        """Complete ``field``'s value on every object of ``work`` (values in source order)."""
+        _selection, _sources, dicts, positions = work
+        key = field.key
+        completion = field.completion
+        assert completion is not None
+        typename = field.parent_type.name
+        strings = type(completion) is Leaf and completion.fast == STRING
+        nullable = completion.nullable
+        child = self._work(completion.selection) if type(completion) is Object else None
+        for result, position, value in zip(dicts, positions, values, strict=True):
+            # The common cases inline: a string, a null where null is allowed (the dict
+            # already holds it), an object queued for the next level.
+            if strings and type(value) is str:
+                result[key] = value
+            elif value is None and nullable:
+                continue
+            elif child is not None and value is not None and not isinstance(value, Exception):
+                result[key] = nested = dict.fromkeys(child[0].keys)
+                child[1].append(value)
+                child[2].append(nested)
+                child[3].append((position, key, typename, result, nullable))
+            else:
+                self._complete_field_at(field, position, result, key, typename, value)
+
+    def _complete_field(
+        self, field: FieldPlan, parent: Position | None, result: dict[str, Any], values: list[Any]
+    ) -> None:
+        self._complete_field_at(field, parent, result, field.key, field.parent_type.name, values[0])
+
+    def _complete_field_at(
+        self,
+        field: FieldPlan,
+        parent: Position | None,
+        result: dict[str, Any],
+        key: str,
+        typename: str,
+        value: Any,
+    ) -> None:
+        completion = field.completion
+        assert completion is not None
+        position: Position = (parent, key, typename, result, completion.nullable)
+        try:
+            result[key] = self._complete(field, completion, position, value)
+        except _Null as null:
+            self._null(position, null.error)
+        except Exception as error:
+            self._null(position, self._locate(error, field, position))
+
+    def _complete(self, field: FieldPlan, completion: Any, position: Position, value: Any) -> Any:
+        """The completed form of ``value`` at ``position``. Raises ``_Null`` when a non-null
+        position gets null (or an error), other exceptions for a field error there."""
+        if isinstance(value, Exception):
+            raise value
+        if value is None:
+            if completion.nullable:
+                return None
+            raise _Null(
+                self._locate(
+                    TypeError(
+                        "Cannot return null for non-nullable field"
+                        f" {field.parent_type.name}.{field.name}."
+                    ),
+                    field,
+                    position,
+                )
+            )
+        kind = type(completion)
+        if kind is Leaf:
+            fast = completion.fast
+            if (fast == STRING and type(value) is str) or (fast == BOOLEAN and type(value) is bool):
+                return value
+            coerced = completion.coerce(value)
+            if coerced is None:
+                raise TypeError(
+                    f"Expected `{completion}.coerce_output_value({value!r})` to return "
+                    "non-nullable value, returned: None"
+                )
+            return coerced
+        if kind is Object:
+            return self._object(completion.selection, value, position)
+        if kind is ListOf:
+            return self._list(field, completion, value, position)
+        if kind is Abstract:
+            selection = completion.by_class.get(type(value))
+            if selection is None:
+                raise TypeError(
+                    f"Abstract type '{completion.name}' must resolve to an Object type at "
+                    f"runtime for field '{field.parent_type.name}.{field.name}'."
+                )
+            return self._object(selection, value, position)
+        raise TypeError(f"unexpected completion {completion!r}")  # pragma: no cover
+
+    def _object(self, selection: Selection, value: Any, position: Position) -> dict[str, Any]:
+        result = dict.fromkeys(selection.keys)
+        work = self._work(selection)
+        work[1].append(value)
+        work[2].append(result)
+        work[3].append(position)
+        return result
+
+    def _work(self, selection: Selection) -> Work:
+        """The next level's work item for ``selection``."""
+        work = self._next.get(id(selection))
+        if work is None:
+            work = self._next[id(selection)] = (selection, [], [], [])
+        return work
+
+    def _list(
+        self, field: FieldPlan, completion: ListOf, value: Any, position: Position
+    ) -> list[Any]:
+        item = completion.item
+        nullable = item.nullable
+        out: list[Any] = []
+        if type(item) is Leaf and item.fast == STRING and all(type(v) is str for v in value):
+            return list(value)
+        work = self._work(item.selection) if type(item) is Object else None
+        for index, entry in enumerate(value):
+            item_position: Position = (position, index, None, out, nullable)
+            if work is not None and entry is not None and not isinstance(entry, Exception):
+                # An object item (the common case, inline): queue it for the next level.
+                result = dict.fromkeys(work[0].keys)
+                out.append(result)
+                work[1].append(entry)
+                work[2].append(result)
+                work[3].append(item_position)
+                continue
+            out.append(None)
+            try:
+                out[index] = self._complete(field, item, item_position, entry)
+            except _Null as null:
+                if not nullable:
+                    raise
+                self._null(item_position, null.error)
+            except Exception as error:
+                located = self._locate(error, field, item_position)
+                if not nullable:
+                    raise _Null(located) from None
+                self._null(item_position, located)
+        return out
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _locate(self, error: Exception, field: FieldPlan, position: Position) -> GraphQLError:
+        path = path_of(position)
+        return located_error(error, field.nodes, path.as_list() if path else None)
+
+    def _null(self, position: Position | None, error: GraphQLError) -> None:
+        """Null the nearest nullable position at or above ``position`` (the whole ``data``
+        if none is) and record ``error`` there, unless an ancestor is already null."""
+        while position is not None and not position[4]:
+            position = position[0]
+        if position is None:
+            self.errors.add(error, None)
+            self.data = None
+            return
+        path = path_of(position)
+        if self.errors.has_nulled_position(path):
+            return
+        position[3][position[1]] = None
+        self.errors.add(error, path)
