@@ -17,15 +17,30 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 logger = logging.getLogger("inkwell.gc")
 
 
-def tune(thresholds: tuple[int, int, int]) -> None:
-    """Collect once, freeze the surviving heap and set the collector's ``thresholds``
-    (generation 0 allocations, then generation-1 and -2 pass counts; see
-    ``gc.set_threshold``). Call it after start-up; a server process calls it once."""
+@contextmanager
+def tuned(thresholds: tuple[int, int, int] | None) -> Iterator[None]:
+    """While the block runs (an app's life, after its start-up): the heap that survived one
+    collection is frozen, and the collector's ``thresholds`` are set (generation-0
+    allocations, then generation-1 and -2 pass counts; see ``gc.set_threshold``). On exit the
+    previous thresholds come back and the frozen objects become collectable again, so a
+    process that starts and stops apps (the tests) does not keep each one's heap forever.
+    ``None`` changes nothing."""
+    if thresholds is None:
+        yield
+        return
+    previous = gc.get_threshold()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*thresholds)
     logger.debug("gc: froze %d objects, thresholds %s", gc.get_freeze_count(), thresholds)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()

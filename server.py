@@ -94,10 +94,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         app.state.broker = broker = broker_for(settings.database_url)
         await broker.start()
-        if settings.gc_thresholds is not None:
-            gc_tuning.tune(settings.gc_thresholds)
         try:
-            yield
+            with gc_tuning.tuned(settings.gc_thresholds):
+                yield
         finally:
             await broker.stop()
             await engine.dispose()

@@ -11,7 +11,7 @@ import strawberry
 from db import models
 from schema.connection import OrderDirection
 from schema.context import Context, Info
-from schema.executor.batch import batched
+from schema.executor.batch import batched, required
 from schema.listing import Listing
 from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
@@ -93,9 +93,10 @@ COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)
 
 @batched(Comment.author)
 async def _authors(ctx: Context, comments: list[Comment]) -> list[Any]:
-    from schema.users import authors, load_users
+    from schema.users import load_users
 
-    return authors(await load_users(ctx, [c.author_id for c in comments]), "comments")
+    users = await load_users(ctx, [c.author_id for c in comments])
+    return required(users, "comments.author_id is a NOT NULL foreign key")
 
 
 @batched(Comment.post)
@@ -103,7 +104,4 @@ async def _posts(ctx: Context, comments: list[Comment]) -> list[Any]:
     from schema.posts import load_posts
 
     posts = await load_posts(ctx, [c.post_id for c in comments])
-    return [
-        post if post is not None else AssertionError("comments.post_id is a NOT NULL foreign key")
-        for post in posts
-    ]
+    return required(posts, "comments.post_id is a NOT NULL foreign key")

@@ -64,7 +64,7 @@ class Connection(Generic[NodeT]):
 
 @batched(Edge.cursor)
 def _cursors(_context: Any, edges: list[Edge[Any]]) -> list[str]:
-    return [encode_cursor(edge.ordering, edge.row) for edge in edges]
+    return [edge.cursor() for edge in edges]
 
 
 @batched(Connection.total_count)

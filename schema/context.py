@@ -111,8 +111,10 @@ class Context:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
             if self._session is None:
-                maker = self.read_sessionmaker if self.read_only else None
-                self._session = (maker or self.sessionmaker)()
+                maker = self.sessionmaker
+                if self.read_only and self.read_sessionmaker is not None:
+                    maker = self.read_sessionmaker
+                self._session = maker()
             yield self._session
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

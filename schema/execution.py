@@ -62,8 +62,7 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
                 cache = _plans[self.schema] = PlanCache(PLANS)
             plan = cache.get(self, root_type)
             if plan is not None:
-                strawberry_schema = self.schema._strawberry_schema  # type: ignore[attr-defined]
-                return BreadthFirst(self, plan, strawberry_schema).run()
+                return BreadthFirst(self, plan).run()
         return super().execute_collected_root_fields(
             root_type, root_value, grouped_field_set, serially, new_defer_usages
         )

@@ -22,7 +22,7 @@ from schema.connection import (
 )
 from schema.context import Context, Info
 from schema.errors import BadUserInput
-from schema.executor.batch import batched, load_batch
+from schema.executor.batch import batched, load_batch, required
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
 from schema.pagination import ID_KEY, SortKey
@@ -210,9 +210,10 @@ POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 @batched(Post.author)
 async def _authors(ctx: Context, posts: list[Post]) -> list[Any]:
-    from schema.users import authors, load_users
+    from schema.users import load_users
 
-    return authors(await load_users(ctx, [p.author_id for p in posts]), "posts")
+    users = await load_users(ctx, [p.author_id for p in posts])
+    return required(users, "posts.author_id is a NOT NULL foreign key")
 
 
 @batched(Post.comments)

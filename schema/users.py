@@ -205,15 +205,6 @@ async def load_users(ctx: Context, pks: list[int]) -> list[User | None]:
     ]
 
 
-def authors(users: list[User | None], table: str) -> list[User | AssertionError]:
-    """Each row's author, where a missing one (impossible: a NOT NULL foreign key) is the
-    same field error the single resolver raises."""
-    return [
-        user if user is not None else AssertionError(f"{table}.author_id is a NOT NULL foreign key")
-        for user in users
-    ]
-
-
 # Batch resolvers (schema.executor.batch): the fields above, for all parents of a level.
 
 

@@ -43,6 +43,13 @@ def batch_resolver_of(resolver: Callable[..., Any]) -> BatchResolver | None:
     return _BATCHED.get(resolver)
 
 
+def required(values: Sequence[Any], message: str) -> list[Any]:
+    """``values`` with each ``None`` replaced by ``AssertionError(message)``: the field error a
+    single resolver's ``assert value is not None, message`` raises, for a non-null field whose
+    value cannot be missing (a row behind a NOT NULL foreign key)."""
+    return [AssertionError(message) if value is None else value for value in values]
+
+
 async def load_batch(loader: DataLoader[Any, Any], keys: Sequence[Hashable]) -> list[Any]:
     """The values of ``keys`` (duplicates allowed), in order, from ``loader``'s batch function
     called once per ``max_batch_size`` distinct keys: no future per key.

@@ -19,6 +19,7 @@ graphql-jit and Grafast.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -110,10 +111,6 @@ class FieldPlan:
     strawberry_field: Any = None
     completion: Completion | None = None
 
-    @property
-    def nullable(self) -> bool:
-        return not is_non_null_type(self.definition.type)
-
 
 @dataclass(slots=True)
 class Selection:
@@ -186,8 +183,6 @@ def _how_nested(plan: FieldPlan, strawberry_field: Any) -> None:
     batch = batch_resolver_of(resolver.wrapped_func)
     if batch is None:
         raise Unsupported(f"{plan.parent_type.name}.{plan.name} has no batch resolver")
-    import inspect
-
     plan.how = BATCH
     plan.batch = batch
     plan.batch_is_async = inspect.iscoroutinefunction(batch)

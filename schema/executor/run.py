@@ -67,17 +67,28 @@ def path_of(position: Position | None) -> Path | None:
     return Path(path_of(parent), key, typename)
 
 
+def _enqueue(work: Work, value: Any, position: Position) -> dict[str, Any]:
+    """Queue object ``value`` at ``position`` for ``work``'s selection at the next level;
+    returns its (still empty) response dict, keys in response order."""
+    result = dict.fromkeys(work[0].keys)
+    work[1].append(value)
+    work[2].append(result)
+    work[3].append(position)
+    return result
+
+
 class BreadthFirst:
     """One execution of a plan for a graphql-core ``Executor`` (its variables, context and
     error collection). ``run`` returns the response's ``data``."""
 
-    def __init__(self, executor: Executor, plan: Selection, strawberry_schema: Any) -> None:
+    def __init__(self, executor: Executor, plan: Selection) -> None:
         self.executor = executor
         self.plan = plan
         self.context = executor.context_value
         self.errors = executor.collected_errors
         self.data: dict[str, Any] | None = dict.fromkeys(plan.keys)
-        self._strawberry = strawberry_schema
+        # Strawberry's schema: its scalar registry and config convert batch arguments.
+        self._strawberry = executor.schema._strawberry_schema  # type: ignore[attr-defined]
         #: The next level's work, one item per selection (a selection sits at one place in
         #: the plan, so all its objects of a level gather in one batch).
         self._next: dict[int, Work] = {}
@@ -86,13 +97,13 @@ class BreadthFirst:
         """Execute the plan. Never raises for a field error (they are collected)."""
         data = self.data
         assert data is not None
-        roots = self.plan.fields
+        roots = [f for f in self.plan.fields if f.how != TYPENAME]
         values = await asyncio.gather(*(self._resolve_root(f) for f in roots))
-        for field, value in zip(roots, values, strict=True):
+        for field in self.plan.fields:
             if field.how == TYPENAME:
                 data[field.key] = self.plan.type_name
-                continue
-            self._complete_field(field, None, data, [value])
+        for field, value in zip(roots, values, strict=True):
+            self._complete_field_at(field, None, data, field.key, self.plan.type_name, value)
         level = self._take_next()
         while level and self.data is not None:
             await self._run_level(level)
@@ -104,8 +115,6 @@ class BreadthFirst:
         return list(level.values())
 
     async def _resolve_root(self, field: FieldPlan) -> Any:
-        if field.how == TYPENAME:
-            return None
         executor = self.executor
         path = Path(None, field.key, self.plan.type_name)
         info = executor.build_resolve_info(field.definition, field.nodes, field.parent_type, path)
@@ -131,7 +140,7 @@ class BreadthFirst:
         )
 
     async def _run_level(self, level: list[Work]) -> None:
-        pending: list[tuple[FieldPlan, Position | None, Work, Any]] = []
+        pending: list[tuple[FieldPlan, Work, Any]] = []
         for work in level:
             selection, sources, dicts, _ = work
             for field in selection.fields:
@@ -145,14 +154,14 @@ class BreadthFirst:
                     for result in dicts:
                         result[field.key] = selection.type_name
                 elif how == BATCH:
-                    pending.append((field, None, work, self._batch(field, sources)))
+                    pending.append((field, work, self._batch(field, sources)))
         if not pending:
             return
         if len(pending) == 1:
-            outcomes = [await pending[0][3]]
+            outcomes = [await pending[0][2]]
         else:
-            outcomes = await asyncio.gather(*(p[3] for p in pending))
-        for (field, _, work, _), values in zip(pending, outcomes, strict=True):
+            outcomes = await asyncio.gather(*(p[2] for p in pending))
+        for (field, work, _), values in zip(pending, outcomes, strict=True):
             self._complete_column(field, work, values)
 
     async def _batch(self, field: FieldPlan, sources: list[Any]) -> list[Any]:
@@ -198,17 +207,9 @@ class BreadthFirst:
             elif value is None and nullable:
                 continue
             elif child is not None and value is not None and not isinstance(value, Exception):
-                result[key] = nested = dict.fromkeys(child[0].keys)
-                child[1].append(value)
-                child[2].append(nested)
-                child[3].append((position, key, typename, result, nullable))
+                result[key] = _enqueue(child, value, (position, key, typename, result, nullable))
             else:
                 self._complete_field_at(field, position, result, key, typename, value)
-
-    def _complete_field(
-        self, field: FieldPlan, parent: Position | None, result: dict[str, Any], values: list[Any]
-    ) -> None:
-        self._complete_field_at(field, parent, result, field.key, field.parent_type.name, values[0])
 
     def _complete_field_at(
         self,
@@ -260,7 +261,7 @@ class BreadthFirst:
                 )
             return coerced
         if kind is Object:
-            return self._object(completion.selection, value, position)
+            return _enqueue(self._work(completion.selection), value, position)
         if kind is ListOf:
             return self._list(field, completion, value, position)
         if kind is Abstract:
@@ -270,16 +271,8 @@ class BreadthFirst:
                     f"Abstract type '{completion.name}' must resolve to an Object type at "
                     f"runtime for field '{field.parent_type.name}.{field.name}'."
                 )
-            return self._object(selection, value, position)
+            return _enqueue(self._work(selection), value, position)
         raise TypeError(f"unexpected completion {completion!r}")  # pragma: no cover
-
-    def _object(self, selection: Selection, value: Any, position: Position) -> dict[str, Any]:
-        result = dict.fromkeys(selection.keys)
-        work = self._work(selection)
-        work[1].append(value)
-        work[2].append(result)
-        work[3].append(position)
-        return result
 
     def _work(self, selection: Selection) -> Work:
         """The next level's work item for ``selection``."""
@@ -300,12 +293,8 @@ class BreadthFirst:
         for index, entry in enumerate(value):
             item_position: Position = (position, index, None, out, nullable)
             if work is not None and entry is not None and not isinstance(entry, Exception):
-                # An object item (the common case, inline): queue it for the next level.
-                result = dict.fromkeys(work[0].keys)
-                out.append(result)
-                work[1].append(entry)
-                work[2].append(result)
-                work[3].append(item_position)
+                # An object item (the common case): queue it for the next level.
+                out.append(_enqueue(work, entry, item_position))
                 continue
             out.append(None)
             try:
