@@ -59,8 +59,15 @@ class Settings(BaseSettings):
     )
     # An operation holds its connection from its first statement to its end (one unit of
     # work), so the pool bounds concurrent operations per process: size it for the load.
-    db_pool_size: int = Field(10, ge=1, le=200, description="Connections kept in the pool.")
-    db_max_overflow: int = Field(20, ge=0, le=200, description="Extra connections under load.")
+    # Connections beyond the pool size are closed when returned, and opening one costs several
+    # round trips: under a steady load above the pool size, every operation would pay them.
+    db_pool_size: int = Field(20, ge=1, le=200, description="Connections kept in the pool.")
+    db_max_overflow: int = Field(10, ge=0, le=200, description="Extra connections under load.")
+    db_pool_pre_ping: bool = Field(
+        False,
+        description="Test each connection (three round trips) when an operation checks it out. "
+        "Off: a connection found dead when used invalidates the pool, and a read retries once.",
+    )
     db_pool_timeout: float = Field(
         10.0, gt=0, description="Seconds a request waits for a pooled connection."
     )

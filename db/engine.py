@@ -25,8 +25,10 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
 
     SQLite (aiosqlite) connections get ``foreign_keys=ON`` (off by default in SQLite, so ON
     DELETE CASCADE would silently do nothing), WAL journaling (readers do not block the
-    writer) and a busy timeout. PostgreSQL (asyncpg) connections get a bounded pool, pre-ping
-    (a connection the server dropped is replaced, not handed to a request), the UTC time
+    writer) and a busy timeout. PostgreSQL (asyncpg) connections get a bounded pool (pre-ping
+    only with ``DB_POOL_PRE_PING``: by default a connection found dead when used invalidates
+    the whole pool, SQLAlchemy's "optimistic" disconnect handling, and reads retry once), the
+    UTC time
     zone and, when ``serving`` (not for the migrate and seed commands), ``statement_timeout``
     (``DB_STATEMENT_TIMEOUT_SECONDS``). Statement parameters
     are left out of logged errors and echo (``hide_parameters``):
@@ -57,7 +59,7 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={"server_settings": server_settings},
     )
 

@@ -13,7 +13,7 @@ from schema.connection import OrderDirection
 from schema.context import Context, Info
 from schema.executor.batch import batched, required
 from schema.listing import Listing
-from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, register_node
 from schema.pagination import ID_KEY, SortKey
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ class CommentOrder:
 
 @strawberry.type(description="A reader's comment on a post.")
 class Comment(Node):
-    id: strawberry.ID
     body: str
     created_at: datetime
     updated_at: datetime
@@ -57,7 +56,6 @@ class Comment(Node):
     def from_row(cls, row: models.Comment) -> Comment:
         """The GraphQL ``Comment`` for a ``models.Comment`` row."""
         return cls(
-            id=to_global_id("Comment", row.id),
             database_id=BigInt(row.id),
             author_id=row.author_id,
             post_id=row.post_id,

@@ -28,8 +28,24 @@ class OrderDirection(Enum):
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    #: The page's first and last rows and their ordering: cursors are encoded only when
+    #: selected (a nested read builds hundreds of connections, and most never page).
+    first_row: strawberry.Private[Any]
+    last_row: strawberry.Private[Any]
+    ordering: strawberry.Private[Ordering]
+
+    @strawberry.field
+    def start_cursor(self) -> str | None:
+        return _page_cursor(self, self.first_row)
+
+    @strawberry.field
+    def end_cursor(self) -> str | None:
+        return _page_cursor(self, self.last_row)
+
+
+def _page_cursor(page: PageInfo, row: Any) -> str | None:
+    """The cursor of ``row`` (``None`` for an empty page) in ``page``'s ordering."""
+    return None if row is None else encode_cursor(page.ordering, row)
 
 
 @strawberry.type(description="A node and the opaque cursor of its position.")
@@ -65,6 +81,16 @@ class Connection(Generic[NodeT]):
 @batched(Edge.cursor)
 def _cursors(_context: Any, edges: list[Edge[Any]]) -> list[str]:
     return [edge.cursor() for edge in edges]
+
+
+@batched(PageInfo.start_cursor)
+def _start_cursors(_context: Any, pages: list[PageInfo]) -> list[str | None]:
+    return [_page_cursor(page, page.first_row) for page in pages]
+
+
+@batched(PageInfo.end_cursor)
+def _end_cursors(_context: Any, pages: list[PageInfo]) -> list[str | None]:
+    return [_page_cursor(page, page.last_row) for page in pages]
 
 
 @batched(Connection.total_count)
@@ -109,8 +135,9 @@ def build_connection(
         page_info=PageInfo(
             has_next_page=page.has_next,
             has_previous_page=page.has_previous,
-            start_cursor=encode_cursor(ordering, rows[0]) if rows else None,
-            end_cursor=encode_cursor(ordering, rows[-1]) if rows else None,
+            first_row=rows[0] if rows else None,
+            last_row=rows[-1] if rows else None,
+            ordering=ordering,
         ),
         count=count,
         count_key=count_key,

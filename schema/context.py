@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.errors import is_statement_timeout, is_unavailable
 from db.stats import SqlStats
@@ -77,6 +78,8 @@ class Context:
     #: subscribers who see the same rows (``schema.live.stream.SharedRead``).
     _shared: SharedRead | None = field(default=None, init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
+    #: A read-only operation's connection for reads on the driver (``read``).
+    _connection: AsyncConnection | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -130,21 +133,45 @@ class Context:
         ``statement_timeout``, and ``OperationEnded`` after ``close()``.
         """
         async with self.session() as session:
-            task = asyncio.ensure_future(work(session))
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await asyncio.wait([task])
-                if not task.cancelled():
-                    task.exception()  # retrieved: the cancelled caller has no use for it
-                raise
-            except Exception as exc:
-                if is_unavailable(exc):
-                    logger.warning("database unavailable: %r", exc)
-                    raise ServiceUnavailable() from exc
-                if is_statement_timeout(exc):
-                    raise RequestTimeout(self.settings.db_statement_timeout_seconds) from exc
-                raise
+            return await self._to_completion(work(session))
+
+    async def read(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
+        """Run ``statement`` on the driver (``db.reader``) for a read-only operation
+        (``reads_on_driver``), on a pooled connection of its own, checked out on first use:
+        a query needs no ``AsyncSession`` (no identity map, no transaction to end). Exclusive
+        and run to completion like ``run``, with the same errors, and ``reader.Unreadable``
+        for a statement the driver path does not take (run it with ``run`` instead).
+        """
+        from db import reader
+
+        async with self._lock:
+            if self._closed:
+                raise OperationEnded("the operation has ended and its session is closed")
+            connection = self._connection
+            if connection is None:
+                assert self.read_sessionmaker is not None
+                engine: AsyncEngine = self.read_sessionmaker.kw["bind"]
+                # Not connected yet: the first read checks out, inside its shielded task,
+                # so a cancellation cannot lose a checked-out connection.
+                connection = self._connection = engine.connect()
+            return await self._to_completion(reader.fetch(connection, statement))
+
+    async def _to_completion(self, work: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the cancelled caller has no use for it
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                logger.warning("database unavailable: %r", exc)
+                raise ServiceUnavailable() from exc
+            if is_statement_timeout(exc):
+                raise RequestTimeout(self.settings.db_statement_timeout_seconds) from exc
+            raise
 
     async def commit(self) -> None:
         """Commit the unit of work: flush what is pending, then COMMIT (nothing to do if no
@@ -159,6 +186,13 @@ class Context:
         self.loaders.clear()
         if self._session is not None:
             await self.run(lambda session: session.rollback())
+
+    @property
+    def reads_on_driver(self) -> bool:
+        """True when this operation's reads run on the driver (``read``, ``db.reader``): a
+        read-only operation on PostgreSQL. Nothing it reads is ever written back, so it needs
+        no ORM instances."""
+        return self.read_only and self.read_sessionmaker is not None and not self.settings.is_sqlite
 
     @property
     def has_session(self) -> bool:
@@ -214,18 +248,22 @@ class Context:
             self._closed = self._closed or final
             self._loaders.clear()
             session, self._session = self._session, None
-            if session is None:
-                return
-            # Shielded like ``run``: a cancellation (a client leaving) must not leave the
-            # session half-closed, its connection checked out.
-            closing = asyncio.ensure_future(session.close())
-            try:
-                await asyncio.shield(closing)
-            except asyncio.CancelledError:
-                await asyncio.wait([closing])
-                raise
-            except Exception:
-                logger.exception("closing the operation's session failed")
+            connection, self._connection = self._connection, None
+            if connection is not None and connection.sync_connection is None:
+                connection = None  # never connected
+            for closable in (session, connection):
+                if closable is None:
+                    continue
+                # Shielded like ``run``: a cancellation (a client leaving) must not leave the
+                # session half-closed, its connection checked out.
+                closing = asyncio.ensure_future(closable.close())
+                try:
+                    await asyncio.shield(closing)
+                except asyncio.CancelledError:
+                    await asyncio.wait([closing])
+                    raise
+                except Exception:
+                    logger.exception("closing the operation's session failed")
 
 
 Info = strawberry.Info[Context, None]

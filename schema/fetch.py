@@ -2,7 +2,9 @@
 windowed statements the DataLoaders batch with.
 
 Every statement goes through ``rows``/``scalars``, which hold the context's session lock for the
-whole execute-and-buffer, so concurrent resolvers never share the session at once.
+whole execute-and-buffer, so concurrent resolvers never share the session at once. A read-only
+operation on PostgreSQL runs them on the driver (``db.reader``): the same SQL, rows with the
+mapped objects' attribute names instead of ORM instances.
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from db import reader
 from schema.context import Context
 from schema.pagination import Page, PageArgs, make_page, order_by, seek
+
+#: The type of a bound array of ids (made once: a type object per statement costs more than
+#: the rest of the clause).
+_BIGINT_ARRAY = ARRAY(BigInteger())
 
 #: A join for entities reached through an association table: (target, ON clause).
 Join = tuple[Any, ColumnElement[bool]]
@@ -32,11 +39,18 @@ Join = tuple[Any, ColumnElement[bool]]
 
 async def rows(ctx: Context, statement: Select[*tuple[Any, ...]]) -> Sequence[Any]:
     """Execute ``statement`` and return all result rows (tuples), buffered."""
+    if ctx.reads_on_driver:
+        try:
+            return await ctx.read(statement)
+        except reader.Unreadable:
+            pass  # nothing was sent: the session runs it
     return (await _execute(ctx, statement)).all()
 
 
 async def scalars(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
     """Execute ``statement`` and return the first column of every row, buffered."""
+    if ctx.reads_on_driver:
+        return [row[0] for row in await rows(ctx, statement)]
     return (await _execute(ctx, statement)).scalars().all()
 
 
@@ -54,7 +68,7 @@ def in_ids(ctx: Context, column: Any, ids: Sequence[int]) -> ColumnElement[bool]
     """
     if ctx.settings.is_sqlite:
         return column.in_(ids)
-    return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))
+    return column == any_(bindparam(None, list(ids), type_=_BIGINT_ARRAY))
 
 
 def select_where(entity: Any, *where: ColumnElement[bool]) -> Select[Any]:

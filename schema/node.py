@@ -16,6 +16,7 @@ from typing import Any, NewType
 import strawberry
 
 from schema.errors import BadUserInput
+from schema.executor.batch import batched
 from schema.validation import MAX_PK, echo
 
 
@@ -47,7 +48,17 @@ DATABASE_ID = strawberry.field(
 
 @strawberry.interface(description="An object with a globally unique ID.")
 class Node:
-    id: strawberry.ID = strawberry.field(description="The object's global ID.")
+    """Every node type has ``database_id`` (its row's primary key); the global ID is made
+    from it and the type's GraphQL name only when selected."""
+
+    @strawberry.field(description="The object's global ID.")
+    def id(self) -> strawberry.ID:
+        return to_global_id(type(self).__strawberry_definition__.name, self.database_id)  # type: ignore[attr-defined]
+
+
+@batched(Node.id)
+def _global_ids(_context: Any, nodes: list[Any]) -> list[strawberry.ID]:
+    return [node.id() for node in nodes]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from schema.context import Context, Info
 from schema.errors import BadUserInput
 from schema.executor.batch import batched, load_batch, required
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
-from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node
 from schema.pagination import ID_KEY, SortKey
 from schema.tags import normalise_tag
 from schema.validation import MAX_SEARCH, text_argument
@@ -134,7 +134,6 @@ def post_where(filter: PostFilter | None) -> tuple[list[ColumnElement[bool]], tu
 
 @strawberry.type(description="An article by one author; a draft until published.")
 class Post(Node):
-    id: strawberry.ID
     title: str
     content: str
     status: PostStatus
@@ -149,7 +148,6 @@ class Post(Node):
     def from_row(cls, row: models.Post) -> Post:
         """The GraphQL ``Post`` for a ``models.Post`` row."""
         return cls(
-            id=to_global_id("Post", row.id),
             database_id=BigInt(row.id),
             author_id=row.author_id,
             title=row.title,

@@ -21,7 +21,7 @@ from schema.context import Context, Info
 from schema.executor.batch import batched
 from schema.field_checks import TAG_NAME_MAX
 from schema.listing import Listing, root_connection
-from schema.node import DATABASE_ID, BigInt, Node, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, register_node
 from schema.pagination import ID_KEY, SortKey
 from schema.validation import text_argument
 from schema.visibility import visible_tags
@@ -51,14 +51,13 @@ class TagOrder:
 
 @strawberry.type(description="A topic label; a post carries up to 10.")
 class Tag(Node):
-    id: strawberry.ID
     name: str
     database_id: BigInt = DATABASE_ID
 
     @classmethod
     def from_row(cls, row: models.Tag) -> Tag:
         """The GraphQL ``Tag`` for a ``models.Tag`` row."""
-        return cls(id=to_global_id("Tag", row.id), database_id=BigInt(row.id), name=row.name)
+        return cls(database_id=BigInt(row.id), name=row.name)
 
     @strawberry.field(description="Posts carrying this tag.")
     async def posts(

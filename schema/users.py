@@ -24,7 +24,7 @@ from schema.context import Context, Info
 from schema.executor.batch import batched, load_batch
 from schema.field_checks import EMAIL_MAX, normalise_email
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
-from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node, to_global_id
+from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node
 from schema.pagination import ID_KEY, SortKey
 from schema.validation import MAX_SEARCH, text_argument
 from schema.visibility import may_see_email, visible_comments
@@ -105,7 +105,6 @@ def user_where(
 
 @strawberry.type(description="A member of the platform: an author of posts and comments.")
 class User(Node):
-    id: strawberry.ID
     name: str
     bio: str | None
     role: Role
@@ -120,7 +119,6 @@ class User(Node):
     def from_row(cls, row: models.User) -> User:
         """The GraphQL ``User`` for a ``models.User`` row."""
         return cls(
-            id=to_global_id("User", row.id),
             database_id=BigInt(row.id),
             email_address=row.email,
             name=row.name,

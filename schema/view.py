@@ -122,6 +122,15 @@ class GraphQLApp(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson refuses some JSON that json reads (an escaped lone surrogate, which a
+            # JavaScript client may send and the input checks turn into a field error); a
+            # body json cannot read either is still Strawberry's 400.
+            return json.loads(data)
+
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry's handling, with its HTTP-level refusals (a body that is not JSON, a
         batch, a mutation over GET, no query) answered as GraphQL errors with a code instead

@@ -120,6 +120,9 @@ class Selection:
     type_name: str
     fields: list[FieldPlan]
     keys: tuple[str, ...]
+    #: No field needs a batch call (attributes and ``__typename`` only): an object reaching
+    #: this selection is completed at once, in the level that reached it.
+    inline: bool = False
 
 
 def plan_operation(executor: Executor, root_type: GraphQLObjectType) -> Selection:
@@ -169,7 +172,8 @@ def _selection(
             _how_nested(plan, strawberry_field)
         plan.completion = _completion(executor, definition.type, details)
         fields.append(plan)
-    return Selection(parent_type.name, fields, tuple(f.key for f in fields))
+    inline = not root and all(f.how in (ATTRIBUTE, TYPENAME) for f in fields)
+    return Selection(parent_type.name, fields, tuple(f.key for f in fields), inline)
 
 
 def _how_nested(plan: FieldPlan, strawberry_field: Any) -> None:

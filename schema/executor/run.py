@@ -5,7 +5,9 @@ level by level, every selection set is applied to all the objects that reached i
 attributes are read in a loop, ``__typename`` is a constant, and a field with a batch
 resolver is resolved for all its parents in one call (the batches of one level run
 concurrently, and the session lock serialises their statements). Values are completed into
-plain dicts and lists, the response shape; an object queues its selection for the next level.
+plain dicts and lists, the response shape; an object queues its selection for the next level,
+unless that selection has no batch field (a connection's edges, an edge's node field): then it
+is completed within the level, column by column all the same.
 
 Errors follow the specification's "Handling Field Errors": a field error is located at the
 field's path; when the field is non-null, null propagates to the nearest nullable ancestor
@@ -92,6 +94,8 @@ class BreadthFirst:
         #: The next level's work, one item per selection (a selection sits at one place in
         #: the plan, so all its objects of a level gather in one batch).
         self._next: dict[int, Work] = {}
+        #: Work for inline selections (no batch field): done before the level ends.
+        self._now: dict[int, Work] = {}
 
     async def run(self) -> dict[str, Any] | None:
         """Execute the plan. Never raises for a field error (they are collected)."""
@@ -104,6 +108,7 @@ class BreadthFirst:
                 data[field.key] = self.plan.type_name
         for field, value in zip(roots, values, strict=True):
             self._complete_field_at(field, None, data, field.key, self.plan.type_name, value)
+        self._complete_inline()
         level = self._take_next()
         while level and self.data is not None:
             await self._run_level(level)
@@ -142,19 +147,9 @@ class BreadthFirst:
     async def _run_level(self, level: list[Work]) -> None:
         pending: list[tuple[FieldPlan, Work, Any]] = []
         for work in level:
-            selection, sources, dicts, _ = work
-            for field in selection.fields:
-                how = field.how
-                if how == ATTRIBUTE:
-                    attribute = field.attribute
-                    self._complete_column(
-                        field, work, [getattr(source, attribute) for source in sources]
-                    )
-                elif how == TYPENAME:
-                    for result in dicts:
-                        result[field.key] = selection.type_name
-                elif how == BATCH:
-                    pending.append((field, work, self._batch(field, sources)))
+            for field in self._run_attributes(work):
+                pending.append((field, work, self._batch(field, work[1])))
+        self._complete_inline()
         if not pending:
             return
         if len(pending) == 1:
@@ -163,6 +158,33 @@ class BreadthFirst:
             outcomes = await asyncio.gather(*(p[2] for p in pending))
         for (field, work, _), values in zip(pending, outcomes, strict=True):
             self._complete_column(field, work, values)
+        self._complete_inline()
+
+    def _run_attributes(self, work: Work) -> list[FieldPlan]:
+        """Complete ``work``'s attribute and ``__typename`` fields; returns its batch fields."""
+        selection, sources, dicts, _ = work
+        batches: list[FieldPlan] = []
+        for field in selection.fields:
+            how = field.how
+            if how == ATTRIBUTE:
+                attribute = field.attribute
+                self._complete_column(
+                    field, work, [getattr(source, attribute) for source in sources]
+                )
+            elif how == TYPENAME:
+                for result in dicts:
+                    result[field.key] = selection.type_name
+            elif how == BATCH:
+                batches.append(field)
+        return batches
+
+    def _complete_inline(self) -> None:
+        """Complete the objects queued for inline selections, and those their attributes
+        reach in turn, until only batch work (the next level's) is left."""
+        while self._now:
+            now, self._now = self._now, {}
+            for work in now.values():
+                self._run_attributes(work)
 
     async def _batch(self, field: FieldPlan, sources: list[Any]) -> list[Any]:
         """The field's values for all ``sources``; a failure of the whole batch becomes that
@@ -200,8 +222,6 @@ class BreadthFirst:
         nullable = completion.nullable
         child = self._work(completion.selection) if type(completion) is Object else None
         for result, position, value in zip(dicts, positions, values, strict=True):
-            # The common cases inline: a string, a null where null is allowed (the dict
-            # already holds it), an object queued for the next level.
             if strings and type(value) is str:
                 result[key] = value
             elif value is None and nullable:
@@ -275,10 +295,12 @@ class BreadthFirst:
         raise TypeError(f"unexpected completion {completion!r}")  # pragma: no cover
 
     def _work(self, selection: Selection) -> Work:
-        """The next level's work item for ``selection``."""
-        work = self._next.get(id(selection))
+        """The work item for ``selection``: this level's for an inline selection, else the
+        next level's."""
+        queue = self._now if selection.inline else self._next
+        work = queue.get(id(selection))
         if work is None:
-            work = self._next[id(selection)] = (selection, [], [], [])
+            work = queue[id(selection)] = (selection, [], [], [])
         return work
 
     def _list(
@@ -293,7 +315,8 @@ class BreadthFirst:
         for index, entry in enumerate(value):
             item_position: Position = (position, index, None, out, nullable)
             if work is not None and entry is not None and not isinstance(entry, Exception):
-                # An object item (the common case): queue it for the next level.
+                # An object item (the common case): queued for its selection, as by
+                # ``_enqueue`` but with no call per item.
                 out.append(_enqueue(work, entry, item_position))
                 continue
             out.append(None)

@@ -1,0 +1,146 @@
+"""Reads on the driver (``db.reader``): the same rows as the ORM, in the same shapes; driver
+errors as SQLAlchemy's; a connection the server dropped is replaced without failing the read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from db import models, reader
+from schema import fetch
+from schema.context import Context
+from schema.errors import RequestTimeout
+from schema.pagination import Ordering, PageArgs
+from tests.conftest import App
+
+pytestmark = pytest.mark.usefixtures("postgres_only")
+
+
+@pytest.fixture
+def postgres_only(api: App) -> None:
+    if api.settings.is_sqlite:
+        pytest.skip("reads on the driver are PostgreSQL's (asyncpg)")
+
+
+def context(api: App, *, read_only: bool) -> Context:
+    return Context(
+        settings=api.settings,
+        sessionmaker=api.app.state.sessionmaker,
+        read_sessionmaker=api.app.state.read_sessionmaker,
+        read_only=read_only,
+    )
+
+
+async def both(api: App, statement: Any) -> tuple[list[Any], list[Any]]:
+    """``statement``'s rows read on the driver and through the ORM session."""
+    driver, orm = context(api, read_only=True), context(api, read_only=False)
+    assert driver.reads_on_driver and not orm.reads_on_driver
+    try:
+        return list(await fetch.rows(driver, statement)), list(await fetch.rows(orm, statement))
+    finally:
+        await driver.close()
+        await orm.close()
+
+
+def columns(entity: Any, row: Any) -> dict[str, Any]:
+    """The loaded column attributes of ``row`` (an ORM object or a driver row)."""
+    names = [c.key for c in entity.__mapper__.column_attrs if not c.deferred]
+    return {name: getattr(row, name) for name in names}
+
+
+async def test_entity_rows_hold_what_the_mapped_objects_hold(api: App) -> None:
+    statement = select(models.User).where(models.User.id <= 20).order_by(models.User.id)
+    driver, orm = await both(api, statement)
+    assert len(driver) == len(orm) == 20
+    for (on_driver,), (mapped,) in zip(driver, orm, strict=True):
+        assert not isinstance(on_driver, models.User)
+        assert columns(models.User, on_driver) == columns(models.User, mapped)
+        assert on_driver.created_at.tzinfo is not None  # aware UTC, as UTCDateTime promises
+    # The deferred password hash is not loaded on either path.
+    assert not hasattr(driver[0][0], "password_hash")
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+async def test_windowed_pages_and_joined_rows_have_the_orms_shapes(
+    api: App, backwards: bool
+) -> None:
+    ctx = context(api, read_only=True)
+    args = PageArgs(ordering=Ordering(), limit=3, backwards=backwards)
+    paged = fetch.windowed_page_statement(
+        ctx, models.Post, models.Post.author_id, [1, 2, 3], [], args
+    )
+    driver, orm = await both(api, paged)
+    assert len(driver) == len(orm) > 0
+    for (row, parent), (mapped, mapped_parent) in zip(driver, orm, strict=True):
+        assert parent == mapped_parent
+        assert columns(models.Post, row) == columns(models.Post, mapped)
+    link = models.post_tags
+    joined = (
+        select(link.c.post_id, models.Tag)
+        .join(models.Tag, models.Tag.id == link.c.tag_id)
+        .where(link.c.post_id <= 5)
+        .order_by(link.c.post_id, models.Tag.id)
+    )
+    driver, orm = await both(api, joined)
+    assert [(p, columns(models.Tag, t)) for p, t in driver] == [
+        (p, columns(models.Tag, t)) for p, t in orm
+    ]
+    counted = select(models.Post.author_id, func.count()).group_by(models.Post.author_id)
+    driver, orm = await both(api, counted.order_by(models.Post.author_id))
+    assert driver == [tuple(row) for row in orm]
+
+
+async def test_a_statement_with_expanding_parameters_runs_through_the_session(api: App) -> None:
+    statement = select(models.User.id).where(models.User.id.in_([3, 1, 2])).order_by("id")
+    ctx = context(api, read_only=True)
+    try:
+        with pytest.raises(reader.Unreadable):
+            await ctx.read(statement)
+        assert list(await fetch.scalars(ctx, statement)) == [1, 2, 3]
+    finally:
+        await ctx.close()
+
+
+async def test_a_connection_the_server_dropped_is_replaced_and_the_read_succeeds(
+    api: App,
+) -> None:
+    ctx = context(api, read_only=True)
+    try:
+        pid = (await fetch.scalars(ctx, select(func.pg_backend_pid())))[0]
+        killer = context(api, read_only=False)
+        try:
+            await killer.run(
+                lambda session: session.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
+                )
+            )
+        finally:
+            await killer.close()
+        # The session's connection is dead: the read notices, invalidates it and reads again.
+        again = (await fetch.scalars(ctx, select(func.pg_backend_pid())))[0]
+        assert again != pid
+        assert (await fetch.scalars(ctx, select(func.count()).select_from(models.User)))[0] > 0
+    finally:
+        await ctx.close()
+
+
+async def test_driver_errors_are_sqlalchemys_and_a_statement_timeout_is_a_request_timeout(
+    api: App,
+) -> None:
+    ctx = context(api, read_only=True)
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            await fetch.scalars(ctx, select(func.sqrt(-1)))
+        assert raised.value.orig.sqlstate == "2201F"  # type: ignore[union-attr]
+        assert not raised.value.connection_invalidated
+        # The connection is still good after an error in a statement.
+        assert (await fetch.scalars(ctx, select(func.abs(-2))))[0] == 2
+        await ctx.run(lambda session: session.execute(text("SET statement_timeout = '50ms'")))
+        with pytest.raises(RequestTimeout):
+            await fetch.scalars(ctx, select(func.pg_sleep(1)))
+        await ctx.run(lambda session: session.execute(text("RESET statement_timeout")))
+    finally:
+        await ctx.close()
