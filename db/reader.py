@@ -142,10 +142,12 @@ def readable(statement: Any) -> bool:
     return isinstance(statement, Select)
 
 
-async def fetch(connection: AsyncConnection, statement: Select[Any]) -> list[tuple[Any, ...]]:
+async def fetch(
+    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     """Run ``statement`` on ``connection`` (started here if it is not yet) with asyncpg,
     bypassing the ORM; return one tuple per row, of the values the ORM would give (entity
-    rows as named tuples).
+    rows as named tuples); ``params`` binds the statement's named parameters.
 
     A connection the server dropped (a restart) is found out here, not by a pre-ping at
     checkout: the pool is invalidated and the read runs once more, on a new connection.
@@ -154,15 +156,17 @@ async def fetch(connection: AsyncConnection, statement: Select[Any]) -> list[tup
     statement this module does not run (expanding parameters), before anything is sent.
     """
     try:
-        return await _fetch(connection, statement)
+        return await _fetch(connection, statement, params)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
     # The invalidated connection reconnects on its next use (it is in no transaction).
-    return await _fetch(connection, statement)
+    return await _fetch(connection, statement, params)
 
 
-async def _fetch(connection: AsyncConnection, statement: Select[Any]) -> list[tuple[Any, ...]]:
+async def _fetch(
+    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None
+) -> list[tuple[Any, ...]]:
     if connection.sync_connection is None:
         await connection.start()  # the operation's first read checks the connection out
     dialect = connection.dialect
@@ -177,7 +181,7 @@ async def _fetch(connection: AsyncConnection, statement: Select[Any]) -> list[tu
         _prepared[id(compiled)] = entry
     prepared = entry[1]
     values = compiled.construct_params(
-        extracted_parameters=extracted, escape_names=False, _collected_params=collected
+        params, extracted_parameters=extracted, escape_names=False, _collected_params=collected
     )
     processors = prepared.processors
     parameters = [

@@ -135,7 +135,9 @@ class Context:
         async with self.session() as session:
             return await self._to_completion(work(session))
 
-    async def read(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
+    async def read(
+        self, statement: Select[Any], params: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run ``statement`` on the driver (``db.reader``) for a read-only operation
         (``reads_on_driver``), on a pooled connection of its own, checked out on first use:
         a query needs no ``AsyncSession`` (no identity map, no transaction to end). Exclusive
@@ -154,7 +156,7 @@ class Context:
                 # Not connected yet: the first read checks out, inside its shielded task,
                 # so a cancellation cannot lose a checked-out connection.
                 connection = self._connection = engine.connect()
-            return await self._to_completion(reader.fetch(connection, statement))
+            return await self._to_completion(reader.fetch(connection, statement, params))
 
     async def _to_completion(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)

@@ -37,37 +37,52 @@ _BIGINT_ARRAY = ARRAY(BigInteger())
 Join = tuple[Any, ColumnElement[bool]]
 
 
-async def rows(ctx: Context, statement: Select[*tuple[Any, ...]]) -> Sequence[Any]:
-    """Execute ``statement`` and return all result rows (tuples), buffered."""
+async def rows(
+    ctx: Context, statement: Select[*tuple[Any, ...]], params: dict[str, Any] | None = None
+) -> Sequence[Any]:
+    """Execute ``statement`` (with ``params`` for its named parameters, e.g. ``KEYS``) and
+    return all result rows (tuples), buffered."""
     if ctx.reads_on_driver:
         try:
-            return await ctx.read(statement)
+            return await ctx.read(statement, params)
         except reader.Unreadable:
             pass  # nothing was sent: the session runs it
-    return (await _execute(ctx, statement)).all()
+    return (await _execute(ctx, statement, params)).all()
 
 
-async def scalars(ctx: Context, statement: Select[Any]) -> Sequence[Any]:
+async def scalars(
+    ctx: Context, statement: Select[Any], params: dict[str, Any] | None = None
+) -> Sequence[Any]:
     """Execute ``statement`` and return the first column of every row, buffered."""
     if ctx.reads_on_driver:
-        return [row[0] for row in await rows(ctx, statement)]
-    return (await _execute(ctx, statement)).scalars().all()
+        return [row[0] for row in await rows(ctx, statement, params)]
+    return (await _execute(ctx, statement, params)).scalars().all()
 
 
-async def _execute(ctx: Context, statement: Select[*tuple[Any, ...]]) -> Result[Any]:
+async def _execute(
+    ctx: Context, statement: Select[*tuple[Any, ...]], params: dict[str, Any] | None
+) -> Result[Any]:
     """Run ``statement`` on the operation's session (see ``Context.run``). AsyncSession
     results are buffered, so nothing reads from the connection after this returns."""
-    return await ctx.run(lambda session: session.execute(statement))
+    return await ctx.run(lambda session: session.execute(statement, params))
 
 
-def in_ids(ctx: Context, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
-    """``column IN ids``, as one array parameter on PostgreSQL (``= ANY($1)``).
+#: The named parameter of a statement built once for many batches (``in_ids`` with no ids):
+#: the batch's keys, bound when the statement runs (``rows(..., {KEYS: ids})``).
+KEYS = "inkwell_keys"
+
+
+def in_ids(ctx: Context, column: Any, ids: Sequence[int] | None) -> ColumnElement[bool]:
+    """``column IN ids``, as one array parameter on PostgreSQL (``= ANY($1)``); with
+    ``ids=None``, the list is the named parameter ``KEYS``.
 
     One bound array keeps a single prepared statement whatever the batch size, and has no
     32,767-parameter ceiling; SQLite has no arrays, so it gets an expanding ``IN``.
     """
     if ctx.settings.is_sqlite:
-        return column.in_(ids)
+        return column.in_(bindparam(KEYS, expanding=True) if ids is None else ids)
+    if ids is None:
+        return column == any_(bindparam(KEYS, type_=_BIGINT_ARRAY))
     return column == any_(bindparam(None, list(ids), type_=_BIGINT_ARRAY))
 
 
@@ -99,12 +114,13 @@ def windowed_page_statement(
     ctx: Context,
     entity: Any,
     parent: Any,
-    parent_ids: Sequence[int],
+    parent_ids: Sequence[int] | None,
     where: Sequence[ColumnElement[bool]],
     args: PageArgs,
     join: Join | None = None,
 ) -> Select[Any]:
-    """One statement fetching a page of ``entity`` for each of many parents.
+    """One statement fetching a page of ``entity`` for each of many parents (``parent_ids``,
+    or with ``None`` the parameter ``KEYS``).
 
     ``ROW_NUMBER() OVER (PARTITION BY parent ORDER BY <ordering>)`` numbers each parent's rows
     separately, so ``row_number <= limit + 1`` gives every parent its own first (or last) N,
@@ -132,11 +148,12 @@ def grouped_count_statement(
     ctx: Context,
     entity: Any,
     parent: Any,
-    parent_ids: Sequence[int],
+    parent_ids: Sequence[int] | None,
     where: Sequence[ColumnElement[bool]],
     join: Join | None = None,
 ) -> Select[Any]:
-    """``SELECT parent, count(*) ... GROUP BY parent``: every parent's totalCount at once."""
+    """``SELECT parent, count(*) ... GROUP BY parent``: every parent's totalCount at once
+    (``parent_ids``, or with ``None`` the parameter ``KEYS``)."""
     statement = select(parent, func.count()).select_from(entity)
     if join is not None:
         statement = statement.join(*join)

@@ -138,9 +138,11 @@ async def test_driver_errors_are_sqlalchemys_and_a_statement_timeout_is_a_reques
         assert not raised.value.connection_invalidated
         # The connection is still good after an error in a statement.
         assert (await fetch.scalars(ctx, select(func.abs(-2))))[0] == 2
-        await ctx.run(lambda session: session.execute(text("SET statement_timeout = '50ms'")))
+        # On the operation's read connection (the session has a connection of its own).
+        setting = (await fetch.scalars(ctx, select(func.current_setting("statement_timeout"))))[0]
+        await fetch.scalars(ctx, select(func.set_config("statement_timeout", "50ms", False)))
         with pytest.raises(RequestTimeout):
             await fetch.scalars(ctx, select(func.pg_sleep(1)))
-        await ctx.run(lambda session: session.execute(text("RESET statement_timeout")))
+        await fetch.scalars(ctx, select(func.set_config("statement_timeout", setting, False)))
     finally:
         await ctx.close()
