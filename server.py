@@ -83,7 +83,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        stats.install(engine)
+        if settings.sql_stats_enabled:
+            # Only when reported: cursor events cost every statement a dispatch.
+            stats.install(engine)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         # Queries read in autocommit on PostgreSQL; SQLite keeps its (local, cheap) BEGIN.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -27,10 +28,13 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
     is_list_type,
     value_from_ast,
+    visit,
 )
 
 #: Rows assumed for a list without paging arguments (a post's tags: at most 10).
@@ -158,3 +162,30 @@ class _Walker:
                 value = value_from_ast(argument.value, arg.type, self.variables)
                 values[argument.name.value] = value
         return values
+
+
+#: The arguments whose values the measure reads (``rows_per_parent``).
+SIZING_ARGUMENTS = frozenset({"first", "last", "ids"})
+
+
+def sizing_variables(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """The variables ``measure`` depends on: those inside a ``first``, ``last`` or ``ids``
+    argument of ``operation`` or its fragments. Everything else it measures is the
+    document's own shape, so measures of one operation with equal values of these agree."""
+    names: set[str] = set()
+
+    class Finder(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+            if node.name.value in SIZING_ARGUMENTS:
+                visit(node.value, Collector())
+
+    class Collector(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            names.add(node.name.value)
+
+    visit(operation, Finder())
+    for fragment in fragments.values():
+        visit(fragment, Finder())
+    return tuple(sorted(names))

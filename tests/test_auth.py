@@ -263,3 +263,24 @@ def test_an_empty_or_truncated_key_file_is_replaced(tmp_path: Path) -> None:
     path.write_text("\n")
     key = Settings(jwt_secret_file=path, jwt_secret="").jwt_key()
     assert len(key) >= 48 and path.read_text().strip() == key
+
+
+def test_a_remembered_token_still_expires_and_is_verified_per_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verified tokens are remembered (``tokens.VERIFIED_TOKENS``), but expiry is checked on
+    every use, and a token is remembered only under the key that verified it."""
+    from schema.auth import tokens
+    from schema.errors import AuthenticationFailed
+
+    settings = Settings(jwt_secret="k" * 40, jwt_ttl_seconds=60)
+    token = issue_token(settings, 7).token
+    assert tokens.token_subject(settings, token) == 7
+    assert tokens.token_subject(settings, token) == 7  # remembered
+    other = Settings(jwt_secret="o" * 40, jwt_ttl_seconds=60)
+    with pytest.raises(AuthenticationFailed, match="invalid"):
+        tokens.token_subject(other, token)
+    later = tokens.time.time() + 61
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        tokens.token_subject(settings, token)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from graphql import parse
 
-from schema.limits import measure
+from schema.limits import measure, sizing_variables
 from server import create_app
 from settings import Settings
 from tests.conftest import App, app_settings, running_app
@@ -59,6 +60,20 @@ async def test_a_query_asking_for_a_million_rows_is_refused_before_any_sql(api: 
     assert api.count() == 0
     # The same shape with small pages runs.
     assert "errors" not in await api.gql(NESTED % (5, 5, 5))
+
+
+async def test_a_remembered_measure_follows_the_variables_that_size_pages(api: App) -> None:
+    """Measures are remembered per document, keyed by the variables inside first/last/ids:
+    the same document with a bigger page variable is measured (and refused) anew."""
+    query = (
+        "query($n: Int, $id: ID!) { users(first: $n) { nodes { posts(first: $n) { nodes { "
+        "comments(first: $n) { nodes { body } } } } } } user(id: $id) { name } }"
+    )
+    for n, refused in ((5, False), (100, True), (5, False), (100, True)):
+        for user in ("1", "2"):  # a variable that sizes nothing: the measure is shared
+            body = await api.gql(query, {"n": n, "id": user})
+            assert ("errors" in body and code_of(body) == "QUERY_TOO_COSTLY") is refused, body
+    assert sizing_variables(parse(query).definitions[0], {}) == ("n",)  # type: ignore[arg-type]
 
 
 async def test_depth_aliases_tokens_and_variables_have_their_own_limits(api: App) -> None:

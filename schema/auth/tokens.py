@@ -17,6 +17,7 @@ from schema.validation import MAX_PK
 from settings import Settings
 
 ALGORITHM = "HS256"
+EXPIRED = "The access token has expired; sign in again."
 #: Verified tokens remembered per process. A client sends the same token with every request
 #: until it expires, and verifying it (base64, JSON, HMAC, claims) costs more CPU than a
 #: point read here; a remembered token is the same bytes under the same key, so it verifies
@@ -57,6 +58,7 @@ def token_subject(settings: Settings, token: str) -> int:
             _verified.move_to_end((key, token))
             return subject
         del _verified[(key, token)]
+        raise AuthenticationFailed(EXPIRED)
     subject, expires = _verify(key, token)
     _verified[(key, token)] = (subject, expires)
     if len(_verified) > VERIFIED_TOKENS:
@@ -74,7 +76,7 @@ def _verify(key: str, token: str) -> tuple[int, float]:
             options={"require": ["sub", "iat", "exp"]},
         )
     except jwt.ExpiredSignatureError:
-        raise AuthenticationFailed("The access token has expired; sign in again.") from None
+        raise AuthenticationFailed(EXPIRED) from None
     except jwt.InvalidTokenError:
         raise AuthenticationFailed("The access token is invalid.") from None
     subject = claims["sub"]

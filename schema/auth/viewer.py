@@ -60,8 +60,13 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         return None
     user_id = token_subject(ctx.settings, token)
     from schema import loaders
+    from schema.executor.batch import load_batch
 
-    row: models.User | None = await loaders.by_id(ctx, models.User).load(user_id)
+    # The batch function itself (no future or dispatch task for one key), its row primed.
+    users = loaders.by_id(ctx, models.User)
+    (row,) = await load_batch(users, [user_id])
+    if row is not None:
+        users.prime(user_id, row)
     if row is None:
         raise AuthenticationFailed("The account of this access token no longer exists.")
     if not row.is_active:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
-from graphql import FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
+from graphql import FragmentDefinitionNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
-from schema.limits import measure
+from schema.limits import Measure, measure, sizing_variables
 from settings import Settings
 
 #: graphql-core's parser error when a document has more than ``max_tokens`` tokens.
@@ -32,6 +34,52 @@ def _json_size(value: object) -> int:
         return len(orjson.dumps(value))
     except orjson.JSONEncodeError:
         return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+#: Measures kept per process: (operation, page sizes, values of its sizing variables) ->
+#: measure.
+MEASURES = 1024
+_measures: OrderedDict[tuple[Any, ...], tuple[OperationDefinitionNode, Measure]] = OrderedDict()
+_sizing: dict[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = {}
+
+
+def _measured(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    settings: Settings,
+) -> Measure:
+    """``measure``, remembered per operation and values of the variables it depends on
+    (``sizing_variables``): a client repeats the same document, and the parse cache hands it
+    back as the same nodes (kept alive here with their measure, so an id is never reused)."""
+    sizing = _sizing.get(id(operation))
+    if sizing is None or sizing[0] is not operation:
+        if len(_sizing) >= MEASURES:
+            _sizing.clear()
+        sizing = _sizing[id(operation)] = (operation, sizing_variables(operation, fragments))
+    key = (
+        id(operation),
+        settings.default_page_size,
+        settings.max_page_size,
+        tuple(repr(variables.get(name)) for name in sizing[1]),
+    )
+    remembered = _measures.get(key)
+    if remembered is not None and remembered[0] is operation:
+        _measures.move_to_end(key)
+        return remembered[1]
+    found = measure(
+        schema,
+        operation,
+        fragments,
+        variables,
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
+    )
+    _measures[key] = (operation, found)
+    if len(_measures) > MEASURES:
+        _measures.popitem(last=False)
+    return found
 
 
 class QueryLimits(SchemaExtension):
@@ -103,14 +151,7 @@ class QueryLimits(SchemaExtension):
         coerced = get_variable_values(schema, chosen[0].variable_definitions or (), variables)
         if isinstance(coerced, list):
             return None  # graphql-core reports the variables that do not coerce
-        found = measure(
-            schema,
-            chosen[0],
-            fragments,
-            coerced.coerced,
-            default_page_size=settings.default_page_size,
-            max_page_size=settings.max_page_size,
-        )
+        found = _measured(schema, chosen[0], fragments, coerced.coerced, settings)
         if found.truncated:
             return limit_error(
                 "QUERY_TOO_COSTLY",
