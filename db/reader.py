@@ -69,14 +69,14 @@ def _row_type(names: tuple[str, ...]) -> type:
     return found
 
 
-def _entity_width(element: Any) -> int | None:
-    """How many columns a selected ORM entity expands to (its non-deferred column
-    attributes), or ``None`` for a plain column expression."""
+def _entity_columns(element: Any) -> tuple[str, ...] | None:
+    """The attribute keys of the columns a selected ORM entity expands to (its non-deferred
+    column attributes, in mapper order), or ``None`` for a plain column expression."""
     if isinstance(element, AliasedClass) or (
         isinstance(element, type) and hasattr(element, "__mapper__")
     ):
         mapper = inspect(element).mapper
-        return sum(1 for prop in mapper.column_attrs if not prop.deferred)
+        return tuple(prop.key for prop in mapper.column_attrs if not prop.deferred)
     return None
 
 
@@ -95,15 +95,17 @@ def _prepare(statement: Select[Any], compiled: Any, dialect: Dialect) -> _Prepar
     extracts: list[Extract] = []
     at = 0
     for description in statement.column_descriptions:
-        width = _entity_width(description["expr"])
-        if width is None:
+        keys = _entity_columns(description["expr"])
+        if keys is None:
             extracts.append(_column(at, converters[at]))
             at += 1
         else:
-            try:
-                row_type = _row_type(names[at : at + width])
-            except ValueError as exc:  # a column name that is no identifier
-                raise Unreadable(str(exc)) from exc
+            width = len(keys)
+            if names[at : at + width] != keys:
+                # Relabelled (a name taken by an earlier column) or a loader option changed
+                # which columns load: the session maps those.
+                raise Unreadable(f"columns {names[at : at + width]} are not {keys}")
+            row_type = _row_type(keys)
             extracts.append(_entity(row_type, at, at + width, converters[at : at + width]))
             at += width
     if at != len(names):
@@ -167,9 +169,7 @@ async def fetch(
 async def _fetch(
     connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None
 ) -> list[tuple[Any, ...]]:
-    if connection.sync_connection is None:
-        await connection.start()  # the operation's first read checks the connection out
-    dialect = connection.dialect
+    dialect = connection.engine.dialect
     # SQLAlchemy internals from here on (typed loosely): what Connection.execute does.
     element: Any = statement
     compiled, extracted, collected, _ = element._compile_w_cache(
@@ -177,9 +177,13 @@ async def _fetch(
     )
     entry = _prepared.get(id(compiled))
     if entry is None or entry[0] is not compiled:
-        entry = (compiled, _prepare(statement, compiled, dialect))
+        entry = (compiled, _prepare(statement, compiled, dialect))  # may raise Unreadable
         _prepared[id(compiled)] = entry
     prepared = entry[1]
+    if connection.sync_connection is None:
+        # The operation's first read checks the connection out (after ``Unreadable`` could
+        # be raised: a statement the session runs instead never holds two connections).
+        await connection.start()
     values = compiled.construct_params(
         params, extracted_parameters=extracted, escape_names=False, _collected_params=collected
     )

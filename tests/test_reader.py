@@ -104,6 +104,26 @@ async def test_a_statement_with_expanding_parameters_runs_through_the_session(ap
         await ctx.close()
 
 
+async def test_relabelled_entity_columns_run_through_the_session(api: App) -> None:
+    """An entity after a column of the same name gets relabelled columns (``id_1``): the
+    driver path does not guess at them, the session maps them."""
+    statement = (
+        select(models.Post.id, models.User)
+        .join(models.User, models.User.id == models.Post.author_id)
+        .order_by(models.Post.id)
+        .limit(3)
+    )
+    ctx = context(api, read_only=True)
+    try:
+        with pytest.raises(reader.Unreadable):
+            await ctx.read(statement)
+        rows = list(await fetch.rows(ctx, statement))
+    finally:
+        await ctx.close()
+    assert len(rows) == 3
+    assert all(isinstance(user, models.User) and user.id > 0 for _, user in rows)
+
+
 async def test_a_connection_the_server_dropped_is_replaced_and_the_read_succeeds(
     api: App,
 ) -> None:

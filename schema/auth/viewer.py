@@ -62,11 +62,15 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
     from schema import loaders
     from schema.executor.batch import load_batch
 
-    # The batch function itself (no future or dispatch task for one key), its row primed.
     users = loaders.by_id(ctx, models.User)
-    (row,) = await load_batch(users, [user_id])
-    if row is not None:
-        users.prime(user_id, row)
+    if ctx.reader is not ctx:
+        # Subscribers reading one event in a shared unit of work share the lookup too.
+        row: models.User | None = await users.load(user_id)
+    else:
+        # The batch function itself (no future or dispatch task for one key), its row primed.
+        (row,) = await load_batch(users, [user_id])
+        if row is not None:
+            users.prime(user_id, row)
     if row is None:
         raise AuthenticationFailed("The account of this access token no longer exists.")
     if not row.is_active:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 import orjson
@@ -62,7 +62,7 @@ def _measured(
         id(operation),
         settings.default_page_size,
         settings.max_page_size,
-        tuple(repr(variables.get(name)) for name in sizing[1]),
+        tuple(_sizing_value(variables.get(name)) for name in sizing[1]),
     )
     remembered = _measures.get(key)
     if remembered is not None and remembered[0] is operation:
@@ -80,6 +80,19 @@ def _measured(
     if len(_measures) > MEASURES:
         _measures.popitem(last=False)
     return found
+
+
+def _sizing_value(value: Any) -> Hashable:
+    """What the measure can read of a sizing variable's value (``rows_per_parent``): a page
+    size, a list's length, or its kind. Never the value itself: a list of ids may be half a
+    megabyte, and each distinct one would be kept."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list):
+        return ("list", len(value))
+    return type(value).__name__
 
 
 class QueryLimits(SchemaExtension):
