@@ -57,7 +57,8 @@ class _Prepared:
 
 
 _compiled: LRUCache[Any, Any] = LRUCache(COMPILED_STATEMENTS)
-_prepared: LRUCache[int, tuple[Any, _Prepared]] = LRUCache(COMPILED_STATEMENTS)
+#: Per compiled statement: how to run it, or why the session runs it instead.
+_prepared: LRUCache[int, tuple[Any, _Prepared | str]] = LRUCache(COMPILED_STATEMENTS)
 _row_types: dict[tuple[str, ...], type] = {}
 
 
@@ -177,9 +178,14 @@ async def _fetch(
     )
     entry = _prepared.get(id(compiled))
     if entry is None or entry[0] is not compiled:
-        entry = (compiled, _prepare(statement, compiled, dialect))  # may raise Unreadable
+        try:
+            entry = (compiled, _prepare(statement, compiled, dialect))
+        except Unreadable as refused:
+            entry = (compiled, str(refused))  # remembered: refused at once from now on
         _prepared[id(compiled)] = entry
     prepared = entry[1]
+    if isinstance(prepared, str):
+        raise Unreadable(prepared)
     if connection.sync_connection is None:
         # The operation's first read checks the connection out (after ``Unreadable`` could
         # be raised: a statement the session runs instead never holds two connections).

@@ -67,23 +67,21 @@ async def _execute(
     return await ctx.run(lambda session: session.execute(statement, params))
 
 
-#: The named parameter of a statement built once for many batches (``in_ids`` with no ids):
-#: the batch's keys, bound when the statement runs (``rows(..., {KEYS: ids})``).
+#: The named parameter batch statements take their keys in: a statement is built once for
+#: many batches, and the batch's keys are bound when it runs (``rows(..., {KEYS: ids})``).
 KEYS = "inkwell_keys"
 
 
-def in_ids(ctx: Context, column: Any, ids: Sequence[int] | None) -> ColumnElement[bool]:
-    """``column IN ids``, as one array parameter on PostgreSQL (``= ANY($1)``); with
-    ``ids=None``, the list is the named parameter ``KEYS``.
+def in_ids(ctx: Context, column: Any) -> ColumnElement[bool]:
+    """``column IN <the KEYS parameter>``, as one array parameter on PostgreSQL
+    (``= ANY($1)``).
 
     One bound array keeps a single prepared statement whatever the batch size, and has no
     32,767-parameter ceiling; SQLite has no arrays, so it gets an expanding ``IN``.
     """
     if ctx.settings.is_sqlite:
-        return column.in_(bindparam(KEYS, expanding=True) if ids is None else ids)
-    if ids is None:
-        return column == any_(bindparam(KEYS, type_=_BIGINT_ARRAY))
-    return column == any_(bindparam(None, list(ids), type_=_BIGINT_ARRAY))
+        return column.in_(bindparam(KEYS, expanding=True))
+    return column == any_(bindparam(KEYS, type_=_BIGINT_ARRAY))
 
 
 def select_where(entity: Any, *where: ColumnElement[bool]) -> Select[Any]:
@@ -114,13 +112,12 @@ def windowed_page_statement(
     ctx: Context,
     entity: Any,
     parent: Any,
-    parent_ids: Sequence[int] | None,
     where: Sequence[ColumnElement[bool]],
     args: PageArgs,
     join: Join | None = None,
 ) -> Select[Any]:
-    """One statement fetching a page of ``entity`` for each of many parents (``parent_ids``,
-    or with ``None`` the parameter ``KEYS``).
+    """One statement fetching a page of ``entity`` for each of many parents (their ids are
+    the parameter ``KEYS``).
 
     ``ROW_NUMBER() OVER (PARTITION BY parent ORDER BY <ordering>)`` numbers each parent's rows
     separately, so ``row_number <= limit + 1`` gives every parent its own first (or last) N,
@@ -135,7 +132,7 @@ def windowed_page_statement(
     inner = select(entity, parent.label("inkwell_parent"), row_number)
     if join is not None:
         inner = inner.join(*join)
-    subquery = inner.where(in_ids(ctx, parent, parent_ids), *where, *seek(entity, args)).subquery()
+    subquery = inner.where(in_ids(ctx, parent), *where, *seek(entity, args)).subquery()
     row = aliased(entity, subquery)
     return (
         select(row, subquery.c.inkwell_parent)
@@ -148,13 +145,12 @@ def grouped_count_statement(
     ctx: Context,
     entity: Any,
     parent: Any,
-    parent_ids: Sequence[int] | None,
     where: Sequence[ColumnElement[bool]],
     join: Join | None = None,
 ) -> Select[Any]:
     """``SELECT parent, count(*) ... GROUP BY parent``: every parent's totalCount at once
-    (``parent_ids``, or with ``None`` the parameter ``KEYS``)."""
+    (their ids are the parameter ``KEYS``)."""
     statement = select(parent, func.count()).select_from(entity)
     if join is not None:
         statement = statement.join(*join)
-    return statement.where(in_ids(ctx, parent, parent_ids), *where).group_by(parent)
+    return statement.where(in_ids(ctx, parent), *where).group_by(parent)

@@ -106,7 +106,7 @@ def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
             ctx,
             ("by_id", entity),
             lambda: select(entity).where(
-                fetch.in_ids(ctx, entity.id, None), *visible(ctx.viewer, entity)
+                fetch.in_ids(ctx, entity.id), *visible(ctx.viewer, entity)
             ),
         )
         rows = await fetch.scalars(ctx, statement, {fetch.KEYS: ids})
@@ -131,22 +131,23 @@ def pages(
 
     ``name`` names the relationship (e.g. ``"User.posts"``); with ``args`` and ``filter_key``
     (a hashable form of ``where``) it keys the loader, so fields with different arguments get
-    different loaders and identical ones share.
+    different loaders and identical ones share (and, across operations, one statement).
     """
     ctx = ctx.reader
+    key = ("pages", name, args, filter_key)
 
     async def load(parent_ids: list[int]) -> list[Page]:
         statement = _statement(
             ctx,
-            ("pages", name, args, filter_key),
-            lambda: fetch.windowed_page_statement(ctx, entity, parent, None, where, args, join),
+            key,
+            lambda: fetch.windowed_page_statement(ctx, entity, parent, where, args, join),
         )
         grouped: dict[int, list[Any]] = defaultdict(list)
         for row, parent_id in await fetch.rows(ctx, statement, {fetch.KEYS: parent_ids}):
             grouped[parent_id].append(row)
         return [make_page(grouped.get(p, ()), args) for p in parent_ids]
 
-    return ctx.loaders.get(("pages", name, args, filter_key), load)
+    return ctx.loaders.get(key, load)
 
 
 def counts(
@@ -161,17 +162,18 @@ def counts(
 ) -> DataLoader[int, int]:
     """The number of ``entity`` rows per parent id: one ``GROUP BY`` per batch."""
     ctx = ctx.reader
+    key = ("counts", name, filter_key)
 
     async def load(parent_ids: list[int]) -> list[int]:
         statement = _statement(
             ctx,
-            ("counts", name, filter_key),
-            lambda: fetch.grouped_count_statement(ctx, entity, parent, None, where, join),
+            key,
+            lambda: fetch.grouped_count_statement(ctx, entity, parent, where, join),
         )
         found = dict(await fetch.rows(ctx, statement, {fetch.KEYS: parent_ids}))
         return [int(found.get(p, 0)) for p in parent_ids]
 
-    return ctx.loaders.get(("counts", name, filter_key), load)
+    return ctx.loaders.get(key, load)
 
 
 def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
@@ -186,7 +188,7 @@ def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
             lambda: (
                 select(link.c.post_id, models.Tag)
                 .join(models.Tag, models.Tag.id == link.c.tag_id)
-                .where(fetch.in_ids(ctx, link.c.post_id, None))
+                .where(fetch.in_ids(ctx, link.c.post_id))
                 .order_by(link.c.post_id, models.Tag.id)
             ),
         )

@@ -34,12 +34,17 @@ def context(api: App, *, read_only: bool) -> Context:
     )
 
 
-async def both(api: App, statement: Any) -> tuple[list[Any], list[Any]]:
+async def both(
+    api: App, statement: Any, params: dict[str, Any] | None = None
+) -> tuple[list[Any], list[Any]]:
     """``statement``'s rows read on the driver and through the ORM session."""
     driver, orm = context(api, read_only=True), context(api, read_only=False)
     assert driver.reads_on_driver and not orm.reads_on_driver
     try:
-        return list(await fetch.rows(driver, statement)), list(await fetch.rows(orm, statement))
+        return (
+            list(await fetch.rows(driver, statement, params)),
+            list(await fetch.rows(orm, statement, params)),
+        )
     finally:
         await driver.close()
         await orm.close()
@@ -69,10 +74,8 @@ async def test_windowed_pages_and_joined_rows_have_the_orms_shapes(
 ) -> None:
     ctx = context(api, read_only=True)
     args = PageArgs(ordering=Ordering(), limit=3, backwards=backwards)
-    paged = fetch.windowed_page_statement(
-        ctx, models.Post, models.Post.author_id, [1, 2, 3], [], args
-    )
-    driver, orm = await both(api, paged)
+    paged = fetch.windowed_page_statement(ctx, models.Post, models.Post.author_id, [], args)
+    driver, orm = await both(api, paged, {fetch.KEYS: [1, 2, 3]})
     assert len(driver) == len(orm) > 0
     for (row, parent), (mapped, mapped_parent) in zip(driver, orm, strict=True):
         assert parent == mapped_parent

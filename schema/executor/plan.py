@@ -20,7 +20,6 @@ graphql-jit and Grafast.
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from graphql.execution.collect_fields import FieldDetails, collect_fields, colle
 from graphql.language import FieldNode, Visitor, visit
 
 from schema.executor.batch import BatchResolver, batch_resolver_of
+from schema.operation_memo import OperationMemo
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -271,36 +271,23 @@ class PlanCache:
     repeated document arrives as the same node."""
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._plans: OrderedDict[Hashable, tuple[OperationDefinitionNode, Selection | None]] = (
-            OrderedDict()
+        self._plans: OperationMemo[Selection | None] = OperationMemo(
+            size, directive_variables, _hashable
         )
-        self._directive_variables: dict[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = {}
 
     def get(self, executor: Executor, root_type: GraphQLObjectType) -> Selection | None:
         """The plan for ``executor``'s operation, built on first use; ``None`` when the
         operation is ``Unsupported`` (remembered too, so it is not re-planned)."""
-        operation = executor.operation
-        known = self._directive_variables.get(id(operation))
-        if known is None or known[0] is not operation:
-            known = (operation, directive_variables(operation, executor.fragments))
-            if len(self._directive_variables) >= self._size:
-                self._directive_variables.clear()
-            self._directive_variables[id(operation)] = known
-        coerced = executor.variable_values.coerced
-        key = (id(operation), tuple(_hashable(coerced.get(name)) for name in known[1]))
-        entry = self._plans.get(key)
-        if entry is not None and entry[0] is operation:
-            self._plans.move_to_end(key)
-            return entry[1]
-        try:
-            plan: Selection | None = plan_operation(executor, root_type)
-        except Unsupported:
-            plan = None
-        self._plans[key] = (operation, plan)
-        if len(self._plans) > self._size:
-            self._plans.popitem(last=False)
-        return plan
+
+        def build() -> Selection | None:
+            try:
+                return plan_operation(executor, root_type)
+            except Unsupported:
+                return None
+
+        return self._plans.get(
+            executor.operation, executor.fragments, executor.variable_values.coerced, build
+        )
 
 
 def _hashable(value: Any) -> Hashable:

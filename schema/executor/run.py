@@ -222,6 +222,8 @@ class BreadthFirst:
         nullable = completion.nullable
         child = self._work(completion.selection) if type(completion) is Object else None
         for result, position, value in zip(dicts, positions, values, strict=True):
+            # The common cases inline: a string, a null where null is allowed (the dict
+            # already holds it), an object queued for its selection.
             if strings and type(value) is str:
                 result[key] = value
             elif value is None and nullable:
@@ -315,8 +317,7 @@ class BreadthFirst:
         for index, entry in enumerate(value):
             item_position: Position = (position, index, None, out, nullable)
             if work is not None and entry is not None and not isinstance(entry, Exception):
-                # An object item (the common case): queued for its selection, as by
-                # ``_enqueue`` but with no call per item.
+                # An object item (the common case): queued for its selection.
                 out.append(_enqueue(work, entry, item_position))
                 continue
             out.append(None)

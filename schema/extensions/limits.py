@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from schema.limits import Measure, measure, sizing_variables
+from schema.operation_memo import OperationMemo
 from settings import Settings
 
 #: graphql-core's parser error when a document has more than ``max_tokens`` tokens.
@@ -36,11 +36,8 @@ def _json_size(value: object) -> int:
         return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-#: Measures kept per process: (operation, page sizes, values of its sizing variables) ->
-#: measure.
+#: Measures kept per process, by operation, page sizes and the values of its sizing variables.
 MEASURES = 1024
-_measures: OrderedDict[tuple[Any, ...], tuple[OperationDefinitionNode, Measure]] = OrderedDict()
-_sizing: dict[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = {}
 
 
 def _measured(
@@ -51,35 +48,22 @@ def _measured(
     settings: Settings,
 ) -> Measure:
     """``measure``, remembered per operation and values of the variables it depends on
-    (``sizing_variables``): a client repeats the same document, and the parse cache hands it
-    back as the same nodes (kept alive here with their measure, so an id is never reused)."""
-    sizing = _sizing.get(id(operation))
-    if sizing is None or sizing[0] is not operation:
-        if len(_sizing) >= MEASURES:
-            _sizing.clear()
-        sizing = _sizing[id(operation)] = (operation, sizing_variables(operation, fragments))
-    key = (
-        id(operation),
-        settings.default_page_size,
-        settings.max_page_size,
-        tuple(_sizing_value(variables.get(name)) for name in sizing[1]),
-    )
-    remembered = _measures.get(key)
-    if remembered is not None and remembered[0] is operation:
-        _measures.move_to_end(key)
-        return remembered[1]
-    found = measure(
-        schema,
+    (``sizing_variables``): a client repeats the same document."""
+    return _measures.get(
         operation,
         fragments,
         variables,
-        default_page_size=settings.default_page_size,
-        max_page_size=settings.max_page_size,
+        lambda: measure(
+            schema,
+            operation,
+            fragments,
+            variables,
+            default_page_size=settings.default_page_size,
+            max_page_size=settings.max_page_size,
+        ),
+        settings.default_page_size,
+        settings.max_page_size,
     )
-    _measures[key] = (operation, found)
-    if len(_measures) > MEASURES:
-        _measures.popitem(last=False)
-    return found
 
 
 def _sizing_value(value: Any) -> Hashable:
@@ -93,6 +77,9 @@ def _sizing_value(value: Any) -> Hashable:
     if isinstance(value, list):
         return ("list", len(value))
     return type(value).__name__
+
+
+_measures: OperationMemo[Measure] = OperationMemo(MEASURES, sizing_variables, _sizing_value)
 
 
 class QueryLimits(SchemaExtension):
