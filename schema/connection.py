@@ -5,14 +5,14 @@ Source: GraphQL Cursor Connections Specification, https://relay.dev/graphql/conn
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from schema.executor.batch import batched, load_batch
+from schema.executor.batch import batched, edges_over, load_batch
 from schema.pagination import Ordering, Page, encode_cursor
 
 NodeT = TypeVar("NodeT")
@@ -62,13 +62,24 @@ class Edge(Generic[NodeT]):
 
 @strawberry.type(description="A page of a keyset-paginated list.")
 class Connection(Generic[NodeT]):
-    edges: list[Edge[NodeT]]
     nodes: list[NodeT] = strawberry.field(description="The page's nodes, without cursors.")
     page_info: PageInfo
+    #: The page's rows, one per node (an edge's cursor is encoded from its row).
+    rows: strawberry.Private[Sequence[Any]]
+    ordering: strawberry.Private[Ordering]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
     #: For a nested connection: the counting DataLoader and this connection's parent id, so
     #: the breadth-first executor counts every parent's list in one batch.
     count_key: strawberry.Private[tuple[DataLoader[int, int], int] | None] = None
+
+    @strawberry.field
+    def edges(self) -> list[Edge[NodeT]]:
+        # Made when read: a nested read builds hundreds of connections, and the breadth-first
+        # executor reads `edges { node }` straight from `nodes` (see `_edges` below).
+        return [
+            Edge(node=node, row=row, ordering=self.ordering)
+            for row, node in zip(self.rows, self.nodes, strict=True)
+        ]
 
     @strawberry.field(
         description="How many nodes the whole list holds (cursors and page size aside). "
@@ -76,6 +87,12 @@ class Connection(Generic[NodeT]):
     )
     async def total_count(self) -> int:
         return await self.count()
+
+
+@edges_over(nodes="nodes", node="node")
+@batched(Connection.edges)
+def _edges(_context: Any, connections: list[Connection[Any]]) -> list[list[Edge[Any]]]:
+    return [connection.edges() for connection in connections]
 
 
 @batched(Edge.cursor)
@@ -125,13 +142,10 @@ def build_connection(
     breadth-first executor batch it instead (see ``Connection.count_key``).
     """
     rows = page.rows
-    nodes = [to_node(row) for row in rows]
     return Connection(
-        edges=[
-            Edge(node=node, row=row, ordering=ordering)
-            for row, node in zip(rows, nodes, strict=True)
-        ],
-        nodes=nodes,
+        nodes=[to_node(row) for row in rows],
+        rows=rows,
+        ordering=ordering,
         page_info=PageInfo(
             has_next_page=page.has_next,
             has_previous_page=page.has_previous,

@@ -134,6 +134,9 @@ def connection_body(draw: st.DrawFn, inner: str) -> str:
             st.sampled_from(
                 [
                     f"edges {{ cursor node {{ {inner} }} }}",
+                    # Edges read only for their nodes: completed from the connection's nodes.
+                    f"edges {{ node {{ {inner} }} }}",
+                    f"edges {{ __typename n: node {{ {inner} }} node {{ __typename }} }}",
                     f"nodes {{ {inner} }}",
                     "pageInfo { hasNextPage hasPreviousPage startCursor endCursor }",
                     "totalCount",
@@ -278,6 +281,9 @@ async def test_the_plan_path_runs_for_reads_and_not_for_introspection(
         # A bad cursor on a nested non-null connection: an error per parent, null propagating
         # to each nullable ancestor.
         f"{{ users(first: 3) {{ nodes {{ name posts(after: {BAD_CURSOR}) {{ totalCount }} }} }} }}",
+        # The same through edges read only for their nodes (paths through each edge).
+        f"{{ users(first: 3) {{ edges {{ node {{ name posts(after: {BAD_CURSOR}) "
+        "{ totalCount } } } } }",
         f'{{ post(id: "1") {{ title comments(first: 2, after: {BAD_CURSOR}) '
         "{ nodes { body } } } }",
         "{ a: users(first: 2) { nodes { name } } b: users(first: 2) { nodes { email } } }",

@@ -25,6 +25,8 @@ BatchResolver = Callable[..., Sequence[Any] | Awaitable[Sequence[Any]]]
 
 #: The Strawberry resolver function -> its batch resolver.
 _BATCHED: dict[Callable[..., Any], BatchResolver] = {}
+#: Batch resolvers of edges -> (the parent's attribute holding the nodes, the edge's field).
+_EDGES: dict[BatchResolver, tuple[str, str]] = {}
 
 
 def batched(resolver: Callable[..., Any]) -> Callable[[BatchResolver], BatchResolver]:
@@ -36,6 +38,26 @@ def batched(resolver: Callable[..., Any]) -> Callable[[BatchResolver], BatchReso
         return batch
 
     return register
+
+
+def edges_over(*, nodes: str, node: str) -> Callable[[BatchResolver], BatchResolver]:
+    """Declare the decorated batch resolver's values edges over their parent's list
+    ``nodes``: for each parent, one edge per item of ``getattr(parent, nodes)``, in order,
+    whose field ``node`` is that item (a Relay connection's ``edges``). When a selection
+    reads nothing of the edges but ``node`` (and ``__typename``), the breadth-first executor
+    completes them from the nodes without calling the batch resolver, so no edge objects
+    are made. Apply it above ``@batched``. Returns the function unchanged."""
+
+    def register(batch: BatchResolver) -> BatchResolver:
+        _EDGES[batch] = (nodes, node)
+        return batch
+
+    return register
+
+
+def edges_of(batch: BatchResolver) -> tuple[str, str] | None:
+    """``(nodes, node)`` as ``edges_over`` declared them for ``batch``, or ``None``."""
+    return _EDGES.get(batch)
 
 
 def batch_resolver_of(resolver: Callable[..., Any]) -> BatchResolver | None:

@@ -42,7 +42,7 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
 from graphql.language import FieldNode, Visitor, visit
 
-from schema.executor.batch import BatchResolver, batch_resolver_of
+from schema.executor.batch import BatchResolver, batch_resolver_of, edges_of
 from schema.operation_memo import OperationMemo
 
 if TYPE_CHECKING:
@@ -55,8 +55,9 @@ class Unsupported(Exception):
     """The operation needs something plans do not express: run it on graphql-core."""
 
 
-# How a field gets its value.
-ATTRIBUTE, TYPENAME, ROOT, BATCH = range(4)
+# How a field gets its value. EDGES: a batch field declared ``edges_over`` whose selection
+# reads only each edge's node (and ``__typename``): completed from the parent's nodes.
+ATTRIBUTE, TYPENAME, ROOT, BATCH, EDGES = range(5)
 # Fast paths for leaf coercion: values that are already what the scalar serialises to.
 STRING, BOOLEAN, OTHER = range(3)
 
@@ -120,7 +121,7 @@ class Selection:
     type_name: str
     fields: list[FieldPlan]
     keys: tuple[str, ...]
-    #: No field needs a batch call (attributes and ``__typename`` only): an object reaching
+    #: No field needs a batch call (attributes, ``__typename``, edges from nodes): an object reaching
     #: this selection is completed at once, in the level that reached it.
     inline: bool = False
 
@@ -171,8 +172,10 @@ def _selection(
         if not root:
             _how_nested(plan, strawberry_field)
         plan.completion = _completion(executor, definition.type, details)
+        if plan.how == BATCH:
+            _edges_from_nodes(plan)
         fields.append(plan)
-    inline = not root and all(f.how in (ATTRIBUTE, TYPENAME) for f in fields)
+    inline = not root and all(f.how in (ATTRIBUTE, TYPENAME, EDGES) for f in fields)
     return Selection(parent_type.name, fields, tuple(f.key for f in fields), inline)
 
 
@@ -190,6 +193,22 @@ def _how_nested(plan: FieldPlan, strawberry_field: Any) -> None:
     plan.how = BATCH
     plan.batch = batch
     plan.batch_is_async = inspect.iscoroutinefunction(batch)
+
+
+def _edges_from_nodes(plan: FieldPlan) -> None:
+    """Plan an ``edges_over`` field as ``EDGES`` when its selection on the edge reads only
+    the edge's node (under any aliases) and ``__typename``; ``attribute`` is then the parent's
+    list of nodes."""
+    assert plan.batch is not None
+    declared = edges_of(plan.batch)
+    completion = plan.completion
+    if declared is None or type(completion) is not ListOf or type(completion.item) is not Object:
+        return
+    nodes, node = declared
+    edge = completion.item.selection
+    if all(f.how == TYPENAME or (f.how == ATTRIBUTE and f.attribute == node) for f in edge.fields):
+        plan.how = EDGES
+        plan.attribute = nodes
 
 
 def _completion(

@@ -33,6 +33,7 @@ from schema.executor.plan import (
     ATTRIBUTE,
     BATCH,
     BOOLEAN,
+    EDGES,
     STRING,
     TYPENAME,
     Abstract,
@@ -176,7 +177,56 @@ class BreadthFirst:
                     result[field.key] = selection.type_name
             elif how == BATCH:
                 batches.append(field)
+            elif how == EDGES:
+                self._complete_edges(field, work)
         return batches
+
+    def _complete_edges(self, field: FieldPlan, work: Work) -> None:
+        """Complete an ``EDGES`` field on every object of ``work``: each object's list of
+        nodes (``field.attribute``) becomes its list of edges, each edge's node fields the
+        node itself, as if the edges had been made and read (``batch.edges_over``)."""
+        _selection, sources, dicts, positions = work
+        key = field.key
+        typename = field.parent_type.name
+        completion = field.completion
+        assert type(completion) is ListOf and type(completion.item) is Object
+        nullable = completion.nullable
+        edge_nullable = completion.item.nullable
+        edge = completion.item.selection
+        edge_type = edge.type_name
+        node_fields = [f for f in edge.fields if f.how != TYPENAME]
+        names = [f.key for f in edge.fields if f.how == TYPENAME]
+        # The common shape, `edges { node { ... } }`, on its own path: one dict per edge.
+        only: FieldPlan | None = None
+        only_work: Work | None = None
+        only_nullable = False
+        if not names and len(node_fields) == 1:
+            node_completion = node_fields[0].completion
+            if type(node_completion) is Object:
+                only = node_fields[0]
+                only_work = self._work(node_completion.selection)
+                only_nullable = node_completion.nullable
+        for result, position, source in zip(dicts, positions, sources, strict=True):
+            nodes = getattr(source, field.attribute)
+            out: list[Any] = []
+            result[key] = out
+            at: Position = (position, key, typename, result, nullable)
+            for index, node in enumerate(nodes):
+                edge_dict: dict[str, Any] = {} if only is not None else dict.fromkeys(edge.keys)
+                out.append(edge_dict)
+                item: Position = (at, index, None, out, edge_nullable)
+                if only_work is not None and node is not None:
+                    assert only is not None
+                    edge_dict[only.key] = _enqueue(
+                        only_work, node, (item, only.key, edge_type, edge_dict, only_nullable)
+                    )
+                    continue
+                for name in names:
+                    edge_dict[name] = edge_type
+                for node_field in node_fields:
+                    self._complete_field_at(
+                        node_field, item, edge_dict, node_field.key, edge_type, node
+                    )
 
     def _complete_inline(self) -> None:
         """Complete the objects queued for inline selections, and those their attributes
