@@ -11,7 +11,8 @@ measured nested read (2,000 comment rows) that is 5 ms of CPU against 23 ms thro
 
 Rows come back in the shapes the ORM gives: for each selected entity (``select(User)``, an
 ``aliased`` one) a ``Row`` of that entity's loaded columns, readable by attribute like the
-mapped object (``row.name``); for each other column its value. Driver errors are raised as
+mapped object (``row.name``), the same for a ``Projection`` of the entity (the columns it
+left out holding ``OMITTED``); for each other column its value. Driver errors are raised as
 SQLAlchemy's ``DBAPIError`` (the same ``db.errors`` checks apply), and a connection found
 dead is invalidated, so the pool never hands it out again. The engine's cursor events fire
 around each statement (with no cursor or execution context), so statement counts still
@@ -29,12 +30,15 @@ from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Select, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Bundle
 from sqlalchemy.orm.util import AliasedClass
 from sqlalchemy.util import LRUCache
 
@@ -60,6 +64,13 @@ _compiled: LRUCache[Any, Any] = LRUCache(COMPILED_STATEMENTS)
 #: Per compiled statement: how to run it, or why the session runs it instead.
 _prepared: LRUCache[int, tuple[Any, _Prepared | str]] = LRUCache(COMPILED_STATEMENTS)
 _row_types: dict[tuple[str, ...], type] = {}
+#: Per statement object, while it lives: its compiled form and bound values. A statement
+#: built once and run by many operations (``schema.loaders``) then skips computing its cache
+#: key, the largest part of the compile-cache lookup. Statements are immutable, so what was
+#: extracted from one stays true of it.
+_by_statement: WeakKeyDictionary[Any, tuple[Dialect, Any, Any, Any, _Prepared | str]] = (
+    WeakKeyDictionary()
+)
 
 
 def _row_type(names: tuple[str, ...]) -> type:
@@ -81,6 +92,33 @@ def _entity_columns(element: Any) -> tuple[str, ...] | None:
     return None
 
 
+class _Omitted:
+    """The value of a column a statement left out (``Projection``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<column not read>"
+
+
+#: What a ``Projection``'s row holds for each column left out.
+OMITTED = _Omitted()
+
+
+class Projection(Bundle):
+    """Selects ``entity``'s columns except ``omit`` (attribute keys); ``fetch`` reads each
+    row as the entity's row all the same, each left-out column holding ``OMITTED`` (column
+    pruning, ``schema.pruning``). Only ``fetch`` reads it: the ORM would give a ``Bundle``'s
+    row of the selected columns alone."""
+
+    def __init__(self, entity: Any, omit: frozenset[str]) -> None:
+        keys = _entity_columns(entity)
+        assert keys is not None, f"{entity!r} is not a mapped entity"
+        self.kept = tuple(key for key in keys if key not in omit)
+        self.omitted = tuple(key for key in keys if key in omit)
+        super().__init__("inkwell_projection", *(getattr(entity, key) for key in self.kept))
+
+
 class Unreadable(ValueError):
     """A statement ``fetch`` does not run (the caller runs it through the session instead)."""
 
@@ -96,7 +134,15 @@ def _prepare(statement: Select[Any], compiled: Any, dialect: Dialect) -> _Prepar
     extracts: list[Extract] = []
     at = 0
     for description in statement.column_descriptions:
-        keys = _entity_columns(description["expr"])
+        expression = description["expr"]
+        if isinstance(expression, Projection):
+            width = len(expression.kept)
+            if names[at : at + width] != expression.kept:
+                raise Unreadable(f"columns {names[at : at + width]} are not {expression.kept}")
+            extracts.append(_projected(expression, at, converters[at : at + width]))
+            at += width
+            continue
+        keys = _entity_columns(expression)
         if keys is None:
             extracts.append(_column(at, converters[at]))
             at += 1
@@ -140,6 +186,25 @@ def _entity(
     return lambda record: make(record[start:stop])
 
 
+def _projected(
+    projection: Projection, start: int, converters: tuple[Callable[[Any], Any] | None, ...]
+) -> Extract:
+    make = partial(tuple.__new__, _row_type(projection.kept + projection.omitted))
+    fill = (OMITTED,) * len(projection.omitted)
+    indexes = range(start, start + len(projection.kept))
+    if any(converters):
+        pairs = tuple(zip(indexes, converters, strict=True))
+        return lambda record: make(
+            tuple([record[i] if convert is None else convert(record[i]) for i, convert in pairs])
+            + fill
+        )
+    if len(indexes) == 1:
+        (only,) = indexes
+        return lambda record: make((record[only], *fill))
+    pick = itemgetter(*indexes)  # the kept columns, as one tuple
+    return lambda record: make(pick(record) + fill)
+
+
 def readable(statement: Any) -> bool:
     """True when ``fetch`` can run ``statement`` (a ``Select``)."""
     return isinstance(statement, Select)
@@ -171,19 +236,24 @@ async def _fetch(
     connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None
 ) -> list[tuple[Any, ...]]:
     dialect = connection.engine.dialect
-    # SQLAlchemy internals from here on (typed loosely): what Connection.execute does.
-    element: Any = statement
-    compiled, extracted, collected, _ = element._compile_w_cache(
-        dialect, compiled_cache=_compiled, column_keys=[]
-    )
-    entry = _prepared.get(id(compiled))
-    if entry is None or entry[0] is not compiled:
-        try:
-            entry = (compiled, _prepare(statement, compiled, dialect))
-        except Unreadable as refused:
-            entry = (compiled, str(refused))  # remembered: refused at once from now on
-        _prepared[id(compiled)] = entry
-    prepared = entry[1]
+    known = _by_statement.get(statement)
+    if known is not None and known[0] is dialect:
+        _, compiled, extracted, collected, prepared = known
+    else:
+        # SQLAlchemy internals from here on (typed loosely): what Connection.execute does.
+        element: Any = statement
+        compiled, extracted, collected, _ = element._compile_w_cache(
+            dialect, compiled_cache=_compiled, column_keys=[]
+        )
+        entry = _prepared.get(id(compiled))
+        if entry is None or entry[0] is not compiled:
+            try:
+                entry = (compiled, _prepare(statement, compiled, dialect))
+            except Unreadable as refused:
+                entry = (compiled, str(refused))  # remembered: refused at once from now on
+            _prepared[id(compiled)] = entry
+        prepared = entry[1]
+        _by_statement[statement] = (dialect, compiled, extracted, collected, prepared)
     if isinstance(prepared, str):
         raise Unreadable(prepared)
     if connection.sync_connection is None:

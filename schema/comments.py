@@ -15,6 +15,7 @@ from schema.executor.batch import batched, required
 from schema.listing import Listing
 from schema.node import DATABASE_ID, BigInt, Node, register_node
 from schema.pagination import ID_KEY, SortKey
+from schema.pruning import prunable
 
 if TYPE_CHECKING:
     from schema.posts import Post
@@ -83,6 +84,8 @@ class Comment(Node):
 
 
 register_node("Comment", models.Comment, Comment.from_row)
+# Wide or costly columns, each read only for the fields named (schema.pruning).
+prunable(models.Comment, "Comment", created_at=("created_at",), updated_at=("updated_at",))
 COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)
 
 

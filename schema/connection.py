@@ -76,10 +76,7 @@ class Connection(Generic[NodeT]):
     def edges(self) -> list[Edge[NodeT]]:
         # Made when read: a nested read builds hundreds of connections, and the breadth-first
         # executor reads `edges { node }` straight from `nodes` (see `_edges` below).
-        return [
-            Edge(node=node, row=row, ordering=self.ordering)
-            for row, node in zip(self.rows, self.nodes, strict=True)
-        ]
+        return edges_of(self)
 
     @strawberry.field(
         description="How many nodes the whole list holds (cursors and page size aside). "
@@ -92,7 +89,15 @@ class Connection(Generic[NodeT]):
 @edges_over(nodes="nodes", node="node")
 @batched(Connection.edges)
 def _edges(_context: Any, connections: list[Connection[Any]]) -> list[list[Edge[Any]]]:
-    return [connection.edges() for connection in connections]
+    return [edges_of(connection) for connection in connections]
+
+
+def edges_of(connection: Connection[Any]) -> list[Edge[Any]]:
+    """``connection``'s edges: one per node, with the row its cursor is encoded from."""
+    return [
+        Edge(node=node, row=row, ordering=connection.ordering)
+        for row, node in zip(connection.rows, connection.nodes, strict=True)
+    ]
 
 
 @batched(Edge.cursor)

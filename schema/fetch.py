@@ -27,7 +27,7 @@ from sqlalchemy.orm import aliased
 
 from db import reader
 from schema.context import Context
-from schema.pagination import Page, PageArgs, make_page, order_by, seek
+from schema.pagination import PageArgs, order_by, seek
 
 #: The type of a bound array of ids (made once: a type object per statement costs more than
 #: the rest of the clause).
@@ -84,22 +84,29 @@ def in_ids(ctx: Context, column: Any) -> ColumnElement[bool]:
     return column == any_(bindparam(KEYS, type_=_BIGINT_ARRAY))
 
 
+def columns_of(entity: Any, omit: frozenset[str]) -> Any:
+    """What to select for ``entity`` (a mapped class or an ``aliased`` one): the entity, or
+    without the columns ``omit`` names a ``reader.Projection`` of it (``schema.pruning``)."""
+    return reader.Projection(entity, omit) if omit else entity
+
+
 def select_where(entity: Any, *where: ColumnElement[bool]) -> Select[Any]:
     """``SELECT entity WHERE <all of where>``."""
     return select(entity).where(*where)
 
 
-async def root_page(
-    ctx: Context, entity: Any, where: Sequence[ColumnElement[bool]], args: PageArgs
-) -> Page:
-    """One page of ``entity`` rows matching ``where``, in ``args.ordering``: one statement."""
-    statement = (
-        select(entity)
+def root_page_statement(
+    entity: Any, where: Sequence[ColumnElement[bool]], args: PageArgs, omit: frozenset[str]
+) -> Select[Any]:
+    """One page of ``entity`` rows matching ``where``, in ``args.ordering`` (the first
+    ``args.limit + 1``, to tell whether there is a next page), leaving out the columns
+    ``omit`` names (``schema.pruning``)."""
+    return (
+        select(columns_of(entity, omit))
         .where(*where, *seek(entity, args))
         .order_by(*order_by(entity, args.ordering, reverse=args.backwards))
         .limit(args.limit + 1)
     )
-    return make_page(await scalars(ctx, statement), args)
 
 
 async def root_count(ctx: Context, entity: Any, where: Sequence[ColumnElement[bool]]) -> int:
@@ -115,9 +122,10 @@ def windowed_page_statement(
     where: Sequence[ColumnElement[bool]],
     args: PageArgs,
     join: Join | None = None,
+    omit: frozenset[str] = frozenset(),
 ) -> Select[Any]:
     """One statement fetching a page of ``entity`` for each of many parents (their ids are
-    the parameter ``KEYS``).
+    the parameter ``KEYS``), leaving out the columns ``omit`` names.
 
     ``ROW_NUMBER() OVER (PARTITION BY parent ORDER BY <ordering>)`` numbers each parent's rows
     separately, so ``row_number <= limit + 1`` gives every parent its own first (or last) N,
@@ -135,7 +143,7 @@ def windowed_page_statement(
     subquery = inner.where(in_ids(ctx, parent), *where, *seek(entity, args)).subquery()
     row = aliased(entity, subquery)
     return (
-        select(row, subquery.c.inkwell_parent)
+        select(columns_of(row, omit), subquery.c.inkwell_parent)
         .where(subquery.c.inkwell_rn <= args.limit + 1)
         .order_by(subquery.c.inkwell_parent, subquery.c.inkwell_rn)
     )

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from strawberry.dataloader import DataLoader
 
-from schema import fetch, loaders
+from schema import fetch, loaders, pruning
 from schema.connection import Connection, OrderDirection, RelayArgs, build_connection
 from schema.context import Context, Info
 from schema.executor.batch import load_batch
-from schema.pagination import Ordering, Page, PageArgs, SortKey, page_args
+from schema.pagination import Ordering, Page, PageArgs, SortKey, make_page, page_args
 from settings import Settings
 
 
@@ -60,13 +60,27 @@ async def root_connection(
     listing: Listing,
     order: Any,
     relay: RelayArgs,
-    where: Sequence[ColumnElement[bool]] = (),
+    where: Sequence[ColumnElement[bool]],
+    filter_key: Hashable,
 ) -> Connection[Any]:
     """A root connection over the ``listing`` rows matching ``where``: one statement, plus a
-    ``count(*)`` if ``totalCount`` is selected."""
+    ``count(*)`` if ``totalCount`` is selected.
+
+    ``filter_key`` is a hashable form of everything in ``where`` but the viewer's visibility
+    conditions: with the page arguments it keys the page's statement, built once and shared
+    (``loaders.shared_statement``). Raises ``BadUserInput`` for invalid arguments.
+    """
     ctx = info.context
     args = listing.page_args(ctx.settings, order, relay)
-    page = await fetch.root_page(ctx, listing.model, where, args)
+    model = listing.model
+    # Only the columns the selection uses (schema.pruning), and the ordering's for cursors.
+    omit = pruning.omitted(ctx, model, keep=(args.ordering.key.attr,))
+    statement = loaders.shared_statement(
+        ctx,
+        ("root", model, filter_key, args, omit),
+        lambda: fetch.root_page_statement(model, where, args, omit),
+    )
+    page = make_page(await fetch.scalars(ctx, statement), args)
     return build_connection(
         page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
     )

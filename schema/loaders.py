@@ -21,7 +21,7 @@ from sqlalchemy.util import LRUCache
 from strawberry.dataloader import DataLoader
 
 from db import models
-from schema import fetch
+from schema import fetch, pruning
 from schema.pagination import Page, PageArgs, make_page
 from schema.visibility import visible
 
@@ -52,6 +52,9 @@ class Loaders:
 
     def __init__(self, settings: Settings) -> None:
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
+        #: Whole rows the operation read outside its loaders, by (entity, id): every by-id
+        #: loader of the entity serves them without a statement, whatever it would select.
+        self.rows: dict[tuple[Any, int], Any] = {}
         if not settings.dataloader_batching:
             self._max_batch: int | None = 1
         else:
@@ -72,6 +75,7 @@ class Loaders:
         also breaks the context -> loader -> context cycle: an operation's rows are freed when
         it ends, not at the next cycle collection."""
         self._loaders.clear()
+        self.rows.clear()
 
 
 #: Batch statements built once and reused by every operation of the same shape and viewer.
@@ -79,7 +83,9 @@ STATEMENTS = 2048
 _statements: LRUCache[Hashable, Select[Any]] = LRUCache(STATEMENTS)
 
 
-def _statement(ctx: Context, shape: Hashable, build: Callable[[], Select[Any]]) -> Select[Any]:
+def shared_statement(
+    ctx: Context, shape: Hashable, build: Callable[[], Select[Any]]
+) -> Select[Any]:
     """The statement for ``shape`` (everything ``build`` depends on but the batch's keys,
     which it takes as ``fetch.KEYS``) and the viewer, built by ``build`` on first use.
 
@@ -100,20 +106,27 @@ def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
     """``entity`` rows by primary key: one ``IN`` per batch. ``None`` for an id that does
     not exist or that the viewer may not see (``schema.visibility``)."""
     ctx = ctx.reader
+    # Only the columns the selection uses (schema.pruning): a key of their own.
+    omit = pruning.omitted(ctx, entity)
+    key = ("by_id", entity, omit) if omit else ("by_id", entity)
 
     async def load(ids: list[int]) -> list[Any]:
-        statement = _statement(
-            ctx,
-            ("by_id", entity),
-            lambda: select(entity).where(
-                fetch.in_ids(ctx, entity.id), *visible(ctx.viewer, entity)
-            ),
-        )
-        rows = await fetch.scalars(ctx, statement, {fetch.KEYS: ids})
-        found = {row.id: row for row in rows}
+        known = ctx.loaders.rows
+        found = {i: known[entity, i] for i in ids if (entity, i) in known} if known else {}
+        missing = [i for i in ids if i not in found] if found else ids
+        if missing:
+            statement = shared_statement(
+                ctx,
+                key,
+                lambda: select(fetch.columns_of(entity, omit)).where(
+                    fetch.in_ids(ctx, entity.id), *visible(ctx.viewer, entity)
+                ),
+            )
+            rows = await fetch.scalars(ctx, statement, {fetch.KEYS: missing})
+            found.update((row.id, row) for row in rows)
         return [found.get(i) for i in ids]
 
-    return ctx.loaders.get(("by_id", entity), load)
+    return ctx.loaders.get(key, load)
 
 
 def pages(
@@ -134,13 +147,15 @@ def pages(
     different loaders and identical ones share (and, across operations, one statement).
     """
     ctx = ctx.reader
-    key = ("pages", name, args, filter_key)
+    # Only the columns the selection uses (schema.pruning), and the ordering's for cursors.
+    omit = pruning.omitted(ctx, entity, keep=(args.ordering.key.attr,))
+    key = ("pages", name, args, filter_key, omit)
 
     async def load(parent_ids: list[int]) -> list[Page]:
-        statement = _statement(
+        statement = shared_statement(
             ctx,
             key,
-            lambda: fetch.windowed_page_statement(ctx, entity, parent, where, args, join),
+            lambda: fetch.windowed_page_statement(ctx, entity, parent, where, args, join, omit),
         )
         grouped: dict[int, list[Any]] = defaultdict(list)
         for row, parent_id in await fetch.rows(ctx, statement, {fetch.KEYS: parent_ids}):
@@ -165,7 +180,7 @@ def counts(
     key = ("counts", name, filter_key)
 
     async def load(parent_ids: list[int]) -> list[int]:
-        statement = _statement(
+        statement = shared_statement(
             ctx,
             key,
             lambda: fetch.grouped_count_statement(ctx, entity, parent, where, join),
@@ -182,7 +197,7 @@ def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
 
     async def load(post_ids: list[int]) -> list[list[models.Tag]]:
         link = models.post_tags
-        statement = _statement(
+        statement = shared_statement(
             ctx,
             "tags_by_post",
             lambda: (

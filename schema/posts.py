@@ -26,6 +26,7 @@ from schema.executor.batch import batched, load_batch, required
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node
 from schema.pagination import ID_KEY, SortKey
+from schema.pruning import prunable
 from schema.tags import normalise_tag
 from schema.validation import MAX_SEARCH, text_argument
 from schema.visibility import visible_posts
@@ -200,6 +201,15 @@ class Post(Node):
 
 
 register_node("Post", models.Post, Post.from_row)
+# Wide or costly columns, each read only for the fields named (schema.pruning).
+prunable(
+    models.Post,
+    "Post",
+    content=("content",),
+    published_at=("published_at",),
+    created_at=("created_at",),
+    updated_at=("updated_at",),
+)
 POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 
@@ -310,9 +320,11 @@ class PostQueries:
         filter: PostFilter | None = None,
         order_by: PostOrder | None = None,
     ) -> Connection[Post]:
-        where, _ = post_where(filter)
+        where, key = post_where(filter)
         where += visible_posts(info.context.viewer)
-        return await root_connection(info, POSTS, order_by, (first, after, last, before), where)
+        return await root_connection(
+            info, POSTS, order_by, (first, after, last, before), where, key
+        )
 
     @strawberry.field(
         description="A post by ID (a global ID or the numeric id); null if it does not exist "

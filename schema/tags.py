@@ -137,8 +137,10 @@ class TagQueries:
         before: Before = None,
         order_by: TagOrder | None = None,
     ) -> Connection[Tag]:
-        where = visible_tags(info.context.viewer)
-        return await root_connection(info, TAGS, order_by, (first, after, last, before), where)
+        where = visible_tags(info.context.viewer)  # the viewer's alone: no filter to key
+        return await root_connection(
+            info, TAGS, order_by, (first, after, last, before), where, None
+        )
 
     @strawberry.field(
         description="A tag by name (case-insensitive); null unless a post the viewer may see "

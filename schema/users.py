@@ -26,6 +26,7 @@ from schema.field_checks import EMAIL_MAX, normalise_email
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, parse_id, register_node
 from schema.pagination import ID_KEY, SortKey
+from schema.pruning import prunable
 from schema.validation import MAX_SEARCH, text_argument
 from schema.visibility import may_see_email, visible_comments
 
@@ -184,6 +185,8 @@ class User(Node):
 
 
 register_node("User", models.User, User.from_row)
+# Wide or costly columns, each read only for the fields named (schema.pruning).
+prunable(models.User, "User", bio=("bio",), created_at=("created_at",), updated_at=("updated_at",))
 USERS = Listing(models.User, User.from_row, USER_SORT_KEYS)
 
 
@@ -273,8 +276,10 @@ class UserQueries:
         filter: UserFilter | None = None,
         order_by: UserOrder | None = None,
     ) -> Connection[User]:
-        where, _ = user_where(filter, info.context.viewer)
-        return await root_connection(info, USERS, order_by, (first, after, last, before), where)
+        where, key = user_where(filter, info.context.viewer)
+        return await root_connection(
+            info, USERS, order_by, (first, after, last, before), where, key
+        )
 
     @strawberry.field(description="A user by ID (a global ID or the numeric id).")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:

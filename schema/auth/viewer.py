@@ -52,9 +52,10 @@ def bearer_token(authorization: object) -> str | None:
 async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
     """The viewer ``token`` names (``None`` for no token), checked against the database.
 
-    One primary-key read, through the operation's user DataLoader (so the row also serves
-    later ``author`` fields). Raises ``AuthenticationFailed`` for an invalid or expired token
-    and for an account that was deleted or deactivated (its tokens stop working at once).
+    One primary-key read, through the user DataLoader's batch function; the row then also
+    serves later ``author`` fields (``Loaders.rows``). Raises ``AuthenticationFailed`` for an
+    invalid or expired token and for an account that was deleted or deactivated (its tokens
+    stop working at once).
     """
     if token is None:
         return None
@@ -67,10 +68,11 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         # Subscribers reading one event in a shared unit of work share the lookup too.
         row: models.User | None = await users.load(user_id)
     else:
-        # The batch function itself (no future or dispatch task for one key), its row primed.
+        # The batch function itself (no future or dispatch task for one key); the row then
+        # serves every by-id read of this user, whichever columns it selects.
         (row,) = await load_batch(users, [user_id])
         if row is not None:
-            users.prime(user_id, row)
+            ctx.loaders.rows[models.User, user_id] = row
     if row is None:
         raise AuthenticationFailed("The account of this access token no longer exists.")
     if not row.is_active:

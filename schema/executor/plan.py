@@ -44,6 +44,7 @@ from graphql.language import FieldNode, Visitor, visit
 
 from schema.executor.batch import BatchResolver, batch_resolver_of, edges_of
 from schema.operation_memo import OperationMemo
+from schema.pruning import Reads, is_prunable_type
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -111,6 +112,9 @@ class FieldPlan:
     batch_is_async: bool = False
     strawberry_field: Any = None
     completion: Completion | None = None
+    #: For a root or batch field: what its selection reads on the entity types below it
+    #: (``schema.pruning``), set while it resolves so its statements read no more.
+    reads: Reads | None = None
 
 
 @dataclass(slots=True)
@@ -121,8 +125,8 @@ class Selection:
     type_name: str
     fields: list[FieldPlan]
     keys: tuple[str, ...]
-    #: No field needs a batch call (attributes, ``__typename``, edges from nodes): an object reaching
-    #: this selection is completed at once, in the level that reached it.
+    #: No field needs a batch call (attributes, ``__typename``, edges from nodes): an object
+    #: reaching this selection is completed at once, in the level that reached it.
     inline: bool = False
 
 
@@ -174,6 +178,8 @@ def _selection(
         plan.completion = _completion(executor, definition.type, details)
         if plan.how == BATCH:
             _edges_from_nodes(plan)
+        if plan.how in (ROOT, BATCH):
+            plan.reads = _reads(plan.completion)
         fields.append(plan)
     inline = not root and all(f.how in (ATTRIBUTE, TYPENAME, EDGES) for f in fields)
     return Selection(parent_type.name, fields, tuple(f.key for f in fields), inline)
@@ -209,6 +215,37 @@ def _edges_from_nodes(plan: FieldPlan) -> None:
     if all(f.how == TYPENAME or (f.how == ATTRIBUTE and f.attribute == node) for f in edge.fields):
         plan.how = EDGES
         plan.attribute = nodes
+
+
+def _reads(completion: Completion) -> Reads:
+    """The fields ``completion``'s selections read on each entity type with prunable columns
+    (``schema.pruning``): down through the types between (a connection, its edges), stopping
+    at the entity (its own relationship fields are batch fields with reads of their own)."""
+    found: dict[str, set[str]] = {}
+
+    def complete(value: Completion | None) -> None:
+        kind = type(value)
+        if kind is ListOf:
+            complete(value.item)  # type: ignore[union-attr]
+        elif kind is Object:
+            select(value.selection)  # type: ignore[union-attr]
+        elif kind is Abstract:
+            for selection in value.by_class.values():  # type: ignore[union-attr]
+                select(selection)
+
+    def select(selection: Selection) -> None:
+        if is_prunable_type(selection.type_name):
+            found.setdefault(selection.type_name, set()).update(
+                field.strawberry_field.python_name
+                for field in selection.fields
+                if field.strawberry_field is not None
+            )
+            return
+        for field in selection.fields:
+            complete(field.completion)
+
+    complete(completion)
+    return {name: frozenset(fields) for name, fields in found.items()}
 
 
 def _completion(

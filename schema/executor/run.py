@@ -43,6 +43,7 @@ from schema.executor.plan import (
     Object,
     Selection,
 )
+from schema.pruning import SELECTED
 
 if TYPE_CHECKING:
     from graphql.execution import Executor
@@ -124,6 +125,8 @@ class BreadthFirst:
         executor = self.executor
         path = Path(None, field.key, self.plan.type_name)
         info = executor.build_resolve_info(field.definition, field.nodes, field.parent_type, path)
+        # Runs in a task of its own (gather): what the field reads stays within it.
+        SELECTED.set(field.reads)
         try:
             args = self._arguments(field)
             result = field.definition.resolve(executor.root_value, info, **args)  # type: ignore[misc]
@@ -239,6 +242,9 @@ class BreadthFirst:
     async def _batch(self, field: FieldPlan, sources: list[Any]) -> list[Any]:
         """The field's values for all ``sources``; a failure of the whole batch becomes that
         error for every source."""
+        # The statements the batch builds read only what its selection uses. The batch may
+        # run in the caller's task (a level's only batch), so the value is set back after.
+        selected = SELECTED.set(field.reads)
         try:
             raw = self._arguments(field)
             kwargs = (
@@ -258,6 +264,8 @@ class BreadthFirst:
             return list(values)  # type: ignore[arg-type]
         except Exception as error:
             return [error] * len(sources)
+        finally:
+            SELECTED.reset(selected)
 
     # -- completion -------------------------------------------------------------------------
 
