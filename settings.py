@@ -100,9 +100,9 @@ class Settings(BaseSettings):
         "PostgreSQL. SQLite always serves with one (its event broker is in-process).",
     )
     gc_thresholds: tuple[int, int, int] | None = Field(
-        (50_000, 20, 100),
+        (500_000, 20, 100),
         description="After start-up, freeze the heap and set these garbage-collector "
-        "thresholds (`gc.set_threshold`), as JSON: `[50000, 20, 100]`; `null` leaves "
+        "thresholds (`gc.set_threshold`), as JSON: `[500000, 20, 100]`; `null` leaves "
         "CPython's defaults. Chosen by measurement (bench/README.md).",
     )
     query_executor: Literal["breadth-first", "graphql-core"] = Field(

@@ -10,9 +10,11 @@ and runs it with asyncpg's ``fetch`` on the operation's pooled connection (an
 measured nested read (2,000 comment rows) that is 5 ms of CPU against 23 ms through the ORM.
 
 Rows come back in the shapes the ORM gives: for each selected entity (``select(User)``, an
-``aliased`` one) a ``Row`` of that entity's loaded columns, readable by attribute like the
+``aliased`` one) a row of that entity's loaded columns, readable by attribute like the
 mapped object (``row.name``), the same for a ``Projection`` of the entity (the columns it
-left out holding ``OMITTED``); for each other column its value. Driver errors are raised as
+left out holding ``OMITTED``); for each other column its value. The first entity's row is
+asyncpg's record itself, of a ``Record`` subclass with a property per column, so a row
+costs nothing beyond what the driver makes. Driver errors are raised as
 SQLAlchemy's ``DBAPIError`` (the same ``db.errors`` checks apply), and a connection found
 dead is invalidated, so the pool never hands it out again. The engine's cursor events fire
 around each statement (with no cursor or execution context), so statement counts still
@@ -34,6 +36,7 @@ from operator import itemgetter
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import asyncpg
 from sqlalchemy import Select, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -56,14 +59,17 @@ class _Prepared:
     sql: str
     positions: tuple[str, ...]
     processors: dict[str, Callable[[Any], Any]]
-    #: One per top-level selected element, in order.
-    extracts: tuple[Extract, ...]
+    #: One per top-level selected element, in order; ``None`` for the record itself.
+    extracts: tuple[Extract | None, ...]
+    #: The records' class: the first entity's columns by attribute (``_record_class``).
+    record_class: type[asyncpg.Record] | None
 
 
 _compiled: LRUCache[Any, Any] = LRUCache(COMPILED_STATEMENTS)
 #: Per compiled statement: how to run it, or why the session runs it instead.
 _prepared: LRUCache[int, tuple[Any, _Prepared | str]] = LRUCache(COMPILED_STATEMENTS)
 _row_types: dict[tuple[str, ...], type] = {}
+_record_classes: dict[tuple[Any, ...], type[asyncpg.Record]] = {}
 #: Per statement object, while it lives: its compiled form and bound values. A statement
 #: built once and run by many operations (``schema.loaders``) then skips computing its cache
 #: key, the largest part of the compile-cache lookup. Statements are immutable, so what was
@@ -123,6 +129,11 @@ class Unreadable(ValueError):
     """A statement ``fetch`` does not run (the caller runs it through the session instead)."""
 
 
+#: A selected entity's columns in its rows: (attribute key, index in the record, or ``None``
+#: for a column left out by a ``Projection``).
+Layout = tuple[tuple[str, int | None], ...]
+
+
 def _prepare(statement: Select[Any], compiled: Any, dialect: Dialect) -> _Prepared:
     if compiled.literal_execute_params or compiled.post_compile_params:
         # Expanding IN lists are rendered per call; reads batch keys as one array (= ANY).
@@ -131,30 +142,35 @@ def _prepare(statement: Select[Any], compiled: Any, dialect: Dialect) -> _Prepar
     converters = tuple(
         column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
     )
-    extracts: list[Extract] = []
+    extracts: list[Extract | None] = []
+    record_class: type[asyncpg.Record] | None = None
     at = 0
     for description in statement.column_descriptions:
         expression = description["expr"]
         if isinstance(expression, Projection):
-            width = len(expression.kept)
-            if names[at : at + width] != expression.kept:
-                raise Unreadable(f"columns {names[at : at + width]} are not {expression.kept}")
-            extracts.append(_projected(expression, at, converters[at : at + width]))
-            at += width
-            continue
-        keys = _entity_columns(expression)
-        if keys is None:
-            extracts.append(_column(at, converters[at]))
-            at += 1
+            keys, omitted = expression.kept, expression.omitted
         else:
-            width = len(keys)
-            if names[at : at + width] != keys:
-                # Relabelled (a name taken by an earlier column) or a loader option changed
-                # which columns load: the session maps those.
-                raise Unreadable(f"columns {names[at : at + width]} are not {keys}")
-            row_type = _row_type(keys)
-            extracts.append(_entity(row_type, at, at + width, converters[at : at + width]))
-            at += width
+            found = _entity_columns(expression)
+            if found is None:
+                extracts.append(_column(at, converters[at]))
+                at += 1
+                continue
+            keys, omitted = found, ()
+        width = len(keys)
+        if names[at : at + width] != keys:
+            # Relabelled (a name taken by an earlier column) or a loader option changed
+            # which columns load: the session maps those.
+            raise Unreadable(f"columns {names[at : at + width]} are not {keys}")
+        layout = tuple((key, at + i) for i, key in enumerate(keys)) + tuple(
+            (key, None) for key in omitted
+        )
+        if record_class is None and not _RECORD_NAMES.intersection(keys + omitted):
+            # The first entity is the record itself: no row object made per row.
+            record_class = _record_class(layout, converters)
+            extracts.append(None)
+        else:
+            extracts.append(_entity(layout, converters))
+        at += width
     if at != len(names):
         raise Unreadable(f"{len(names)} result columns, the selected elements account for {at}")
     return _Prepared(
@@ -162,7 +178,37 @@ def _prepare(statement: Select[Any], compiled: Any, dialect: Dialect) -> _Prepar
         positions=tuple(compiled.positiontup or ()),
         processors=dict(compiled._bind_processors),
         extracts=tuple(extracts),
+        record_class=record_class,
     )
+
+
+#: What asyncpg's ``Record`` already answers to: a column of that name gets a named tuple.
+_RECORD_NAMES = frozenset(dir(asyncpg.Record))
+
+
+def _record_class(
+    layout: Layout, converters: tuple[Callable[[Any], Any] | None, ...]
+) -> type[asyncpg.Record]:
+    """An ``asyncpg.Record`` subclass reading ``layout``'s columns by attribute (asyncpg's
+    ``record_class``): the records asyncpg makes are the rows, with nothing copied."""
+    found = _record_classes.get((layout, converters))
+    if found is not None:
+        return found
+    namespace: dict[str, Any] = {"__slots__": ()}
+    for key, index in layout:
+        convert = None if index is None else converters[index]
+        if index is None:
+            namespace[key] = OMITTED  # a class attribute: the same for every row
+        elif convert is None:
+            namespace[key] = property(itemgetter(index))
+        else:
+            namespace[key] = property(_converted(index, convert))
+    found = _record_classes[(layout, converters)] = type("Row", (asyncpg.Record,), namespace)
+    return found
+
+
+def _converted(index: int, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda record: convert(record[index])
 
 
 def _column(index: int, convert: Callable[[Any], Any] | None) -> Extract:
@@ -171,38 +217,20 @@ def _column(index: int, convert: Callable[[Any], Any] | None) -> Extract:
     return lambda record: convert(record[index])
 
 
-def _entity(
-    row_type: type, start: int, stop: int, converters: tuple[Callable[[Any], Any] | None, ...]
-) -> Extract:
-    make = partial(tuple.__new__, row_type)  # what namedtuple's _make does, without a call
-    if any(converters):
-        pairs = tuple(enumerate(converters, start))
-        return lambda record: make(
-            [record[i] if convert is None else convert(record[i]) for i, convert in pairs]
-        )
-    if start == 0:
-        # The entity is the record's leading columns (often all of them).
-        return lambda record: make(record) if len(record) == stop else make(record[:stop])
-    return lambda record: make(record[start:stop])
-
-
-def _projected(
-    projection: Projection, start: int, converters: tuple[Callable[[Any], Any] | None, ...]
-) -> Extract:
-    make = partial(tuple.__new__, _row_type(projection.kept + projection.omitted))
-    fill = (OMITTED,) * len(projection.omitted)
-    indexes = range(start, start + len(projection.kept))
-    if any(converters):
-        pairs = tuple(zip(indexes, converters, strict=True))
-        return lambda record: make(
-            tuple([record[i] if convert is None else convert(record[i]) for i, convert in pairs])
-            + fill
-        )
-    if len(indexes) == 1:
-        (only,) = indexes
-        return lambda record: make((record[only], *fill))
-    pick = itemgetter(*indexes)  # the kept columns, as one tuple
-    return lambda record: make(pick(record) + fill)
+def _entity(layout: Layout, converters: tuple[Callable[[Any], Any] | None, ...]) -> Extract:
+    """A second entity of a statement, as a named tuple copied from the record."""
+    make = partial(tuple.__new__, _row_type(tuple(key for key, _ in layout)))
+    pairs = tuple((index, None if index is None else converters[index]) for _, index in layout)
+    return lambda record: make(
+        [
+            OMITTED
+            if index is None
+            else record[index]
+            if convert is None
+            else convert(record[index])
+            for index, convert in pairs
+        ]
+    )
 
 
 def readable(statement: Any) -> bool:
@@ -276,19 +304,24 @@ async def _fetch(
         # counts, timings); there is no DBAPI cursor or execution context to give them.
         sync.dispatch.before_cursor_execute(sync, None, prepared.sql, parameters, None, False)
     try:
-        records = await pooled.driver_connection.fetch(prepared.sql, *parameters)
+        records = await pooled.driver_connection.fetch(
+            prepared.sql, *parameters, record_class=prepared.record_class
+        )
     except Exception as error:
         raise await _translated(connection, pooled, prepared.sql, error) from error
     if events:
         sync.dispatch.after_cursor_execute(sync, None, prepared.sql, parameters, None, False)
     extracts = prepared.extracts
-    if len(extracts) == 1:
-        (extract,) = extracts
-        return [(extract(record),) for record in records]
-    if len(extracts) == 2:  # an entity and its parent's key: every windowed page
-        first, second = extracts
-        return [(first(record), second(record)) for record in records]
-    return [tuple([extract(record) for extract in extracts]) for record in records]
+    if extracts == (None,):  # an entity: `select(User)`, by far the most common
+        return [(record,) for record in records]
+    if len(extracts) == 2 and extracts[0] is None:  # an entity and its parent: windowed pages
+        second = extracts[1]
+        assert second is not None
+        return [(record, second(record)) for record in records]
+    return [
+        tuple([record if extract is None else extract(record) for extract in extracts])
+        for record in records
+    ]
 
 
 async def _translated(
