@@ -18,11 +18,12 @@ Strawberry's ``execution_context_class``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from graphql import GraphQLObjectType, GraphQLSchema, OperationType
+from graphql import GraphQLObjectType, GraphQLResolveInfoHelpers, GraphQLSchema, OperationType
 from graphql.execution.collect_fields import DeferUsage, FieldDetails
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -39,6 +40,18 @@ _plans: WeakKeyDictionary[GraphQLSchema, PlanCache] = WeakKeyDictionary()
 class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
     """Runs planned queries breadth-first; fails the operation's transaction (if it has one)
     on any field error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # graphql-core hands resolvers helpers bound to the executor, which the executor
+        # holds: a reference cycle through everything it reaches (the context, the request,
+        # the loaders), so each operation's objects waited for the cyclic collector instead
+        # of being freed when it ended. The same helpers through a weak reference.
+        executor = weakref.ref(self)
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=lambda values: _alive(executor).gather_async_work(values),
+            track=lambda values: _alive(executor).track_async_work(values),
+        )
 
     def execute_collected_root_fields(
         self,
@@ -72,3 +85,9 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
         if isinstance(context, Context) and context.transaction is not None:
             context.transaction.fail()
         super().handle_field_error(raw_error, *args, **kwargs)
+
+
+def _alive(executor: weakref.ref[InkwellExecutor]) -> InkwellExecutor:
+    found = executor()
+    assert found is not None, "a resolver outlived its operation's executor"
+    return found
