@@ -13,7 +13,7 @@ from schema.connection import OrderDirection
 from schema.context import Context, Info
 from schema.executor.batch import batched, required
 from schema.listing import Listing
-from schema.node import DATABASE_ID, BigInt, Node, register_node
+from schema.node import DATABASE_ID, BigInt, Node, new_node, register_node
 from schema.pagination import ID_KEY, SortKey
 from schema.pruning import prunable
 
@@ -56,15 +56,15 @@ class Comment(Node):
     @classmethod
     def from_row(cls, row: models.Comment) -> Comment:
         """The GraphQL ``Comment`` for a ``models.Comment`` row."""
-        return cls(
-            database_id=BigInt(row.id),
-            author_id=row.author_id,
-            post_id=row.post_id,
-            body=row.body,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            version=row.version,
-        )
+        comment = new_node(cls)
+        comment.database_id = BigInt(row.id)
+        comment.author_id = row.author_id
+        comment.post_id = row.post_id
+        comment.body = row.body
+        comment.created_at = row.created_at
+        comment.updated_at = row.updated_at
+        comment.version = row.version
+        return comment
 
     @strawberry.field(description="Who wrote the comment.")
     async def author(self, info: Info) -> LazyUser:

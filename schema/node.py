@@ -61,6 +61,14 @@ def _global_ids(_context: Any, nodes: list[Any]) -> list[strawberry.ID]:
     return [node.id() for node in nodes]
 
 
+#: ``new_node(cls)``: an instance of the Strawberry type ``cls`` with no field set yet, for a
+#: ``from_row`` that assigns every field itself. A nested read makes thousands of nodes, and
+#: this costs half of calling the dataclass ``__init__`` with keywords (which only assigns
+#: the fields too: node types have no ``__post_init__``). ``tests/test_nodes.py`` checks
+#: that every ``from_row`` sets every field.
+new_node = object.__new__
+
+
 @dataclass(frozen=True, slots=True)
 class NodeKind:
     """How to load a node type: its model and the function making a GraphQL object of a row."""

@@ -21,7 +21,7 @@ from schema.context import Context, Info
 from schema.executor.batch import batched
 from schema.field_checks import TAG_NAME_MAX
 from schema.listing import Listing, root_connection
-from schema.node import DATABASE_ID, BigInt, Node, register_node
+from schema.node import DATABASE_ID, BigInt, Node, new_node, register_node
 from schema.pagination import ID_KEY, SortKey
 from schema.validation import text_argument
 from schema.visibility import visible_tags
@@ -57,7 +57,10 @@ class Tag(Node):
     @classmethod
     def from_row(cls, row: models.Tag) -> Tag:
         """The GraphQL ``Tag`` for a ``models.Tag`` row."""
-        return cls(database_id=BigInt(row.id), name=row.name)
+        tag = new_node(cls)
+        tag.database_id = BigInt(row.id)
+        tag.name = row.name
+        return tag
 
     @strawberry.field(description="Posts carrying this tag.")
     async def posts(

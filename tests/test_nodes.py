@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
+from sqlalchemy import select
 
+from schema.node import NODE_KINDS
 from tests.conftest import SIGN_IN, App
 from tests.truth import table
 
@@ -93,3 +96,17 @@ async def test_fields_match_the_row(api: App) -> None:
     assert post["version"] == 1
     assert post["databaseId"] == "7"  # 64-bit ids travel as strings
     assert post["createdAt"].endswith("+00:00")  # timezone-aware UTC on both databases
+
+
+@pytest.mark.parametrize("type_name", ["User", "Post", "Comment", "Tag"])
+async def test_from_row_sets_every_field_as_the_constructor_would(api: App, type_name: str) -> None:
+    # ``from_row`` assigns fields on a blank instance (``node.new_node``), skipping the
+    # dataclass ``__init__``: a field it forgot would only fail when read.
+    kind = NODE_KINDS[type_name]
+    async with api.engine.connect() as connection:
+        row = (await connection.execute(select(kind.model.__table__).limit(1))).one()
+    node = kind.from_row(row)
+    cls = type(node)
+    names = {field.name for field in dataclasses.fields(cls) if field.init}
+    assert set(vars(node)) == names
+    assert node == cls(**{name: getattr(node, name) for name in names})

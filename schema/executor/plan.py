@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -128,6 +129,9 @@ class Selection:
     #: No field needs a batch call (attributes, ``__typename``, edges from nodes): an object
     #: reaching this selection is completed at once, in the level that reached it.
     inline: bool = False
+    #: ``keys`` mapped to ``None``: an object's response dict starts as a copy of it (a
+    #: small dict's ``copy`` is several times cheaper than ``dict.fromkeys``). Never mutated.
+    empty: dict[str, None] = dataclass_field(default_factory=dict)
 
 
 def plan_operation(executor: Executor, root_type: GraphQLObjectType) -> Selection:
@@ -182,7 +186,8 @@ def _selection(
             plan.reads = _reads(plan.completion)
         fields.append(plan)
     inline = not root and all(f.how in (ATTRIBUTE, TYPENAME, EDGES) for f in fields)
-    return Selection(parent_type.name, fields, tuple(f.key for f in fields), inline)
+    keys = tuple(f.key for f in fields)
+    return Selection(parent_type.name, fields, keys, inline, dict.fromkeys(keys))
 
 
 def _how_nested(plan: FieldPlan, strawberry_field: Any) -> None:

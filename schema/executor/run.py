@@ -74,7 +74,7 @@ def path_of(position: Position | None) -> Path | None:
 def _enqueue(work: Work, value: Any, position: Position) -> dict[str, Any]:
     """Queue object ``value`` at ``position`` for ``work``'s selection at the next level;
     returns its (still empty) response dict, keys in response order."""
-    result = dict.fromkeys(work[0].keys)
+    result = work[0].empty.copy()
     work[1].append(value)
     work[2].append(result)
     work[3].append(position)
@@ -90,7 +90,7 @@ class BreadthFirst:
         self.plan = plan
         self.context = executor.context_value
         self.errors = executor.collected_errors
-        self.data: dict[str, Any] | None = dict.fromkeys(plan.keys)
+        self.data: dict[str, Any] | None = plan.empty.copy()
         # Strawberry's schema: its scalar registry and config convert batch arguments.
         self._strawberry = executor.schema._strawberry_schema  # type: ignore[attr-defined]
         #: The next level's work, one item per selection (a selection sits at one place in
@@ -215,7 +215,7 @@ class BreadthFirst:
             result[key] = out
             at: Position = (position, key, typename, result, nullable)
             for index, node in enumerate(nodes):
-                edge_dict: dict[str, Any] = {} if only is not None else dict.fromkeys(edge.keys)
+                edge_dict: dict[str, Any] = {} if only is not None else edge.empty.copy()
                 out.append(edge_dict)
                 item: Position = (at, index, None, out, edge_nullable)
                 if only_work is not None and node is not None:
