@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import asyncpg
 from sqlalchemy import Select, inspect
@@ -70,13 +69,6 @@ _compiled: LRUCache[Any, Any] = LRUCache(COMPILED_STATEMENTS)
 _prepared: LRUCache[int, tuple[Any, _Prepared | str]] = LRUCache(COMPILED_STATEMENTS)
 _row_types: dict[tuple[str, ...], type] = {}
 _record_classes: dict[tuple[Any, ...], type[asyncpg.Record]] = {}
-#: Per statement object, while it lives: its compiled form and bound values. A statement
-#: built once and run by many operations (``schema.loaders``) then skips computing its cache
-#: key, the largest part of the compile-cache lookup. Statements are immutable, so what was
-#: extracted from one stays true of it.
-_by_statement: WeakKeyDictionary[Any, tuple[Dialect, Any, Any, Any, _Prepared | str]] = (
-    WeakKeyDictionary()
-)
 
 
 def _row_type(names: tuple[str, ...]) -> type:
@@ -264,24 +256,19 @@ async def _fetch(
     connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None
 ) -> list[tuple[Any, ...]]:
     dialect = connection.engine.dialect
-    known = _by_statement.get(statement)
-    if known is not None and known[0] is dialect:
-        _, compiled, extracted, collected, prepared = known
-    else:
-        # SQLAlchemy internals from here on (typed loosely): what Connection.execute does.
-        element: Any = statement
-        compiled, extracted, collected, _ = element._compile_w_cache(
-            dialect, compiled_cache=_compiled, column_keys=[]
-        )
-        entry = _prepared.get(id(compiled))
-        if entry is None or entry[0] is not compiled:
-            try:
-                entry = (compiled, _prepare(statement, compiled, dialect))
-            except Unreadable as refused:
-                entry = (compiled, str(refused))  # remembered: refused at once from now on
-            _prepared[id(compiled)] = entry
-        prepared = entry[1]
-        _by_statement[statement] = (dialect, compiled, extracted, collected, prepared)
+    # SQLAlchemy internals from here on (typed loosely): what Connection.execute does.
+    element: Any = statement
+    compiled, extracted, collected, _ = element._compile_w_cache(
+        dialect, compiled_cache=_compiled, column_keys=[]
+    )
+    entry = _prepared.get(id(compiled))
+    if entry is None or entry[0] is not compiled:
+        try:
+            entry = (compiled, _prepare(statement, compiled, dialect))
+        except Unreadable as refused:
+            entry = (compiled, str(refused))  # remembered: refused at once from now on
+        _prepared[id(compiled)] = entry
+    prepared = entry[1]
     if isinstance(prepared, str):
         raise Unreadable(prepared)
     if connection.sync_connection is None:

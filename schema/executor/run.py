@@ -7,7 +7,10 @@ resolver is resolved for all its parents in one call (the batches of one level r
 concurrently, and the session lock serialises their statements). Values are completed into
 plain dicts and lists, the response shape; an object queues its selection for the next level,
 unless that selection has no batch field (a connection's edges, an edge's node field): then it
-is completed within the level, column by column all the same.
+is completed within the level, column by column all the same. A connection's ``edges`` read
+only for their nodes are completed from its ``nodes`` (``batch.edges_over``), one dict per
+edge and no edge object. While a root or batch field resolves, ``schema.pruning.SELECTED``
+holds what its selection reads, so its statements leave out the columns nothing reads.
 
 Errors follow the specification's "Handling Field Errors": a field error is located at the
 field's path; when the field is non-null, null propagates to the nearest nullable ancestor
