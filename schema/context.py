@@ -151,8 +151,10 @@ class Context:
                 raise OperationEnded("the operation has ended and its session is closed")
             connection = self._connection
             if connection is None:
-                assert self.read_sessionmaker is not None
-                engine: AsyncEngine = self.read_sessionmaker.kw["bind"]
+                # The plain engine, not the read sessions' AUTOCOMMIT one: asyncpg runs these
+                # statements outside any transaction anyway (nothing here begins one), and
+                # the isolation-level option would cost every checkout a connection event.
+                engine: AsyncEngine = self.sessionmaker.kw["bind"]
                 # Not connected yet: the first read checks out, inside its shielded task,
                 # so a cancellation cannot lose a checked-out connection.
                 connection = self._connection = engine.connect()
