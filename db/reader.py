@@ -283,9 +283,11 @@ async def _fetch(
         processors[key](values[key]) if key in processors else values[key]
         for key in prepared.positions
     ]
-    pooled: Any = await connection.get_raw_connection()
     sync: Any = connection.sync_connection
-    events = sync is not None and (sync._has_events or sync.engine._has_events)
+    # The pooled connection, read as it is: ``get_raw_connection`` would spend a greenlet
+    # switch on every statement for what needs I/O only once the connection was invalidated.
+    pooled: Any = await connection.get_raw_connection() if sync.invalidated else sync.connection
+    events = sync._has_events or sync.engine._has_events
     if events:
         # The engine's cursor events see this statement as they see every other (statement
         # counts, timings); there is no DBAPI cursor or execution context to give them.
