@@ -67,19 +67,23 @@ async def root_connection(
     ``count(*)`` if ``totalCount`` is selected.
 
     ``filter_key`` is a hashable form of everything in ``where`` but the viewer's visibility
-    conditions: with the page arguments it keys the page's statement, built once and shared
-    (``loaders.shared_statement``). Raises ``BadUserInput`` for invalid arguments.
+    conditions: with the page arguments it keys the first page's statement, built once and
+    shared (``loaders.shared_statement``); a page after a cursor is built for itself (each
+    cursor would be an entry of its own). Raises ``BadUserInput`` for invalid arguments.
     """
     ctx = info.context
     args = listing.page_args(ctx.settings, order, relay)
     model = listing.model
     # Only the columns the selection uses (schema.pruning), and the ordering's for cursors.
     omit = pruning.omitted(ctx, model, keep=(args.ordering.key.attr,))
-    statement = loaders.shared_statement(
-        ctx,
-        ("root", model, filter_key, args, omit),
-        lambda: fetch.root_page_statement(model, where, args, omit),
-    )
+    if args.after is None and args.before is None:
+        statement = loaders.shared_statement(
+            ctx,
+            ("root", model, filter_key, args, omit),
+            lambda: fetch.root_page_statement(model, where, args, omit),
+        )
+    else:
+        statement = fetch.root_page_statement(model, where, args, omit)
     page = make_page(await fetch.scalars(ctx, statement), args)
     return build_connection(
         page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
