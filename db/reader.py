@@ -225,6 +225,11 @@ def _entity(layout: Layout, converters: tuple[Callable[[Any], Any] | None, ...])
     )
 
 
+def is_projected(statement: Select[Any]) -> bool:
+    """True when ``statement`` selects a ``Projection`` (which only ``fetch`` reads)."""
+    return any(isinstance(d["expr"], Projection) for d in statement.column_descriptions)
+
+
 def readable(statement: Any) -> bool:
     """True when ``fetch`` can run ``statement`` (a ``Select``)."""
     return isinstance(statement, Select)
@@ -235,7 +240,8 @@ async def fetch(
 ) -> list[tuple[Any, ...]]:
     """Run ``statement`` on ``connection`` (started here if it is not yet) with asyncpg,
     bypassing the ORM; return one tuple per row, of the values the ORM would give (entity
-    rows as named tuples); ``params`` binds the statement's named parameters.
+    rows readable by attribute: the first entity's is the record itself, a further one a
+    named tuple); ``params`` binds the statement's named parameters.
 
     A connection the server dropped (a restart) is found out here, not by a pre-ping at
     checkout: the pool is invalidated and the read runs once more, on a new connection.

@@ -75,7 +75,8 @@ class Connection(Generic[NodeT]):
     @strawberry.field
     def edges(self) -> list[Edge[NodeT]]:
         # Made when read: a nested read builds hundreds of connections, and the breadth-first
-        # executor reads `edges { node }` straight from `nodes` (see `_edges` below).
+        # executor completes `edges { node }` straight from `nodes` (`edges_over` on `_edges`
+        # below; `_edges` itself runs only when an edge's `cursor` is selected).
         return edges_of(self)
 
     @strawberry.field(

@@ -45,8 +45,13 @@ async def rows(
     if ctx.reads_on_driver:
         try:
             return await ctx.read(statement, params)
-        except reader.Unreadable:
-            pass  # nothing was sent: the session runs it
+        except reader.Unreadable as refused:
+            if reader.is_projected(statement):
+                # The ORM would give rows of the kept columns alone: fail here, plainly,
+                # rather than with an AttributeError in some ``from_row``.
+                message = f"a pruned statement must be read on the driver: {refused}"
+                raise RuntimeError(message) from refused
+            # nothing was sent: the session runs it
     return (await _execute(ctx, statement, params)).all()
 
 

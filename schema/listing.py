@@ -67,19 +67,21 @@ async def root_connection(
     ``count(*)`` if ``totalCount`` is selected.
 
     ``filter_key`` is a hashable form of everything in ``where`` but the viewer's visibility
-    conditions: with the page arguments it keys the first page's statement, built once and
-    shared (``loaders.shared_statement``); a page after a cursor is built for itself (each
-    cursor would be an entry of its own). Raises ``BadUserInput`` for invalid arguments.
+    conditions, empty when there is no filter: an unfiltered first page's statement is built
+    once and shared (``loaders.shared_statement``). A filtered page, or one after a cursor,
+    is built for itself: search texts, dates and cursors come from clients, and each would
+    be a cache entry of its own, pushing out the statements every request shares. Raises
+    ``BadUserInput`` for invalid arguments.
     """
     ctx = info.context
     args = listing.page_args(ctx.settings, order, relay)
     model = listing.model
     # Only the columns the selection uses (schema.pruning), and the ordering's for cursors.
     omit = pruning.omitted(ctx, model, keep=(args.ordering.key.attr,))
-    if args.after is None and args.before is None:
+    if not filter_key and args.after is None and args.before is None:
         statement = loaders.shared_statement(
             ctx,
-            ("root", model, filter_key, args, omit),
+            ("root", model, args, omit),
             lambda: fetch.root_page_statement(model, where, args, omit),
         )
     else:

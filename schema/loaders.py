@@ -23,7 +23,7 @@ from strawberry.dataloader import DataLoader
 from db import models
 from schema import fetch, pruning
 from schema.pagination import Page, PageArgs, make_page
-from schema.visibility import visible
+from schema.visibility import is_public, visible
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -52,8 +52,10 @@ class Loaders:
 
     def __init__(self, settings: Settings) -> None:
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
-        #: Whole rows the operation read outside its loaders, by (entity, id): every by-id
-        #: loader of the entity serves them without a statement, whatever it would select.
+        #: Whole rows the operation has already read (the viewer's), by (entity, id): every
+        #: by-id loader of the entity serves them without a statement, whatever columns it
+        #: would select. Only rows of entities every viewer sees (``visibility.is_public``)
+        #: are served so, as the loader applies no visibility condition to them.
         self.rows: dict[tuple[Any, int], Any] = {}
         if not settings.dataloader_batching:
             self._max_batch: int | None = 1
@@ -110,8 +112,10 @@ def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
     omit = pruning.omitted(ctx, entity)
     key = ("by_id", entity, omit) if omit else ("by_id", entity)
 
+    public = is_public(entity)
+
     async def load(ids: list[int]) -> list[Any]:
-        known = ctx.loaders.rows
+        known = ctx.loaders.rows if public else None
         found = {i: known[entity, i] for i in ids if (entity, i) in known} if known else {}
         missing = [i for i in ids if i not in found] if found else ids
         if missing:

@@ -6,14 +6,18 @@ and bodies would pay for thousands of them. So each entity declares its *prunabl
 (``prunable``): wide or costly ones, each with the GraphQL fields that read it. While the
 breadth-first executor resolves a field, ``SELECTED`` holds the fields its plan selects on
 each entity type below it (``schema.executor.plan.FieldPlan.reads``), and the statements built
-for it (``fetch.root_page``, ``loaders.by_id``, ``loaders.pages``) leave out every prunable
-column no selected field reads (``omitted``).
+for it (``listing.root_connection``, ``loaders.by_id``, ``loaders.pages``) leave out every
+prunable column no selected field reads (``omitted``), except the ordering's column, which
+cursors encode (``keep``).
 
 Rows come back with the left-out columns holding ``db.reader.OMITTED``, so ``from_row`` is
 unchanged; a field that read one by mistake would fail loudly (no scalar serialises it),
-never answer with a wrong value. Keys, foreign keys and the columns visibility and cursors
-read are never prunable. Only reads on the driver prune (``Context.reads_on_driver``); the
-unit of work's ORM instances are always whole.
+never answer with a wrong value. Keys, foreign keys and the columns visibility reads are
+never prunable. Only reads on the driver prune (``Context.reads_on_driver``); the unit of
+work's ORM instances are always whole.
+
+Each set of left-out columns is a statement (and a DataLoader) of its own: two fields at one
+level reading the same entity with different selections now run two statements, not one.
 Source: the idea is PostGraphile's and Hasura's (SQL selecting only what the query asks).
 """
 

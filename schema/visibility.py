@@ -64,6 +64,11 @@ def visible(viewer: Viewer | None, entity: Any) -> list[ColumnElement[bool]]:
     return []
 
 
+def is_public(entity: Any) -> bool:
+    """True when every viewer may see every row of ``entity`` (``visible`` adds nothing)."""
+    return entity is models.User
+
+
 def may_see_email(viewer: Viewer | None, user_id: int) -> bool:
     """A user's email is visible only to that user and to admins."""
     return viewer is not None and viewer.may_edit(user_id)

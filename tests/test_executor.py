@@ -11,6 +11,7 @@ errors (message, path, code). A spy checks the plan path really ran.
 from __future__ import annotations
 
 import base64
+import gc
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schema.context import Context
 from schema.executor.run import BreadthFirst
 from tests.conftest import ADMIN_ID, OWNER, App, app_settings, running_app
 
@@ -314,3 +316,25 @@ async def test_a_nested_read_costs_one_statement_per_level(pair: tuple[App, App]
     planned.statements.clear()
     await planned.data(query)
     assert planned.count() == 4, planned.statements
+
+
+async def test_a_planned_query_leaves_no_cycle_through_its_context(
+    pair: tuple[App, App],
+) -> None:
+    # graphql-core's executor holds helpers bound to itself; unbroken, that cycle kept every
+    # operation's context (and its request, loaders and rows) for the cyclic collector.
+    planned, _ = pair
+    query = "{ users(first: 3) { edges { node { name posts(first: 2) { nodes { title } } } } } }"
+    await planned.data(query)
+    gc.collect()
+    gc.disable()
+    try:
+        await planned.data(query)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        cyclic = [o for o in gc.garbage if isinstance(o, Context)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert cyclic == []

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from schema.pruning import SELECTED
 from tests.conftest import App
 
 pytestmark = pytest.mark.usefixtures("postgres_only")
@@ -74,6 +75,11 @@ async def test_the_ordering_column_is_read_for_cursors(api: App) -> None:
     both = await api.data(query.replace("first: 2", "first: 4"), {"after": None})
     titles = [e["node"]["title"] for e in both["posts"]["edges"]]
     assert titles == [e["node"]["title"] for e in edges + second["posts"]["edges"]]
+
+
+async def test_what_a_field_reads_does_not_outlive_its_resolution(api: App) -> None:
+    await api.data("{ users(first: 2) { nodes { name posts(first: 1) { nodes { title } } } } }")
+    assert SELECTED.get() is None
 
 
 async def test_a_query_selecting_every_column_reads_whole_rows(api: App) -> None:

@@ -169,3 +169,39 @@ async def test_driver_errors_are_sqlalchemys_and_a_statement_timeout_is_a_reques
         await fetch.scalars(ctx, select(func.set_config("statement_timeout", setting, False)))
     finally:
         await ctx.close()
+
+
+async def test_projected_rows_hold_the_kept_columns_and_mark_the_others(api: App) -> None:
+    # Column pruning (schema.pruning): a projection's row reads as the entity's, its
+    # left-out columns holding OMITTED.
+    user = models.User
+    pruned = select(reader.Projection(user, frozenset({"bio"}))).where(user.id <= 5)
+    ctx = context(api, read_only=True)
+    try:
+        driver = list(await fetch.rows(ctx, pruned.order_by(user.id)))
+    finally:
+        await ctx.close()
+    _, whole = await both(api, select(user).where(user.id <= 5).order_by(user.id))
+    assert len(driver) == len(whole) == 5
+    for (got,), (want,) in zip(driver, whole, strict=True):
+        assert got.bio is reader.OMITTED
+        expected, actual = columns(user, want), columns(user, got)
+        del expected["bio"], actual["bio"]
+        assert actual == expected
+
+
+async def test_a_projection_the_driver_refuses_is_not_handed_to_the_orm(api: App) -> None:
+    # Two entities with same-named columns are relabelled (`id_1`): the driver path refuses
+    # them, and the ORM would give rows of the kept columns alone, so this fails plainly.
+    post, author = models.Post, models.User
+    pruned = select(
+        reader.Projection(post, frozenset({"content"})),
+        reader.Projection(author, frozenset({"bio"})),
+    ).join(author, author.id == post.author_id)
+    assert reader.is_projected(pruned) and not reader.is_projected(select(post))
+    ctx = context(api, read_only=True)
+    try:
+        with pytest.raises(RuntimeError, match="pruned statement must be read on the driver"):
+            await fetch.rows(ctx, pruned)
+    finally:
+        await ctx.close()
