@@ -75,6 +75,11 @@ ORDER_FIELDS = {
     "Tag": ["ID", "NAME"],
 }
 BAD_CURSOR = '"bm90LWEtY3Vyc29y"'
+#: Filters of the root connections (a filtered page builds its statement for itself).
+FILTERS = {
+    "User": ['{search: "a"}', "{isActive: true}", "{role: ADMIN}", '{search: "example"}'],
+    "Post": ["{status: DRAFT}", '{search: "e"}', '{tag: "python"}', "{status: PUBLISHED}"],
+}
 
 
 @st.composite
@@ -93,8 +98,8 @@ def connection_arguments(draw: st.DrawFn, node_type: str) -> str:
         field = draw(st.sampled_from(ORDER_FIELDS[node_type]))
         direction = draw(st.sampled_from(["ASC", "DESC"]))
         parts.append(f"orderBy: {{field: {field}, direction: {direction}}}")
-    if node_type == "Post" and draw(st.integers(0, 3)) == 0:
-        parts.append("filter: {status: DRAFT}")
+    if draw(st.integers(0, 3)) == 0 and node_type in FILTERS:
+        parts.append(f"filter: {draw(st.sampled_from(FILTERS[node_type]))}")
     return f"({', '.join(parts)})" if parts else ""
 
 
@@ -176,7 +181,11 @@ FRAGMENTS = {
 def operations(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     roots = []
     for _ in range(draw(st.integers(1, 2))):
-        root = draw(st.sampled_from(["users", "posts", "tags", "post", "user", "node", "nodes"]))
+        root = draw(
+            st.sampled_from(
+                ["users", "posts", "tags", "post", "user", "node", "nodes", "viewer", "lookup"]
+            )
+        )
         if root in ("users", "posts", "tags"):
             node_type = {"users": "User", "posts": "Post", "tags": "Tag"}[root]
             inner = draw(selection(node_type, 2))
@@ -187,6 +196,20 @@ def operations(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             node_type = root.capitalize()
             pk = draw(st.sampled_from([1, 2, 5, 17, 99999]))
             roots.append(f'{root}(id: "{pk}") {{ {draw(selection(node_type, 2))} }}')
+        elif root == "viewer":
+            roots.append(f"viewer {{ {draw(selection('User', 2))} }}")
+        elif root == "lookup":  # the root fields that find a row by another key
+            head = draw(
+                st.sampled_from(
+                    [
+                        ('userByEmail(email: "admin@example.com")', "User"),
+                        ('userByEmail(email: "nobody@example.com")', "User"),
+                        ('tag(name: "python")', "Tag"),
+                        ('tag(name: "no-such-tag")', "Tag"),
+                    ]
+                )
+            )
+            roots.append(f"{head[0]} {{ {draw(selection(head[1], 2))} }}")
         else:
             ids = [
                 gid(

@@ -126,8 +126,9 @@ class Selection:
     type_name: str
     fields: list[FieldPlan]
     keys: tuple[str, ...]
-    #: No field needs a batch call (attributes, ``__typename``, edges from nodes): an object
-    #: reaching this selection is completed at once, in the level that reached it.
+    #: No field needs an awaited batch call (attributes, ``__typename``, edges from nodes,
+    #: synchronous batch resolvers such as cursors): an object reaching this selection is
+    #: completed at once, in the level that reached it, as graphql-core would.
     inline: bool = False
     #: ``keys`` mapped to ``None``: an object's response dict starts as a copy of it (a
     #: small dict's ``copy`` is several times cheaper than ``dict.fromkeys``). Never mutated.
@@ -185,7 +186,10 @@ def _selection(
         if plan.how in (ROOT, BATCH):
             plan.reads = _reads(plan.completion)
         fields.append(plan)
-    inline = not root and all(f.how in (ATTRIBUTE, TYPENAME, EDGES) for f in fields)
+    inline = not root and all(
+        f.how in (ATTRIBUTE, TYPENAME, EDGES) or (f.how == BATCH and not f.batch_is_async)
+        for f in fields
+    )
     keys = tuple(f.key for f in fields)
     return Selection(parent_type.name, fields, keys, inline, dict.fromkeys(keys))
 

@@ -74,6 +74,18 @@ def path_of(position: Position | None) -> Path | None:
     return Path(path_of(parent), key, typename)
 
 
+def _document_order(position: Position | None) -> tuple[int, ...]:
+    """Where ``position`` comes in the response, depth first: each step's index among its
+    container's keys (response dicts keep their selection's order) or in its list."""
+    steps: list[int] = []
+    while position is not None:
+        parent, key, _typename, container, _nullable = position
+        steps.append(key if type(key) is int else list(container).index(key))
+        position = parent
+    steps.reverse()
+    return tuple(steps)
+
+
 def _enqueue(work: Work, value: Any, position: Position) -> dict[str, Any]:
     """Queue object ``value`` at ``position`` for ``work``'s selection at the next level;
     returns its (still empty) response dict, keys in response order."""
@@ -101,6 +113,8 @@ class BreadthFirst:
         self._next: dict[int, Work] = {}
         #: Work for inline selections (no batch field): done before the level ends.
         self._now: dict[int, Work] = {}
+        #: The level's field errors, with the positions they null (``_settle``).
+        self._nulls: list[tuple[Position | None, GraphQLError]] = []
 
     async def run(self) -> dict[str, Any] | None:
         """Execute the plan. Never raises for a field error (they are collected)."""
@@ -114,6 +128,7 @@ class BreadthFirst:
         for field, value in zip(roots, values, strict=True):
             self._complete_field_at(field, None, data, field.key, self.plan.type_name, value)
         self._complete_inline()
+        self._settle()
         level = self._take_next()
         while level and self.data is not None:
             await self._run_level(level)
@@ -157,15 +172,15 @@ class BreadthFirst:
             for field in self._run_attributes(work):
                 pending.append((field, work, self._batch(field, work[1])))
         self._complete_inline()
-        if not pending:
-            return
-        if len(pending) == 1:
-            outcomes = [await pending[0][2]]
-        else:
-            outcomes = await asyncio.gather(*(p[2] for p in pending))
-        for (field, work, _), values in zip(pending, outcomes, strict=True):
-            self._complete_column(field, work, values)
-        self._complete_inline()
+        if pending:
+            if len(pending) == 1:
+                outcomes = [await pending[0][2]]
+            else:
+                outcomes = await asyncio.gather(*(p[2] for p in pending))
+            for (field, work, _), values in zip(pending, outcomes, strict=True):
+                self._complete_column(field, work, values)
+            self._complete_inline()
+        self._settle()
 
     def _run_attributes(self, work: Work) -> list[FieldPlan]:
         """Complete ``work``'s attribute and ``__typename`` fields; returns its batch fields."""
@@ -182,7 +197,10 @@ class BreadthFirst:
                 for result in dicts:
                     result[field.key] = selection.type_name
             elif how == BATCH:
-                batches.append(field)
+                if field.batch_is_async:
+                    batches.append(field)
+                else:  # no I/O (cursors, global ids): at once, as an attribute
+                    self._complete_column(field, work, self._batch_now(field, sources))
             elif how == EDGES:
                 self._complete_edges(field, work)
         return batches
@@ -249,26 +267,34 @@ class BreadthFirst:
         # run in the caller's task (a level's only batch), so the value is set back after.
         selected = SELECTED.set(field.reads)
         try:
-            raw = self._arguments(field)
-            kwargs = (
-                convert_arguments(
-                    raw,
-                    field.strawberry_field.arguments,
-                    scalar_registry=self._strawberry.schema_converter.scalar_registry,
-                    config=self._strawberry.config,
-                )
-                if raw
-                else {}
-            )
-            assert field.batch is not None
-            values = field.batch(self.context, sources, **kwargs)
-            if field.batch_is_async:
-                values = await values  # type: ignore[misc]
-            return list(values)  # type: ignore[arg-type]
+            return list(await self._call_batch(field, sources))
         except Exception as error:
             return [error] * len(sources)
         finally:
             SELECTED.reset(selected)
+
+    def _batch_now(self, field: FieldPlan, sources: list[Any]) -> list[Any]:
+        """``_batch`` for a synchronous batch resolver."""
+        try:
+            return list(self._call_batch(field, sources))
+        except Exception as error:
+            return [error] * len(sources)
+
+    def _call_batch(self, field: FieldPlan, sources: list[Any]) -> Any:
+        """The batch resolver's result for ``sources`` (an awaitable for an async one)."""
+        raw = self._arguments(field)
+        kwargs = (
+            convert_arguments(
+                raw,
+                field.strawberry_field.arguments,
+                scalar_registry=self._strawberry.schema_converter.scalar_registry,
+                config=self._strawberry.config,
+            )
+            if raw
+            else {}
+        )
+        assert field.batch is not None
+        return field.batch(self.context, sources, **kwargs)
 
     # -- completion -------------------------------------------------------------------------
 
@@ -402,6 +428,21 @@ class BreadthFirst:
         return located_error(error, field.nodes, path.as_list() if path else None)
 
     def _null(self, position: Position | None, error: GraphQLError) -> None:
+        """Record that ``error`` nulls ``position``: applied when the level is settled."""
+        self._nulls.append((position, error))
+
+    def _settle(self) -> None:
+        """Apply the level's nulls in document order. Which error survives when several
+        null the same ancestor is the first graphql-core meets, and it meets a level's
+        fields depth first, in the order of the response."""
+        if not self._nulls:
+            return
+        nulls, self._nulls = self._nulls, []
+        nulls.sort(key=lambda entry: _document_order(entry[0]))
+        for position, error in nulls:
+            self._apply_null(position, error)
+
+    def _apply_null(self, position: Position | None, error: GraphQLError) -> None:
         """Null the nearest nullable position at or above ``position`` (the whole ``data``
         if none is) and record ``error`` there, unless an ancestor is already null."""
         while position is not None and not position[4]:
