@@ -322,6 +322,10 @@ async def test_the_plan_path_runs_for_reads_and_not_for_introspection(
         "{ totalCount } } } } }",
         f'{{ post(id: "1") {{ title comments(first: 2, after: {BAD_CURSOR}) '
         "{ nodes { body } } } }",
+        # Several errors null one ancestor, reached through edges (a cursor: a synchronous
+        # batch) and through nodes: graphql-core keeps the first in document order.
+        "{ users(first: 2) { edges { cursor node { name comments(first: -1) { totalCount } } } "
+        "nodes { name comments(first: -1) { totalCount } } } }",
         "{ a: users(first: 2) { nodes { name } } b: users(first: 2) { nodes { email } } }",
         '{ nodes(ids: ["VXNlcjox", "UG9zdDox", "VGFnOjE=", "Q29tbWVudDox", "VXNlcjo5OTk5"]) '
         "{ __typename ... on User { name } ... on Post { title } ... on Tag { name } } }",
