@@ -188,19 +188,14 @@ def _record_class(
         return found
     namespace: dict[str, Any] = {"__slots__": ()}
     for key, index in layout:
-        convert = None if index is None else converters[index]
         if index is None:
             namespace[key] = OMITTED  # a class attribute: the same for every row
-        elif convert is None:
-            namespace[key] = property(itemgetter(index))
+        elif converters[index] is None:
+            namespace[key] = property(itemgetter(index))  # C-level, the common case
         else:
-            namespace[key] = property(_converted(index, convert))
+            namespace[key] = property(_column(index, converters[index]))
     found = _record_classes[(layout, converters)] = type("Row", (asyncpg.Record,), namespace)
     return found
-
-
-def _converted(index: int, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda record: convert(record[index])
 
 
 def _column(index: int, convert: Callable[[Any], Any] | None) -> Extract:
@@ -228,11 +223,6 @@ def _entity(layout: Layout, converters: tuple[Callable[[Any], Any] | None, ...])
 def is_projected(statement: Select[Any]) -> bool:
     """True when ``statement`` selects a ``Projection`` (which only ``fetch`` reads)."""
     return any(isinstance(d["expr"], Projection) for d in statement.column_descriptions)
-
-
-def readable(statement: Any) -> bool:
-    """True when ``fetch`` can run ``statement`` (a ``Select``)."""
-    return isinstance(statement, Select)
 
 
 async def fetch(

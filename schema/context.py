@@ -161,14 +161,8 @@ class Context:
             return await self._to_completion(reader.fetch(connection, statement, params))
 
     async def _to_completion(self, work: Awaitable[T]) -> T:
-        task = asyncio.ensure_future(work)
         try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait([task])
-            if not task.cancelled():
-                task.exception()  # retrieved: the cancelled caller has no use for it
-            raise
+            return await _shielded(work)
         except Exception as exc:
             if is_unavailable(exc):
                 logger.warning("database unavailable: %r", exc)
@@ -259,15 +253,25 @@ class Context:
                 if closable is None:
                     continue
                 # Shielded like ``run``: a cancellation (a client leaving) must not leave the
-                # session half-closed, its connection checked out.
-                closing = asyncio.ensure_future(closable.close())
+                # session or connection half-closed, its connection checked out.
                 try:
-                    await asyncio.shield(closing)
-                except asyncio.CancelledError:
-                    await asyncio.wait([closing])
-                    raise
+                    await _shielded(closable.close())
                 except Exception:
                     logger.exception("closing the operation's session failed")
+
+
+async def _shielded[R](work: Awaitable[R]) -> R:
+    """Await ``work`` in a task of its own that a cancellation of the caller does not reach:
+    the cancelled caller waits for it to finish, then the cancellation goes on. Raises what
+    ``work`` raises, or ``CancelledError``."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancelled caller has no use for it
+        raise
 
 
 Info = strawberry.Info[Context, None]

@@ -220,16 +220,14 @@ class BreadthFirst:
         edge_type = edge.type_name
         node_fields = [f for f in edge.fields if f.how != TYPENAME]
         names = [f.key for f in edge.fields if f.how == TYPENAME]
-        # The common shape, `edges { node { ... } }`, on its own path: one dict per edge.
-        only: FieldPlan | None = None
-        only_work: Work | None = None
-        only_nullable = False
+        # The common shape, `edges { node { ... } }`, on its own path: one dict per edge,
+        # its one key the node's, queued for the node's selection.
+        only: tuple[str, Work, bool] | None = None
         if not names and len(node_fields) == 1:
             node_completion = node_fields[0].completion
             if type(node_completion) is Object:
-                only = node_fields[0]
                 only_work = self._work(node_completion.selection)
-                only_nullable = node_completion.nullable
+                only = (node_fields[0].key, only_work, node_completion.nullable)
         for result, position, source in zip(dicts, positions, sources, strict=True):
             nodes = getattr(source, field.attribute)
             out: list[Any] = []
@@ -239,10 +237,10 @@ class BreadthFirst:
                 edge_dict: dict[str, Any] = {} if only is not None else edge.empty.copy()
                 out.append(edge_dict)
                 item: Position = (at, index, None, out, edge_nullable)
-                if only_work is not None and node is not None:
-                    assert only is not None
-                    edge_dict[only.key] = _enqueue(
-                        only_work, node, (item, only.key, edge_type, edge_dict, only_nullable)
+                if only is not None and node is not None:
+                    node_key, node_work, node_nullable = only
+                    edge_dict[node_key] = _enqueue(
+                        node_work, node, (item, node_key, edge_type, edge_dict, node_nullable)
                     )
                     continue
                 for name in names:
