@@ -30,6 +30,7 @@ import gc_tuning
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
 from schema import build_schema
+from schema.auth import viewer_cache
 from schema.body_limit import BodySizeLimit
 from schema.csrf import CsrfProtection
 from schema.disconnect import CancelOnDisconnect
@@ -68,8 +69,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL, WebSocket), ``/healthz``,
     ``/readyz``, ``/metrics`` (Prometheus).
 
-    The lifespan creates the engine, the session factory and the event broker on start-up,
-    and stops the broker and disposes the pool on shutdown. Source: Starlette docs, "Lifespan".
+    The lifespan creates the engine, the session factory, the event broker and the viewer
+    cache (which the broker's LISTEN connection keeps true) on start-up, and stops the broker
+    and disposes the pool on shutdown. Source: Starlette docs, "Lifespan".
     """
     settings = settings or configured()
     try:
@@ -95,6 +97,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             else create_sessionmaker(engine, autocommit=True)
         )
         app.state.broker = broker = broker_for(settings.database_url)
+        # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
+        app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
+        broker.follow(viewer_cache.CHANNEL, viewers)
         await broker.start()
         try:
             with gc_tuning.tuned(settings.gc_thresholds):

@@ -208,6 +208,15 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(
         86_400, ge=60, le=30 * 86_400, description="Lifetime of an access token, in seconds."
     )
+    viewer_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="PostgreSQL: seconds a process may remember a signed-in viewer's role "
+        "and status instead of reading them per request. Any change to the account is "
+        "reported by a trigger's NOTIFY and forgets it at once; this only bounds what no "
+        "notification reports. 0: read per request.",
+    )
 
     @model_validator(mode="after")
     def _page_sizes_agree(self) -> Settings:

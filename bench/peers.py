@@ -5,8 +5,10 @@ with Inkwell as the server under test, over the harness's own database (``bench`
 its ``seed.py``), one uvicorn worker pinned to CPU 0 like every peer (uvloop, httptools, no
 access log). Inkwell's queries are ``bench/peers_queries.json``; each request is signed in as
 an admin of that database, because the harness checks every row (drafts included) and every
-email, which Inkwell shows only to admins and to their owners. The sign-in costs one
-statement per request (the viewer's row), counted in the harness's SQL/request.
+email, which Inkwell shows only to admins and to their owners. The harness's database is not
+migrated by Inkwell, so this installs the one piece of Inkwell's schema the server relies on
+there: migration 0002's trigger announcing account changes, which lets each process remember
+its signed-in viewers (``schema.auth.viewer_cache``) instead of reading the row per request.
 
     python bench/peers.py [harness flags…]      # e.g. --rounds 2 --duration 10
 
@@ -17,6 +19,7 @@ harness installs PostGraphile 5 on first use). Writes the harness's results fold
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import shlex
 import subprocess
@@ -34,9 +37,25 @@ DSN = "postgres://postgres@127.0.0.1:5432/bench"
 SECRET = "inkwell-peer-benchmark-key-0f3a9c1e7b5d"
 
 
-async def _admin_id() -> int:
+#: The migration whose trigger the viewer cache needs (see the module's docstring).
+ACCOUNT_TRIGGER = ROOT / "db/migrations/versions/2026_12_01_1400-0002_account_change_notify.py"
+
+
+def _trigger_statements() -> tuple[str, ...]:
+    spec = importlib.util.spec_from_file_location("account_change_notify", ACCOUNT_TRIGGER)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    return tuple(migration.UPGRADE)
+
+
+async def _prepare() -> int:
+    """Install the account trigger; returns the id of an admin of the harness's database."""
     connection = await asyncpg.connect(DSN)
     try:
+        async with connection.transaction():
+            for statement in _trigger_statements():
+                await connection.execute(statement)
         found = await connection.fetchval("SELECT min(id) FROM users WHERE role = 'admin'")
     finally:
         await connection.close()
@@ -52,7 +71,7 @@ def main(argv: list[str]) -> int:
     from settings import Settings
 
     settings = Settings(jwt_secret=SECRET, jwt_ttl_seconds=24 * 3600)
-    token = issue_token(settings, asyncio.run(_admin_id())).token
+    token = issue_token(settings, asyncio.run(_prepare())).token
     queries = json.loads(QUERIES.read_text())
     for spec in queries.values():
         spec["headers"] = {"Authorization": f"Bearer {token}"}

@@ -20,6 +20,7 @@ from settings import Settings
 
 if TYPE_CHECKING:
     from schema.auth.viewer import Viewer
+    from schema.auth.viewer_cache import ViewerCache
     from schema.live import Broker
     from schema.live.stream import SharedRead
     from schema.loaders import Loaders
@@ -62,6 +63,8 @@ class Context:
     response: Any = None
     #: Where committed events go and subscriptions come from (``app.state.broker``).
     broker: Broker | None = None
+    #: The process's remembered viewers (``app.state.viewers``), consulted by sign-in.
+    viewers: ViewerCache | None = None
     #: The credentials the operation came with: the ``Authorization`` header, or over a
     #: WebSocket the ``authorization`` of the ``connection_init`` payload.
     authorization: str | None = None
@@ -209,6 +212,7 @@ class Context:
             request=self.request,
             response=self.response,
             broker=self.broker,
+            viewers=self.viewers,
             authorization=authorization if authorization is not None else self.authorization,
             connection_params=self.connection_params,
         )

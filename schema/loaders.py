@@ -40,7 +40,15 @@ class SharedLoader(DataLoader[Any, Any]):
     non-null field fails, graphql-core cancels the resolvers still running; awaiting the
     future directly would cancel it for everyone, failing healthy fields elsewhere in the
     response. ``asyncio.shield`` gives each awaiter its own wrapper to cancel.
+
+    ``known`` is the cache of the breadth-first executor's batches (``executor.batch.
+    load_batch``), which call the batch function without a future per key: the values it has
+    loaded, by key, so an object reached again at another level is not read again.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known: dict[Any, Any] = {}
 
     def load(self, key: Any) -> Any:
         return asyncio.shield(super().load(key))

@@ -30,13 +30,16 @@ class Transaction:
     fields do not run. ``succeeded`` holds the response keys of the fields that returned a
     success payload: if the operation rolls back after all, their payloads are withdrawn.
     ``events`` is the outbox: what the fields changed, for subscribers, released only once
-    the transaction commits (and dropped if it rolls back).
+    the transaction commits (and dropped if it rolls back). ``accounts`` are the users whose
+    role or status it changed or who it deleted: the process's viewer cache forgets them when
+    the commit ends, before the response goes (other processes hear of it from the trigger).
     """
 
     failed: bool = False
     outcome: Outcome | None = None
     succeeded: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    accounts: set[int] = field(default_factory=set)
 
     def announce(self, *events: Event) -> None:
         """Queue ``events`` for subscribers, to be published if this transaction commits."""

@@ -14,7 +14,7 @@ from schema.context import Info
 from schema.extensions.transaction import AtomicMutation
 from schema.field_checks import BIO_MAX, NAME_MAX, FieldChecks, given
 from schema.live.events import Event, EventKind
-from schema.node import to_global_id
+from schema.node import parse_id
 from schema.results import (
     EmailTaken,
     Forbidden,
@@ -73,21 +73,18 @@ DeleteUserResult = Annotated[
 OWNED_USERS = writes.Owned(models.User, lambda row: row.id)
 
 
-def _viewer_changed(
-    info: Info, row: models.User | None, deleted_id: strawberry.ID | None = None
-) -> None:
-    """Keep the operation's viewer true after a change to their own account: the rest of
-    the operation runs as the account now is (deleted or deactivated: anonymous; a new role:
-    that role), as the next request would."""
+def _account_changed(info: Info, user_id: int, row: models.User | None) -> None:
+    """After a change to account ``user_id`` (``row`` as it now is, ``None``: deleted): have
+    the viewer cache forget it once the transaction commits, and keep the operation's viewer
+    true if it is their own account: the rest of the operation runs as the account now is
+    (deleted or deactivated: anonymous; a new role: that role), as the next request would."""
     ctx = info.context
+    assert ctx.transaction is not None
+    ctx.transaction.accounts.add(user_id)
     viewer = ctx.viewer
-    if viewer is None:
+    if viewer is None or viewer.id != user_id:
         return
-    if row is None:
-        if deleted_id == to_global_id("User", viewer.id):
-            ctx.viewer = None
-    elif row.id == viewer.id:
-        ctx.viewer = Viewer(row.id, row.role) if row.is_active else None
+    ctx.viewer = Viewer(row.id, row.role) if row is not None and row.is_active else None
 
 
 def _email_taken(email: str) -> EmailTaken:
@@ -148,7 +145,7 @@ class UserMutations:
         )
         if failed:
             return failed  # type: ignore[return-value]
-        _viewer_changed(info, row)
+        _account_changed(info, row.id, row)
         return UserPayload(user=User.from_row(row))
 
     @strawberry.mutation(
@@ -167,7 +164,7 @@ class UserMutations:
             row.is_active = False
         if failed := await writes.save(info.context, target=target, prime=[row]):
             return failed  # type: ignore[return-value]
-        _viewer_changed(info, row)
+        _account_changed(info, row.id, row)
         return UserPayload(user=User.from_row(row))
 
     @strawberry.mutation(
@@ -190,5 +187,5 @@ class UserMutations:
         )
         if isinstance(deleted, MutationError):
             return deleted  # type: ignore[return-value]
-        _viewer_changed(info, None, deleted_id=deleted)
+        _account_changed(info, parse_id(deleted, "User"), None)
         return DeleteUserPayload(deleted_id=deleted)

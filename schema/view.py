@@ -101,6 +101,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request=request,
             response=response,
             broker=request.app.state.broker,
+            viewers=request.app.state.viewers,
             authorization=request.headers.get("authorization"),
         )
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import pytest
 
-from tests.conftest import SIGN_IN, App
+from tests.conftest import App
 from tests.truth import pk, table
 
 NESTED = """{ users(first: %d) { edges { node { name posts(first: 10) { edges { node { title
@@ -20,7 +20,7 @@ async def test_nested_query_is_five_statements_whatever_the_page_size(api: App) 
         data = await api.data(NESTED % size)
         assert len(data["users"]["edges"]) == size
         counts[size] = api.count()
-    assert counts[5] == counts[50] <= 5 + SIGN_IN, counts
+    assert counts[5] == counts[50] <= 5 + api.sign_in, counts
 
 
 async def test_every_parent_gets_its_own_first_n(api: App) -> None:
@@ -85,7 +85,8 @@ async def test_many_to_many_is_batched_both_ways(api: App) -> None:
         """{ tags(first: 13) { nodes { name posts(first: 4, filter: {status: PUBLISHED}) {
               totalCount nodes { id status tags { name databaseId } } } } } }"""
     )
-    assert api.count() == SIGN_IN + 4  # tags, posts per tag (window), counts per tag, tags per post
+    # tags, posts per tag (window), counts per tag, tags per post
+    assert api.count() == api.sign_in + 4
     for tag in data["tags"]["nodes"]:
         truth = await table(
             api.engine,
@@ -110,7 +111,7 @@ async def test_total_count_is_queried_only_when_selected(api: App, with_count: b
     await api.data(f"{{ users(first: 20) {{ {count} nodes {{ {nested} }} }} }}")
     counting = [s for s in api.statements if "count(" in s.lower()]
     assert len(counting) == (2 if with_count else 0)
-    assert api.count() == SIGN_IN + (4 if with_count else 2)
+    assert api.count() == api.sign_in + (4 if with_count else 2)
 
 
 async def test_same_object_reached_twice_is_loaded_once(api: App) -> None:
@@ -120,7 +121,7 @@ async def test_same_object_reached_twice_is_loaded_once(api: App) -> None:
                                 comments(first: 3) { nodes { author { name } post { id } } } } }"""
     )
     # users by id (a, b, post author, comment authors share batches), post, comments, post by id
-    assert api.count() <= SIGN_IN + 5
+    assert api.count() <= api.sign_in + 5
 
 
 async def test_nested_backward_paging_with_before(api: App) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SIGN_IN, App
+from tests.conftest import App
 from tests.truth import pk, table
 
 POSTS_PAGE = """
@@ -195,7 +195,7 @@ async def test_bad_arguments_are_clear_errors(api: App, arguments: str, message:
     [error] = body["errors"]
     assert message in error["message"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert api.count() == SIGN_IN, "arguments are checked before any resolver SQL"
+    assert api.count() == api.sign_in, "arguments are checked before any resolver SQL"
 
 
 async def test_empty_page_and_zero_first(api: App) -> None:

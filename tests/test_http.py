@@ -11,7 +11,7 @@ from db import migrate
 from schema import build_schema
 from server import SCHEMA_FILE, export_schema
 from settings import Settings
-from tests.conftest import SIGN_IN, TEST_SECRET, App, app_settings, running_app
+from tests.conftest import TEST_SECRET, App, app_settings, running_app
 
 
 async def test_get_query(api: App) -> None:
@@ -95,7 +95,7 @@ async def test_readiness_is_503_until_the_database_is_migrated(fresh_db_url: str
 
 async def test_sql_stats_in_development(api: App) -> None:
     body = await api.gql("{ users(first: 3) { nodes { posts(first: 2) { nodes { id } } } } }")
-    assert body["extensions"]["sql"]["statements"] == SIGN_IN + 2
+    assert body["extensions"]["sql"]["statements"] == api.sign_in + 2
     assert body["extensions"]["sql"]["durationMs"] >= 0
 
 

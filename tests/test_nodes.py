@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from schema.node import NODE_KINDS
-from tests.conftest import SIGN_IN, App
+from tests.conftest import App
 from tests.truth import table
 
 
@@ -33,7 +33,7 @@ async def test_nodes_keeps_order_and_batches_per_type(api: App) -> None:
         "nodes"
     ]
     assert [n and n["id"] for n in nodes] == [ids[0], ids[1], None, ids[3], ids[4]]
-    assert api.count() == SIGN_IN + 2  # one statement per type (user 1 is the viewer: cached)
+    assert api.count() == api.sign_in + 2  # one statement per type
 
 
 async def test_root_lookups_accept_global_and_numeric_ids(api: App) -> None:

@@ -52,14 +52,22 @@ def bearer_token(authorization: object) -> str | None:
 async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
     """The viewer ``token`` names (``None`` for no token), checked against the database.
 
-    One primary-key read, through the user DataLoader's batch function; the row then also
-    serves later ``author`` fields (``Loaders.rows``). Raises ``AuthenticationFailed`` for an
-    invalid or expired token and for an account that was deleted or deactivated (its tokens
-    stop working at once).
+    The process's viewer cache answers when it remembers the account (``ctx.viewers``: any
+    change to it is forgotten at once, see ``schema.auth.viewer_cache``). Otherwise one
+    primary-key read, through the user DataLoader's batch function; the row then also serves
+    later ``author`` fields (``Loaders.rows``). Raises ``AuthenticationFailed`` for an invalid
+    or expired token and for an account that was deleted or deactivated (its tokens stop
+    working at once).
     """
     if token is None:
         return None
     user_id = token_subject(ctx.settings, token)
+    cache = ctx.viewers
+    if cache is not None:
+        remembered = cache.get(user_id)
+        if remembered is not None:
+            return remembered
+        generation = cache.generation
     from schema import loaders
     from schema.executor.batch import load_batch
 
@@ -77,4 +85,7 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         raise AuthenticationFailed("The account of this access token no longer exists.")
     if not row.is_active:
         raise AuthenticationFailed("The account of this access token is deactivated.")
-    return Viewer(row.id, row.role)
+    viewer = Viewer(row.id, row.role)
+    if cache is not None:
+        cache.put(viewer, generation)
+    return viewer

@@ -74,14 +74,20 @@ def required(values: Sequence[Any], message: str) -> list[Any]:
 
 async def load_batch(loader: DataLoader[Any, Any], keys: Sequence[Hashable]) -> list[Any]:
     """The values of ``keys`` (duplicates allowed), in order, from ``loader``'s batch function
-    called once per ``max_batch_size`` distinct keys: no future per key.
+    called once per ``max_batch_size`` distinct keys not loaded before (a ``SharedLoader``'s
+    ``known``, unless the loader does not cache): no future per key.
 
     Raises what the batch function raises, or ``ValueError`` if it returns a list of the wrong
     length (the DataLoader contract).
     """
+    known = getattr(loader, "known", None) if loader.cache else None
+    found: dict[Hashable, Any] = known if known is not None else {}
     unique = list(dict.fromkeys(keys))
+    if known is not None:
+        _learn(loader, unique, known)
+    if found:
+        unique = [key for key in unique if key not in found]
     size = loader.max_batch_size or len(unique) or 1
-    found: dict[Hashable, Any] = {}
     for start in range(0, len(unique), size):
         chunk = unique[start : start + size]
         values = await loader.load_fn(chunk)
@@ -89,3 +95,16 @@ async def load_batch(loader: DataLoader[Any, Any], keys: Sequence[Hashable]) -> 
             raise ValueError(f"batch function returned {len(values)} values for {len(chunk)} keys")
         found.update(zip(chunk, values, strict=True))
     return [found[key] for key in keys]
+
+
+def _learn(loader: DataLoader[Any, Any], keys: list[Hashable], known: dict[Any, Any]) -> None:
+    """Add to ``known`` what ``loader.load`` has already loaded of ``keys`` (a root
+    resolver's lookups go through it): its cache's futures that finished with a value."""
+    futures = getattr(loader.cache_map, "cache_map", None)
+    if not futures:
+        return
+    for key in keys:
+        future = futures.get(key)
+        if future is not None and future.done() and not future.cancelled():
+            if future.exception() is None:
+                known[key] = future.result()

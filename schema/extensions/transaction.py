@@ -78,6 +78,7 @@ class TransactionBoundary(SchemaExtension):
             else:
                 await context.commit()
         except Exception as exc:
+            _forget_accounts(context, transaction)  # the COMMIT may have reached the database
             transaction.outcome = Outcome.ROLLED_BACK
             logger.warning("commit failed, the operation was rolled back: %r", exc)
             error: Exception = TransactionConflict() if is_transaction_conflict(exc) else exc
@@ -85,6 +86,7 @@ class TransactionBoundary(SchemaExtension):
             result.data = None
             result.errors = [GraphQLError(str(error), original_error=error)]
             return
+        _forget_accounts(context, transaction)
         transaction.outcome = Outcome.COMMITTED
 
     def get_results(self) -> dict[str, Any]:
@@ -93,6 +95,13 @@ class TransactionBoundary(SchemaExtension):
         if transaction is None or transaction.outcome is None:
             return {}
         return {"transaction": transaction.outcome.value}
+
+
+def _forget_accounts(context: Context, transaction: Transaction) -> None:
+    # Here, not only through the trigger's NOTIFY: this process's next request may not wait
+    # for the notification to arrive.
+    if transaction.accounts and context.viewers is not None:
+        context.viewers.forget(transaction.accounts)
 
 
 def _withdraw(result: ExecutionResult, keys: list[str]) -> None:

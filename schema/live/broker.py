@@ -19,7 +19,7 @@ import asyncio
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from schema.errors import InkwellError
 from schema.live import metrics
@@ -115,6 +115,21 @@ class Subscription:
         return self._queue.popleft()
 
 
+class Feed(Protocol):
+    """What listens on a channel of its own through the broker's LISTEN connection."""
+
+    async def connected(self, connection: Any) -> None:
+        """LISTEN is up on ``connection`` (an asyncpg connection), or it passed a health
+        check; may query it (an error counts as the connection failing)."""
+
+    def notified(self, payload: str) -> None:
+        """A notification on the feed's channel (no I/O: it runs in asyncpg's callback)."""
+
+    def disconnected(self) -> None:
+        """The connection is lost: notifications sent from now until the next ``connected``
+        will never arrive."""
+
+
 class Broker:
     """The process's subscriptions by kind, and the delivery of events to them.
 
@@ -129,6 +144,10 @@ class Broker:
     def listening(self) -> bool:
         """Whether committed events reach this process now (always, in-process)."""
         return True
+
+    def follow(self, channel: str, feed: Feed) -> None:
+        """Listen on the notification ``channel`` for ``feed`` too, from ``start`` on (call
+        it before). In-process there are no notifications: the feed never connects."""
 
     async def start(self) -> None:
         """Begin receiving events (a no-op where there is nothing to connect)."""

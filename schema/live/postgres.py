@@ -9,6 +9,9 @@ it is lost (the database restarted, the backend was terminated).
 
 NOTIFY is not durable: events committed while a process is reconnecting do not reach that
 process's subscribers. Identical payloads within one transaction are delivered once.
+
+Other channels can ride on the same connection (``follow``): a ``Feed`` hears when listening
+starts, is checked again and stops, so it can tell whether it may have missed anything.
 Source: PostgreSQL docs, "NOTIFY" and "LISTEN"; asyncpg docs, ``Connection.add_listener``.
 """
 
@@ -24,7 +27,7 @@ import asyncpg
 from sqlalchemy import make_url, text
 
 from schema.live import metrics
-from schema.live.broker import Broker, InProcessBroker
+from schema.live.broker import Broker, Feed, InProcessBroker
 from schema.live.events import Event
 
 logger = logging.getLogger("inkwell.live")
@@ -59,6 +62,10 @@ class PostgresBroker(Broker):
         self._connect_args: dict[str, Any] = url.translate_connect_args(username="user")
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._feeds: dict[str, Feed] = {}
+
+    def follow(self, channel: str, feed: Feed) -> None:
+        self._feeds[channel] = feed
 
     @property
     def listening(self) -> bool:
@@ -111,6 +118,8 @@ class PostgresBroker(Broker):
             finally:
                 self._listening.clear()
                 metrics.LISTENER_CONNECTED.set(0)
+                for feed in self._feeds.values():
+                    feed.disconnected()
                 connection.terminate()
 
     async def _listen(self, connection: asyncpg.Connection, *, reconnected: bool) -> None:
@@ -118,6 +127,9 @@ class PostgresBroker(Broker):
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(CHANNEL, self._on_notify)
+        for channel, feed in self._feeds.items():
+            await connection.add_listener(channel, _notifier(feed))
+            await feed.connected(connection)
         self._listening.set()
         metrics.LISTENER_CONNECTED.set(1)
         if reconnected:
@@ -130,6 +142,8 @@ class PostgresBroker(Broker):
             if not lost.is_set():
                 async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                     await connection.execute("SELECT 1")
+                    for feed in self._feeds.values():
+                        await feed.connected(connection)
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -138,6 +152,13 @@ class PostgresBroker(Broker):
             logger.warning("ignored a malformed %s notification: %.200r", CHANNEL, payload)
             return
         self.deliver(event)
+
+
+def _notifier(feed: Feed) -> Any:
+    def notify(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        feed.notified(payload)
+
+    return notify
 
 
 def broker_for(database_url: str) -> Broker:

@@ -82,7 +82,9 @@ class SharedRead:
         ``ctx`` in."""
         shared: SharedRead | None = delivery.readers.get(key)
         if shared is None:
-            context = Context(ctx.settings, ctx.sessionmaker, broker=ctx.broker)
+            context = Context(
+                ctx.settings, ctx.sessionmaker, broker=ctx.broker, viewers=ctx.viewers
+            )
             shared = delivery.readers[key] = cls(delivery, key, context)
         shared._readers += 1
         return shared

@@ -1,0 +1,154 @@
+"""Signed-in viewers remembered per process, forgotten the moment their account changes.
+
+A signed-in request needs its viewer's role and whether the account is still active before
+any resolver runs. Reading the row on every request costs a round trip per request, most of
+a flat query's time. So each process remembers the viewers it has read, and forgets one as
+soon as PostgreSQL says that account changed:
+
+- a trigger on ``users`` (migration 0002) sends ``NOTIFY inkwell_accounts, '<id>'`` for every
+  update of ``id``, ``role`` or ``is_active`` and every delete, and ``'*'`` for a TRUNCATE,
+  whoever makes the change (this server, another process, another application, psql);
+- PostgreSQL delivers a notification when its transaction commits, to every listening
+  session; the event broker's LISTEN connection (``schema.live.postgres``) hands it here.
+
+The cache trusts itself only while that feed is up: it is empty and stores nothing until the
+LISTEN connection is established and the trigger is found enabled, and it empties itself
+whenever the connection is lost (notifications sent meanwhile are lost with it). A read that
+was in flight when anything was forgotten is not stored (``generation``), so a notification
+that overtakes the read it invalidates cannot be undone by it. Each entry also has a maximum
+age, a bound for what no notification reports (triggers disabled by
+``session_replication_role = replica``, a listener that died without a word).
+
+The process that makes a change forgets the account itself right after its commit
+(``schema.extensions.transaction``), so its next request never sees the old role; other
+processes hear of it a notification's delivery later. SQLite has no feed: there every
+request reads its viewer.
+Source: PostgreSQL docs, "NOTIFY" (delivery at commit, to every listener) and
+"CREATE TRIGGER"; the invalidation idea of Facebook's TAO and memcache lease papers ("Scaling
+Memcache at Facebook", NSDI 2013, §3.2.1: a fill is dropped if the key was invalidated while
+it was being read).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schema.auth.viewer import Viewer
+
+logger = logging.getLogger("inkwell.auth")
+
+#: The NOTIFY channel of account changes, and the trigger that sends them (migration 0002).
+CHANNEL = "inkwell_accounts"
+TRIGGER = "inkwell_account_changes"
+#: The payload that forgets every account (sent for a TRUNCATE).
+EVERYONE = "*"
+#: Viewers remembered at most; the least recently used goes first.
+MAX_ENTRIES = 10_000
+
+#: Whether the trigger exists on the ``users`` table the server reads, and fires
+#: (``tgenabled``: O = on, A = always; D = disabled, R = only as a replica).
+_TRIGGER_ENABLED = (
+    "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgname = $1 "
+    "AND tgrelid = to_regclass('users') AND tgenabled IN ('O', 'A'))"
+)
+
+
+class ViewerCache:
+    """Per-process ``Viewer`` by user id, each for at most ``max_age`` seconds (0: never
+    remembered), trusted only while its invalidation feed is up.
+
+    The feed is the ``schema.live.postgres.Feed`` protocol: ``connected`` after every LISTEN
+    and health check, ``notified`` for each notification, ``disconnected`` on loss.
+    """
+
+    def __init__(self, max_age: float, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_age = max_age
+        self.max_entries = max_entries
+        self._entries: OrderedDict[int, tuple[Viewer, float]] = OrderedDict()
+        #: Bumped by everything that forgets: a fill read before it is stale.
+        self._generation = 0
+        self._trusted = False
+
+    @property
+    def trusted(self) -> bool:
+        """True while notifications of account changes reach this cache."""
+        return self._trusted
+
+    @property
+    def generation(self) -> int:
+        """Take before reading an account; ``put`` stores it only if nothing was forgotten
+        since."""
+        return self._generation
+
+    def get(self, user_id: int) -> Viewer | None:
+        """The remembered viewer ``user_id``, or ``None`` (never seen, changed, too old)."""
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        viewer, expires = entry
+        if time.monotonic() >= expires:
+            del self._entries[user_id]
+            return None
+        return viewer
+
+    def put(self, viewer: Viewer, generation: int) -> None:
+        """Remember ``viewer``, read after ``generation`` was taken, unless the cache is not
+        trusted or something was forgotten since."""
+        if not self._trusted or generation != self._generation or self.max_age <= 0:
+            return
+        self._entries[viewer.id] = (viewer, time.monotonic() + self.max_age)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, user_ids: set[int] | frozenset[int]) -> None:
+        """Forget these accounts (and any fill in flight)."""
+        self._generation += 1
+        for user_id in user_ids:
+            self._entries.pop(user_id, None)
+
+    def forget_all(self) -> None:
+        """Forget every account (and any fill in flight)."""
+        self._generation += 1
+        self._entries.clear()
+
+    # The feed (``schema.live.postgres.Feed``).
+
+    async def connected(self, connection: Any) -> None:
+        """Trust the cache once LISTEN is up on ``connection`` (an asyncpg connection) and
+        the trigger is enabled; checked again at each health check, so dropping or disabling
+        the trigger stops the cache within one."""
+        enabled = bool(await connection.fetchval(_TRIGGER_ENABLED, TRIGGER))
+        if enabled == self._trusted:
+            return
+        if not enabled:
+            logger.warning(
+                "trigger %s on users is missing or disabled: every request reads its viewer "
+                "(run `migrate`)",
+                TRIGGER,
+            )
+            self.disconnected()
+            return
+        self.forget_all()  # whatever happened before the feed was up went unreported
+        self._trusted = True
+
+    def notified(self, payload: str) -> None:
+        """A notification on ``CHANNEL``: a user id, or ``EVERYONE``."""
+        if payload == EVERYONE:
+            self.forget_all()
+            return
+        try:
+            user_id = int(payload)
+        except ValueError:
+            logger.warning("ignored a malformed %s notification: %.200r", CHANNEL, payload)
+            self.forget_all()  # it meant something changed: forget too much, not too little
+            return
+        self.forget({user_id})
+
+    def disconnected(self) -> None:
+        """The feed is lost: forget everything and store nothing until it is back."""
+        self._trusted = False
+        self.forget_all()
