@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -12,7 +13,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
@@ -36,6 +36,7 @@ from schema.extensions import (
 from schema.extensions.masking import is_unexpected
 from schema.extensions.persisted_queries import PersistedQueries, load_manifest
 from schema.extensions.runner import KnownHooksRunner
+from schema.extensions.validated_documents import ValidatedDocuments
 from schema.node import BIGINT_SCALAR, BigInt
 from schema.node_queries import NodeQueries
 from schema.post_mutations import PostMutations
@@ -105,6 +106,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     """
     allowed = load_manifest(settings.operation_manifest) if settings.operation_manifest else None
     persisted: OrderedDict[str, str] = OrderedDict()  # the process's APQ store
+    validated: OrderedDict[Hashable, list[Any]] = OrderedDict()  # errors by document text
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         UnitOfWork,
         MaskUnexpectedErrors,
@@ -118,7 +120,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Clients send the same few documents again and again: parse and validate each once.
         # Both caches are LRU-bounded by document text.
         lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
-        lambda: ValidationCache(maxsize=PARSED_DOCUMENTS),
+        lambda: ValidatedDocuments(validated, PARSED_DOCUMENTS),
         # Operations too big to serve are refused before anything touches the database.
         lambda: QueryLimits(settings),
         # Who is asking, then (for mutations) the one transaction around all fields.

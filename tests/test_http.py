@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import pytest
 
 from db import migrate
 from schema import build_schema
+from schema.extensions import validated_documents
 from server import SCHEMA_FILE, export_schema
 from settings import Settings
 from tests.conftest import TEST_SECRET, App, app_settings, running_app
@@ -167,3 +169,25 @@ async def test_http_refusals_are_graphql_errors_with_a_code(api: App) -> None:
         assert 400 <= response.status_code < 500, response.text
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert api.count() == 0
+
+
+async def test_a_document_is_validated_once_per_text(
+    api: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    validate = validated_documents.validate_document
+
+    def counted(*args: Any) -> Any:
+        calls.append(args[1])
+        return validate(*args)
+
+    monkeypatch.setattr(validated_documents, "validate_document", counted)
+    alias = f"a{uuid.uuid4().hex}"  # a text no other test sent
+    invalid = f"{{ {alias}: users(first: 1) {{ nodes {{ nope }} }} }}"
+    for _ in range(3):
+        body = await api.gql(invalid)
+        assert body["errors"][0]["message"].startswith("Cannot query field 'nope'")
+    valid = f"{{ {alias}: users(first: 1) {{ nodes {{ name }} }} }}"
+    for _ in range(2):
+        assert len((await api.data(valid))[alias]["nodes"]) == 1
+    assert len(calls) == 2  # once per text

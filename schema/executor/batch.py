@@ -105,6 +105,6 @@ def _learn(loader: DataLoader[Any, Any], keys: list[Hashable], known: dict[Any, 
         return
     for key in keys:
         future = futures.get(key)
-        if future is not None and future.done() and not future.cancelled():
-            if future.exception() is None:
-                known[key] = future.result()
+        done = future is not None and future.done() and not future.cancelled()
+        if done and future.exception() is None:
+            known[key] = future.result()
