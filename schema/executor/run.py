@@ -303,17 +303,33 @@ class BreadthFirst:
         completion = field.completion
         assert completion is not None
         typename = field.parent_type.name
-        strings = type(completion) is Leaf and completion.fast == STRING
+        leaf = type(completion) is Leaf
+        strings = leaf and completion.fast == STRING
+        # Other scalars (ids, numbers, dates): coerced here; a value the scalar refuses (or
+        # coerces to null) takes the general path, which reports it.
+        coerce = completion.coerce if leaf and not strings else None
         nullable = completion.nullable
         child = self._work(completion.selection) if type(completion) is Object else None
         for result, position, value in zip(dicts, positions, values, strict=True):
             # The common cases inline: a string, a null where null is allowed (the dict
-            # already holds it), an object queued for its selection.
+            # already holds it), a scalar, an object queued for its selection.
             if strings and type(value) is str:
                 result[key] = value
-            elif value is None and nullable:
-                continue
-            elif child is not None and value is not None and not isinstance(value, Exception):
+            elif value is None:
+                if not nullable:
+                    self._complete_field_at(field, position, result, key, typename, value)
+            elif isinstance(value, Exception):
+                self._complete_field_at(field, position, result, key, typename, value)
+            elif coerce is not None:
+                try:
+                    coerced = coerce(value)
+                except Exception:
+                    coerced = None
+                if coerced is None:
+                    self._complete_field_at(field, position, result, key, typename, value)
+                else:
+                    result[key] = coerced
+            elif child is not None:
                 result[key] = _enqueue(child, value, (position, key, typename, result, nullable))
             else:
                 self._complete_field_at(field, position, result, key, typename, value)
