@@ -36,7 +36,7 @@ from operator import itemgetter
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Select, inspect
+from sqlalchemy import ColumnElement, Select, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -149,9 +149,8 @@ def _prepare(statement: Select[Any], compiled: Any, dialect: Dialect) -> _Prepar
                 continue
             keys, omitted = found, ()
         width = len(keys)
-        if names[at : at + width] != keys:
-            # Relabelled (a name taken by an earlier column) or a loader option changed
-            # which columns load: the session maps those.
+        if names[at : at + width] != keys and not _relabelled(compiled, at, keys):
+            # A loader option changed which columns load: the session maps those.
             raise Unreadable(f"columns {names[at : at + width]} are not {keys}")
         layout = tuple((key, at + i) for i, key in enumerate(keys)) + tuple(
             (key, None) for key in omitted
@@ -171,6 +170,16 @@ def _prepare(statement: Select[Any], compiled: Any, dialect: Dialect) -> _Prepar
         processors=dict(compiled._bind_processors),
         extracts=tuple(extracts),
         record_class=record_class,
+    )
+
+
+def _relabelled(compiled: Any, at: int, keys: tuple[str, ...]) -> bool:
+    """True when the result columns from ``at`` on are ``keys``' columns, some under labels
+    of their own (``id_1``: a later entity whose column names an earlier one took)."""
+    columns = compiled._result_columns[at : at + len(keys)]
+    return len(columns) == len(keys) and all(
+        any(isinstance(named, ColumnElement) and named.key == key for named in column[2])
+        for column, key in zip(columns, keys, strict=True)
     )
 
 

@@ -12,6 +12,7 @@ from db import models
 from schema.connection import OrderDirection
 from schema.context import Context, Info
 from schema.executor.batch import batched, required
+from schema.folding import foldable
 from schema.listing import Listing
 from schema.node import DATABASE_ID, BigInt, Node, new_node, register_node
 from schema.pagination import ID_KEY, SortKey
@@ -86,6 +87,8 @@ class Comment(Node):
 register_node("Comment", models.Comment, Comment.from_row)
 # Wide or costly columns, each read only for the fields named (schema.pruning).
 prunable(models.Comment, "Comment", created_at=("created_at",), updated_at=("updated_at",))
+# A comment's author may be read with it, in its statement (schema.folding).
+foldable(models.Comment, "Comment", author=(models.User, "author_id"))
 COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.util import LRUCache
 from strawberry.dataloader import DataLoader
 
 from db import models
-from schema import fetch, pruning
+from schema import fetch, folding, pruning
 from schema.pagination import Page, PageArgs, make_page
 from schema.visibility import is_public, visible
 
@@ -59,7 +59,7 @@ class Loaders:
     (for connections, also by their validated arguments)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
+        self._loaders: dict[Hashable, SharedLoader] = {}
         #: Whole rows the operation has already read (the viewer's), by (entity, id): every
         #: by-id loader of the entity serves them without a statement, whatever columns it
         #: would select. Only rows of entities every viewer sees (``visibility.is_public``)
@@ -72,7 +72,7 @@ class Loaders:
 
     def get(
         self, key: Hashable, load: Callable[[list[Any]], Awaitable[Sequence[Any]]]
-    ) -> DataLoader[Any, Any]:
+    ) -> SharedLoader:
         """The loader for ``key``, created with batch function ``load`` if new."""
         loader = self._loaders.get(key)
         if loader is None:
@@ -112,30 +112,40 @@ def shared_statement(
     return statement
 
 
-def by_id(ctx: Context, entity: Any) -> DataLoader[int, Any]:
+def by_id(ctx: Context, entity: Any) -> SharedLoader:
     """``entity`` rows by primary key: one ``IN`` per batch. ``None`` for an id that does
     not exist or that the viewer may not see (``schema.visibility``)."""
     ctx = ctx.reader
-    # Only the columns the selection uses (schema.pruning): a key of their own.
+    # Only the columns the selection uses (schema.pruning), and the to-one targets it reads
+    # joined in (schema.folding): keys of their own.
     omit = pruning.omitted(ctx, entity)
-    key = ("by_id", entity, omit) if omit else ("by_id", entity)
+    joined = folding.folds(ctx, entity)
+    key: tuple[Any, ...] = ("by_id", entity)
+    if omit or joined:
+        key = (*key, omit, tuple(fold.key for fold in joined))
 
     public = is_public(entity)
+
+    def build() -> Select[Any]:
+        return folding.select_folded(entity, omit, joined).where(
+            fetch.in_ids(ctx, entity.id), *visible(ctx.viewer, entity)
+        )
 
     async def load(ids: list[int]) -> list[Any]:
         known = ctx.loaders.rows if public else None
         found = {i: known[entity, i] for i in ids if (entity, i) in known} if known else {}
         missing = [i for i in ids if i not in found] if found else ids
         if missing:
-            statement = shared_statement(
-                ctx,
-                key,
-                lambda: select(fetch.columns_of(entity, omit)).where(
-                    fetch.in_ids(ctx, entity.id), *visible(ctx.viewer, entity)
-                ),
-            )
-            rows = await fetch.scalars(ctx, statement, {fetch.KEYS: missing})
-            found.update((row.id, row) for row in rows)
+            statement = shared_statement(ctx, key, build)
+            if joined:
+                rows = await fetch.rows(ctx, statement, {fetch.KEYS: missing})
+                folding.prime(ctx, joined, rows)
+                found.update((row[0].id, row[0]) for row in rows)
+            else:
+                found.update(
+                    (row.id, row)
+                    for row in await fetch.scalars(ctx, statement, {fetch.KEYS: missing})
+                )
         return [found.get(i) for i in ids]
 
     return ctx.loaders.get(key, load)

@@ -23,6 +23,7 @@ from schema.connection import (
 from schema.context import Context, Info
 from schema.errors import BadUserInput
 from schema.executor.batch import batched, load_batch, required
+from schema.folding import foldable
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
 from schema.pagination import ID_KEY, SortKey
@@ -214,6 +215,8 @@ prunable(
     created_at=("created_at",),
     updated_at=("updated_at",),
 )
+# A post's author may be read with it, in its statement (schema.folding).
+foldable(models.Post, "Post", author=(models.User, "author_id"))
 POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 

@@ -30,8 +30,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from schema.context import Context
 
-#: GraphQL type name -> the Python names of the fields a selection reads on that type.
-Reads = Mapping[str, frozenset[str]]
+
+class Reads(dict[str, frozenset[str]]):
+    """GraphQL type name -> the Python names of the fields a selection reads on that type.
+
+    ``to_one`` holds, for each to-one field the selection reads that may be read in its
+    parents' statement (``schema.folding``), keyed ``"Type.field"``, that field's own reads.
+    """
+
+    __slots__ = ("to_one",)
+
+    def __init__(
+        self,
+        types: Mapping[str, frozenset[str]] | None = None,
+        to_one: Mapping[str, Reads] | None = None,
+    ) -> None:
+        super().__init__(types or {})
+        self.to_one: Mapping[str, Reads] = to_one or {}
+
 
 #: What the field being resolved selects below it (``None``: not known, nothing is pruned).
 SELECTED: ContextVar[Reads | None] = ContextVar("inkwell_selected", default=None)

@@ -44,6 +44,7 @@ from graphql.execution.collect_fields import FieldDetails, collect_fields, colle
 from graphql.language import FieldNode, Visitor, visit
 
 from schema.executor.batch import BatchResolver, batch_resolver_of, edges_of
+from schema.folding import is_foldable
 from schema.operation_memo import OperationMemo
 from schema.pruning import Reads, is_prunable_type
 
@@ -229,8 +230,11 @@ def _edges_from_nodes(plan: FieldPlan) -> None:
 def _reads(completion: Completion) -> Reads:
     """The fields ``completion``'s selections read on each entity type with prunable columns
     (``schema.pruning``): down through the types between (a connection, its edges), stopping
-    at the entity (its own relationship fields are batch fields with reads of their own)."""
+    at the entity (its own relationship fields are batch fields with reads of their own);
+    and the foldable to-one batch fields among those (``schema.folding``), each with its own
+    reads, unless it is selected twice with different ones."""
     found: dict[str, set[str]] = {}
+    to_one: dict[str, Reads | None] = {}
 
     def complete(value: Completion | None) -> None:
         kind = type(value)
@@ -244,17 +248,31 @@ def _reads(completion: Completion) -> Reads:
 
     def select(selection: Selection) -> None:
         if is_prunable_type(selection.type_name):
-            found.setdefault(selection.type_name, set()).update(
-                field.strawberry_field.python_name
-                for field in selection.fields
-                if field.strawberry_field is not None
-            )
+            names = found.setdefault(selection.type_name, set())
+            for field in selection.fields:
+                if field.strawberry_field is None:
+                    continue
+                name = field.strawberry_field.python_name
+                names.add(name)
+                reads = field.reads
+                if (
+                    field.how == BATCH
+                    and reads is not None
+                    and is_foldable(selection.type_name, name)
+                ):
+                    joined = f"{selection.type_name}.{name}"
+                    seen = to_one.setdefault(joined, reads)
+                    if seen is not None and seen != reads:
+                        to_one[joined] = None  # two selections: one statement serves one
             return
         for field in selection.fields:
             complete(field.completion)
 
     complete(completion)
-    return {name: frozenset(fields) for name, fields in found.items()}
+    return Reads(
+        {name: frozenset(fields) for name, fields in found.items()},
+        {name: reads for name, reads in to_one.items() if reads is not None},
+    )
 
 
 def _completion(

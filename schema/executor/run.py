@@ -303,11 +303,11 @@ class BreadthFirst:
         completion = field.completion
         assert completion is not None
         typename = field.parent_type.name
-        leaf = type(completion) is Leaf
-        strings = leaf and completion.fast == STRING
+        leaf = completion if type(completion) is Leaf else None
+        strings = leaf is not None and leaf.fast == STRING
         # Other scalars (ids, numbers, dates): coerced here; a value the scalar refuses (or
         # coerces to null) takes the general path, which reports it.
-        coerce = completion.coerce if leaf and not strings else None
+        coerce = leaf.coerce if leaf is not None and not strings else None
         nullable = completion.nullable
         child = self._work(completion.selection) if type(completion) is Object else None
         for result, position, value in zip(dicts, positions, values, strict=True):
