@@ -11,7 +11,10 @@ executor reaches the field one level down, every key is known and no statement r
 
 Only reads on the driver fold (like pruning, ``Context.reads_on_driver``), and only targets
 every viewer may see (``visibility.is_public``): the join applies no visibility condition. A
-field selected twice with different selections (aliases) is not folded.
+field selected twice with different selections (aliases) is not folded. Only reads of parents
+by id fold (``loaders.by_id``: a root ``post``, a comment's post): a page of children joined
+to their targets repeats a target's columns on each child's row, and for 2,500 comments of
+about 1,000 distinct authors that cost 17 % more instructions than reading each author once.
 Source: the one-statement reads of PostGraphile and Hasura; SQLAlchemy's "joined eager
 loading" (a to-one relationship read in the parent's SELECT).
 """
@@ -22,10 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 
-from schema import fetch, pruning
+from db import reader
+from schema import pruning
 from schema.pruning import SELECTED, Reads
 from schema.visibility import is_public
 
@@ -103,34 +107,32 @@ def folds(ctx: Context, model: Any) -> tuple[Fold, ...]:
     return tuple(found)
 
 
-def select_folded(model: Any, omit: frozenset[str], found: Sequence[Fold]) -> Select[Any]:
-    """``SELECT`` ``model`` (without ``omit``) and, for each fold, its target's row joined
-    on the foreign key (``LEFT OUTER JOIN``: a missing target is a row of nulls, and its
-    field's batch then reads it as it would have)."""
-    targets = [aliased(fold.to_one.target) for fold in found]
-    statement = select(
-        fetch.columns_of(model, omit),
-        *(fetch.columns_of(target, fold.omit) for target, fold in zip(targets, found, strict=True)),
-    )
-    for target, fold in zip(targets, found, strict=True):
-        statement = statement.outerjoin(
-            target, target.id == getattr(model, fold.to_one.foreign_key)
+def with_folds(statement: Select[Any], parent: Any, found: Sequence[Fold]) -> Select[Any]:
+    """``statement`` (which selects ``parent``, a mapped class or an aliased one) with, for
+    each fold, its target's columns added and its row joined on the foreign key (``LEFT
+    OUTER JOIN``: a missing target is a row of nulls, which its field's batch then reads as
+    it would have)."""
+    for fold in found:
+        target = aliased(fold.to_one.target)
+        columns = reader.Projection(target, fold.omit) if fold.omit else target
+        statement = statement.add_columns(columns).outerjoin(
+            target, target.id == getattr(parent, fold.to_one.foreign_key)
         )
     return statement
 
 
-def prime(ctx: Context, found: Sequence[Fold], rows: Sequence[Sequence[Any]]) -> None:
-    """Hand each fold's target rows (``rows[i][1 + j]`` for fold ``j``) to the DataLoader
+def prime(ctx: Context, found: Sequence[Fold], rows: Sequence[Sequence[Any]], at: int) -> None:
+    """Hand each fold's target rows (``rows[i][at + j]`` for fold ``j``) to the DataLoader
     its field's batch will read them with."""
     from schema import loaders
 
-    for at, fold in enumerate(found, start=1):
+    for column, fold in enumerate(found, start=at):
         token = SELECTED.set(fold.reads)
         try:
             known = loaders.by_id(ctx, fold.to_one.target).known
         finally:
             SELECTED.reset(token)
         for row in rows:
-            target = row[at]
+            target = row[column]
             if target.id is not None:
                 known[target.id] = target

@@ -127,7 +127,8 @@ def by_id(ctx: Context, entity: Any) -> SharedLoader:
     public = is_public(entity)
 
     def build() -> Select[Any]:
-        return folding.select_folded(entity, omit, joined).where(
+        columns = select(fetch.columns_of(entity, omit))
+        return folding.with_folds(columns, entity, joined).where(
             fetch.in_ids(ctx, entity.id), *visible(ctx.viewer, entity)
         )
 
@@ -139,7 +140,7 @@ def by_id(ctx: Context, entity: Any) -> SharedLoader:
             statement = shared_statement(ctx, key, build)
             if joined:
                 rows = await fetch.rows(ctx, statement, {fetch.KEYS: missing})
-                folding.prime(ctx, joined, rows)
+                folding.prime(ctx, joined, rows, at=1)
                 found.update((row[0].id, row[0]) for row in rows)
             else:
                 found.update(
