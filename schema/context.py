@@ -267,8 +267,18 @@ class Context:
 async def _shielded[R](work: Awaitable[R]) -> R:
     """Await ``work`` in a task of its own that a cancellation of the caller does not reach:
     the cancelled caller waits for it to finish, then the cancellation goes on. Raises what
-    ``work`` raises, or ``CancelledError``."""
-    task = asyncio.ensure_future(work)
+    ``work`` raises, or ``CancelledError``.
+
+    The task starts eagerly: it runs at once, up to its first wait for I/O (or to its end),
+    instead of an event-loop iteration later. Source: Python docs, ``asyncio.Task``
+    (``eager_start``, 3.12).
+    """
+    if asyncio.iscoroutine(work):
+        task = asyncio.Task(work, loop=asyncio.get_running_loop(), eager_start=True)
+        if task.done():
+            return task.result()
+    else:
+        task = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -11,10 +11,11 @@ executor reaches the field one level down, every key is known and no statement r
 
 Only reads on the driver fold (like pruning, ``Context.reads_on_driver``), and only targets
 every viewer may see (``visibility.is_public``): the join applies no visibility condition. A
-field selected twice with different selections (aliases) is not folded. Only reads of parents
-by id fold (``loaders.by_id``: a root ``post``, a comment's post): a page of children joined
-to their targets repeats a target's columns on each child's row, and for 2,500 comments of
-about 1,000 distinct authors that cost 17 % more instructions than reading each author once.
+field selected twice with different selections (aliases) is not folded. Only reads of
+parents by id fold (``loaders.by_id``: a root ``post``, ``node`` or ``nodes``): a page of
+children joined to their targets repeats a target's columns on each child's row, and for
+2,500 comments of about 1,000 distinct authors that cost 17 % more instructions than reading
+each author once.
 Source: the one-statement reads of PostGraphile and Hasura; SQLAlchemy's "joined eager
 loading" (a to-one relationship read in the parent's SELECT).
 """
