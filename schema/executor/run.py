@@ -121,7 +121,10 @@ class BreadthFirst:
         data = self.data
         assert data is not None
         roots = [f for f in self.plan.fields if f.how != TYPENAME]
-        values = await asyncio.gather(*(self._resolve_root(f) for f in roots))
+        if len(roots) == 1:  # the common case: no task to run it in
+            values = [await self._resolve_root(roots[0])]
+        else:
+            values = await asyncio.gather(*(self._resolve_root(f) for f in roots))
         for field in self.plan.fields:
             if field.how == TYPENAME:
                 data[field.key] = self.plan.type_name
@@ -143,8 +146,8 @@ class BreadthFirst:
         executor = self.executor
         path = Path(None, field.key, self.plan.type_name)
         info = executor.build_resolve_info(field.definition, field.nodes, field.parent_type, path)
-        # Runs in a task of its own (gather): what the field reads stays within it.
-        SELECTED.set(field.reads)
+        # What the field reads, while it resolves (in a task of its own, or inline).
+        selected = SELECTED.set(field.reads)
         try:
             args = self._arguments(field)
             result = field.definition.resolve(executor.root_value, info, **args)  # type: ignore[misc]
@@ -153,6 +156,8 @@ class BreadthFirst:
             return result
         except Exception as error:
             return error
+        finally:
+            SELECTED.reset(selected)
 
     def _arguments(self, field: FieldPlan) -> dict[str, Any]:
         if not (field.definition.args or field.nodes[0].arguments):
