@@ -49,7 +49,8 @@ class CancelOnDisconnect:
                 return await asyncio.shield(watcher)
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body", False):
-                watcher = asyncio.ensure_future(watch())
+                # Eager: it runs to its wait for the next message at once.
+                watcher = asyncio.Task(watch(), loop=asyncio.get_running_loop(), eager_start=True)
             return message
 
         try:
