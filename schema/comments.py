@@ -85,8 +85,14 @@ class Comment(Node):
 
 
 register_node("Comment", models.Comment, Comment.from_row)
-# Wide or costly columns, each read only for the fields named (schema.pruning).
-prunable(models.Comment, "Comment", created_at=("created_at",), updated_at=("updated_at",))
+# Columns read only for the fields named (schema.pruning): wide, costly or seldom selected.
+prunable(
+    models.Comment,
+    "Comment",
+    created_at=("created_at",),
+    updated_at=("updated_at",),
+    version=("version",),
+)
 # A comment's author may be read with it, in its statement (schema.folding).
 foldable(models.Comment, "Comment", author=(models.User, "author_id"))
 COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)

@@ -206,7 +206,7 @@ class Post(Node):
 
 
 register_node("Post", models.Post, Post.from_row)
-# Wide or costly columns, each read only for the fields named (schema.pruning).
+# Columns read only for the fields named (schema.pruning): wide, costly or seldom selected.
 prunable(
     models.Post,
     "Post",
@@ -214,6 +214,7 @@ prunable(
     published_at=("published_at",),
     created_at=("created_at",),
     updated_at=("updated_at",),
+    version=("version",),
 )
 # A post's author may be read with it, in its statement (schema.folding).
 foldable(models.Post, "Post", author=(models.User, "author_id"))

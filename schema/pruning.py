@@ -1,14 +1,15 @@
-"""Column pruning: a planned query reads only the costly columns its selection uses.
+"""Column pruning: a planned query reads only the columns its selection uses.
 
 Decoding a ``timestamptz`` costs asyncpg about 0.6 µs a value here, more than the rest of a
 narrow row, and a post's ``content`` is most of its bytes; a nested read that selects titles
 and bodies would pay for thousands of them. So each entity declares its *prunable* columns
-(``prunable``): wide or costly ones, each with the GraphQL fields that read it. While the
-breadth-first executor resolves a field, ``SELECTED`` holds the fields its plan selects on
-each entity type below it (``schema.executor.plan.FieldPlan.reads``), and the statements built
-for it (``listing.root_connection``, ``loaders.by_id``, ``loaders.pages``) leave out every
-prunable column no selected field reads (``omitted``), except the ordering's column, which
-cursors encode (``keep``).
+(``prunable``): wide or costly ones, and the narrow ones few selections read (a role, a
+version), each with the GraphQL fields that read it. While the breadth-first executor
+resolves a field, ``SELECTED`` holds the fields its plan selects on each entity type below
+it (``schema.executor.plan.FieldPlan.reads``), and the statements built for it
+(``listing.root_connection``, ``loaders.by_id``, ``loaders.pages``) leave out every prunable
+column no selected field reads (``omitted``), except the ordering's column, which cursors
+encode (``keep``).
 
 Rows come back with the left-out columns holding ``db.reader.OMITTED``, so ``from_row`` is
 unchanged; a field that read one by mistake would fail loudly (no scalar serialises it),

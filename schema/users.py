@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from sqlalchemy import ColumnElement, or_
 
 from db import models
+from db.reader import OMITTED
 from schema import fetch, loaders
 from schema.auth.viewer import Viewer
 from schema.connection import (
@@ -128,7 +129,8 @@ class User(Node):
         user.email_address = row.email
         user.name = row.name
         user.bio = row.bio
-        user.role = _ROLES[row.role]
+        # A left-out role stays ``OMITTED`` (schema.pruning), like every left-out column.
+        user.role = _ROLES[row.role] if row.role is not OMITTED else cast(Role, OMITTED)
         user.is_active = row.is_active
         user.created_at = row.created_at
         user.updated_at = row.updated_at
@@ -189,8 +191,17 @@ class User(Node):
 
 
 register_node("User", models.User, User.from_row)
-# Wide or costly columns, each read only for the fields named (schema.pruning).
-prunable(models.User, "User", bio=("bio",), created_at=("created_at",), updated_at=("updated_at",))
+# Columns read only for the fields named (schema.pruning): wide, costly or seldom selected.
+prunable(
+    models.User,
+    "User",
+    bio=("bio",),
+    role=("role",),
+    is_active=("is_active",),
+    created_at=("created_at",),
+    updated_at=("updated_at",),
+    version=("version",),
+)
 USERS = Listing(models.User, User.from_row, USER_SORT_KEYS)
 
 

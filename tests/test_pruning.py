@@ -41,8 +41,17 @@ async def test_a_root_page_reads_only_the_selected_costly_columns(api: App) -> N
     await api.data("{ users(first: 2) { nodes { name } } }")
     columns = selected(root_page_on(api, "users"))
     assert "users.name" in columns and "users.id" in columns
-    for left_out in ("bio", "created_at", "updated_at"):
+    for left_out in ("bio", "role", "is_active", "created_at", "updated_at", "version"):
         assert left_out not in columns
+
+    api.statements.clear()
+    data = await api.data("{ users(first: 2) { nodes { role version } } }")
+    columns = selected(root_page_on(api, "users"))
+    assert "users.role" in columns and "users.version" in columns and "is_active" not in columns
+    assert all(
+        user["role"] in ("ADMIN", "MEMBER") and user["version"] > 0
+        for user in data["users"]["nodes"]
+    )
 
     api.statements.clear()
     data = await api.data("{ users(first: 2) { nodes { name createdAt } } }")
