@@ -73,7 +73,7 @@ def is_foldable(type_name: str, field: str) -> bool:
     return f"{type_name}.{field}" in _NAMES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Fold:
     """One to-one field read in the parents' statement: with its field's ``reads`` and the
     target's columns left out (``omit``)."""

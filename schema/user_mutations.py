@@ -73,14 +73,18 @@ DeleteUserResult = Annotated[
 OWNED_USERS = writes.Owned(models.User, lambda row: row.id)
 
 
-def _account_changed(info: Info, user_id: int, row: models.User | None) -> None:
-    """After a change to account ``user_id`` (``row`` as it now is, ``None``: deleted): have
-    the viewer cache forget it once the transaction commits, and keep the operation's viewer
+def _account_changed(
+    info: Info, user_id: int, row: models.User | None, *, access: bool = True
+) -> None:
+    """After a change to account ``user_id`` (``row`` as it now is, ``None``: deleted): if
+    it changed what the account may do (``access``: its role, status or existence), have the
+    viewer cache forget it once the transaction commits; and keep the operation's viewer
     true if it is their own account: the rest of the operation runs as the account now is
     (deleted or deactivated: anonymous; a new role: that role), as the next request would."""
     ctx = info.context
     assert ctx.transaction is not None
-    ctx.transaction.accounts.add(user_id)
+    if access:
+        ctx.transaction.accounts.add(user_id)
     viewer = ctx.viewer
     if viewer is None or viewer.id != user_id:
         return
@@ -130,6 +134,7 @@ class UserMutations:
             if taken:
                 return _email_taken(email)
             row.email = email
+        role_changed = role != row.role
         row.role = role
         if name is not None:
             row.name = name
@@ -145,7 +150,7 @@ class UserMutations:
         )
         if failed:
             return failed  # type: ignore[return-value]
-        _account_changed(info, row.id, row)
+        _account_changed(info, row.id, row, access=role_changed)
         return UserPayload(user=User.from_row(row))
 
     @strawberry.mutation(

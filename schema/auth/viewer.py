@@ -52,17 +52,21 @@ def bearer_token(authorization: object) -> str | None:
 async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
     """The viewer ``token`` names (``None`` for no token), checked against the database.
 
-    The process's viewer cache answers when it remembers the account (``ctx.viewers``: any
-    change to it is forgotten at once, see ``schema.auth.viewer_cache``). Otherwise one
-    primary-key read, through the user DataLoader's batch function; the row then also serves
-    later ``author`` fields (``Loaders.rows``). Raises ``AuthenticationFailed`` for an invalid
-    or expired token and for an account that was deleted or deactivated (its tokens stop
-    working at once).
+    For a query, the process's viewer cache answers when it remembers the account
+    (``ctx.viewers``: any change to it is forgotten at once, see
+    ``schema.auth.viewer_cache``). Otherwise, and always for a mutation (which reads the
+    account in its own transaction) or a subscription's event, one primary-key read, through
+    the user DataLoader's batch function; the row then also serves later ``author`` fields
+    (``Loaders.rows``). Raises ``AuthenticationFailed`` for an invalid or expired token and
+    for an account that was deleted or deactivated (its tokens stop working at once).
     """
     if token is None:
         return None
     user_id = token_subject(ctx.settings, token)
-    cache = ctx.viewers
+    # Only a query's own read fills the cache: a subscriber's shared read may have begun
+    # before the generation is taken here.
+    cache = ctx.viewers if ctx.read_only and ctx.reader is ctx else None
+    generation = 0
     if cache is not None:
         remembered = cache.get(user_id)
         if remembered is not None:

@@ -5,19 +5,22 @@ any resolver runs. Reading the row on every request costs a round trip per reque
 a flat query's time. So each process remembers the viewers it has read, and forgets one as
 soon as PostgreSQL says that account changed:
 
-- a trigger on ``users`` (migration 0002) sends ``NOTIFY inkwell_accounts, '<id>'`` for every
-  update of ``id``, ``role`` or ``is_active`` and every delete, and ``'*'`` for a TRUNCATE,
-  whoever makes the change (this server, another process, another application, psql);
+- triggers on ``users`` (migration 0002) send ``NOTIFY inkwell_accounts, '<id>'`` for every
+  update of ``id`` (both ids), ``role`` or ``is_active`` and every delete, and ``'*'`` for a
+  TRUNCATE, whoever makes the change (this server, another process, another application);
 - PostgreSQL delivers a notification when its transaction commits, to every listening
   session; the event broker's LISTEN connection (``schema.live.postgres``) hands it here.
 
 The cache trusts itself only while that feed is up: it is empty and stores nothing until the
-LISTEN connection is established and the trigger is found enabled, and it empties itself
+LISTEN connection is established and the triggers are found enabled, and it empties itself
 whenever the connection is lost (notifications sent meanwhile are lost with it). A read that
 was in flight when anything was forgotten is not stored (``generation``), so a notification
 that overtakes the read it invalidates cannot be undone by it. Each entry also has a maximum
 age, a bound for what no notification reports (triggers disabled by
 ``session_replication_role = replica``, a listener that died without a word).
+
+Only queries are answered from it (``authenticate``): a mutation reads its viewer in its own
+transaction, so no write runs on a role a notification in flight is about to take away.
 
 The process that makes a change forgets the account itself right after its commit
 (``schema.extensions.transaction``), so its next request never sees the old role; other
@@ -41,19 +44,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("inkwell.auth")
 
-#: The NOTIFY channel of account changes, and the trigger that sends them (migration 0002).
+#: The NOTIFY channel of account changes, and the triggers that send them (migration 0002):
+#: one for rows updated or deleted, one for a TRUNCATE.
 CHANNEL = "inkwell_accounts"
 TRIGGER = "inkwell_account_changes"
+TRUNCATE_TRIGGER = "inkwell_accounts_truncated"
 #: The payload that forgets every account (sent for a TRUNCATE).
 EVERYONE = "*"
 #: Viewers remembered at most; the least recently used goes first.
 MAX_ENTRIES = 10_000
 
-#: Whether the trigger exists on the ``users`` table the server reads, and fires
+#: Whether both triggers exist on the ``users`` table the server reads, and fire
 #: (``tgenabled``: O = on, A = always; D = disabled, R = only as a replica).
-_TRIGGER_ENABLED = (
-    "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgname = $1 "
-    "AND tgrelid = to_regclass('users') AND tgenabled IN ('O', 'A'))"
+_TRIGGERS_ENABLED = (
+    "SELECT count(*) = 2 FROM pg_trigger WHERE tgname IN ($1, $2) "
+    "AND tgrelid = to_regclass('users') AND tgenabled IN ('O', 'A')"
 )
 
 
@@ -93,6 +98,7 @@ class ViewerCache:
         if time.monotonic() >= expires:
             del self._entries[user_id]
             return None
+        self._entries.move_to_end(user_id)
         return viewer
 
     def put(self, viewer: Viewer, generation: int) -> None:
@@ -119,16 +125,17 @@ class ViewerCache:
 
     async def connected(self, connection: Any) -> None:
         """Trust the cache once LISTEN is up on ``connection`` (an asyncpg connection) and
-        the trigger is enabled; checked again at each health check, so dropping or disabling
-        the trigger stops the cache within one."""
-        enabled = bool(await connection.fetchval(_TRIGGER_ENABLED, TRIGGER))
+        both triggers are enabled; checked again at each health check, so dropping or
+        disabling one stops the cache within one."""
+        enabled = bool(await connection.fetchval(_TRIGGERS_ENABLED, TRIGGER, TRUNCATE_TRIGGER))
         if enabled == self._trusted:
             return
         if not enabled:
             logger.warning(
-                "trigger %s on users is missing or disabled: every request reads its viewer "
-                "(run `migrate`)",
+                "trigger %s or %s on users is missing or disabled: every request reads its "
+                "viewer (run `migrate`)",
                 TRIGGER,
+                TRUNCATE_TRIGGER,
             )
             self.disconnected()
             return

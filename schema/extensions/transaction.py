@@ -78,7 +78,6 @@ class TransactionBoundary(SchemaExtension):
             else:
                 await context.commit()
         except Exception as exc:
-            _forget_accounts(context, transaction)  # the COMMIT may have reached the database
             transaction.outcome = Outcome.ROLLED_BACK
             logger.warning("commit failed, the operation was rolled back: %r", exc)
             error: Exception = TransactionConflict() if is_transaction_conflict(exc) else exc
@@ -86,7 +85,9 @@ class TransactionBoundary(SchemaExtension):
             result.data = None
             result.errors = [GraphQLError(str(error), original_error=error)]
             return
-        _forget_accounts(context, transaction)
+        finally:
+            # On every path, a cancellation included: the COMMIT may have been applied.
+            _forget_accounts(context, transaction)
         transaction.outcome = Outcome.COMMITTED
 
     def get_results(self) -> dict[str, Any]:

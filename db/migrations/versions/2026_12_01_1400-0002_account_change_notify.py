@@ -1,5 +1,5 @@
 """Account changes are announced: NOTIFY inkwell_accounts for each change of a user's id,
-role or status and each delete (the user's id), and for a TRUNCATE ('*').
+role or status and each delete (the user's id, old and new), and for a TRUNCATE ('*').
 
 Each server process remembers the viewers it has read and forgets one when this arrives
 (``schema.auth.viewer_cache``); a trigger reports the change whoever makes it. PostgreSQL
@@ -33,6 +33,9 @@ UPGRADE = (
             PERFORM pg_notify('inkwell_accounts', '*');
         ELSE
             PERFORM pg_notify('inkwell_accounts', OLD.id::text);
+            IF TG_OP = 'UPDATE' AND NEW.id <> OLD.id THEN
+                PERFORM pg_notify('inkwell_accounts', NEW.id::text);
+            END IF;
         END IF;
         RETURN NULL;
     END
