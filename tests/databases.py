@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 REQUIRE_POSTGRES = os.environ.get("INKWELL_REQUIRE_POSTGRES") == "1"
@@ -43,3 +43,16 @@ async def throwaway_database(backend: str, tmp_dir: Path) -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+async def end_listener(engine: AsyncEngine) -> None:
+    """Terminate the server's LISTEN connection to ``engine``'s database, as a restart or an
+    administrator would; asserts there was exactly one."""
+    async with engine.connect() as conn:
+        ended = await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'inkwell-listener' AND datname = current_database()"
+            )
+        )
+        assert ended.all() == [(True,)]

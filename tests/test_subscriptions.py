@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 from starlette.testclient import TestClient
 from websockets.exceptions import ConnectionClosed
 
@@ -19,6 +19,7 @@ from db.engine import create_engine
 from schema.auth.tokens import issue_token
 from server import create_app
 from tests.conftest import ADMIN_ID, OTHER, OWNER, TEST_SECRET, app_settings, prepare_write_db
+from tests.databases import end_listener
 from tests.live import Live, live_server
 from tests.truth import table
 from tests.wsclient import (
@@ -357,14 +358,7 @@ async def test_the_listener_reconnects_after_losing_its_connection(live: Live) -
     post = await new_post(live, OWNER, publish=True)
     async with ws_client(live.base) as client:
         await subscribed(live, client, COMMENT_ADDED, p=post)
-        async with live.engine.connect() as conn:
-            ended = await conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'inkwell-listener' AND datname = current_database()"
-                )
-            )
-            assert ended.all() == [(True,)]
+        await end_listener(live.engine)
         await wait_for_metric(live.base, "inkwell_event_listener_reconnects", 1)
         await wait_for_metric(live.base, "inkwell_event_listener_connected", 1)
         await gql(live, ADD_COMMENT, OTHER, p=post, b="After the restart")

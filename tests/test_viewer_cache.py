@@ -15,6 +15,7 @@ from schema.auth.viewer import Viewer
 from schema.auth.viewer_cache import CHANNEL, EVERYONE, TRIGGER, TRUNCATE_TRIGGER, ViewerCache
 from schema.live import metrics
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App, app_settings, prepare_write_db, running_app
+from tests.databases import end_listener
 
 VIEWER = "{ viewer { databaseId role } }"
 EMAIL = '{ user(id: "3") { email } }'
@@ -185,14 +186,7 @@ async def test_a_lost_listener_forgets_everyone_and_trusts_again_once_back(
     reconnects = metrics.LISTENER_RECONNECTS._value.get()
     await write_app.data(VIEWER, as_user=OWNER)
     assert viewers.get(OWNER) is not None
-    async with write_app.engine.connect() as conn:
-        ended = await conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'inkwell-listener' AND datname = current_database()"
-            )
-        )
-        assert ended.all() == [(True,)]
+    await end_listener(write_app.engine)
     deadline = time.monotonic() + DELIVERY_SECONDS
     while metrics.LISTENER_RECONNECTS._value.get() == reconnects or not viewers.trusted:
         assert time.monotonic() < deadline, "the listener did not come back"
