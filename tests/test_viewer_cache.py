@@ -40,11 +40,18 @@ async def _fed(max_age: float = 60.0) -> ViewerCache:
     return cache
 
 
-async def test_nothing_is_remembered_until_the_feed_is_up_and_the_trigger_found() -> None:
+async def test_nothing_is_remembered_until_the_feed_is_up_and_the_trigger_found(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     cache = ViewerCache(60.0)
     cache.put(Viewer(1, "admin"), cache.generation)
     assert cache.get(1) is None and not cache.trusted
-    await cache.connected(_Connection(enabled=False))
+    for _ in range(2):  # at start-up, then at a health check: reported once
+        await cache.connected(_Connection(enabled=False))
+    assert [r.message for r in caplog.records].count(
+        f"trigger {TRIGGER} or {TRUNCATE_TRIGGER} on users is missing or disabled: every "
+        "request reads its viewer (run `migrate`)"
+    ) == 1
     cache.put(Viewer(1, "admin"), cache.generation)
     assert cache.get(1) is None and not cache.trusted
     await cache.connected(_Connection(enabled=True))

@@ -77,6 +77,8 @@ class ViewerCache:
         #: Bumped by everything that forgets: a fill read before it is stale.
         self._generation = 0
         self._trusted = False
+        #: The missing or disabled triggers have been reported (once, until they are back).
+        self._warned = False
 
     @property
     def trusted(self) -> bool:
@@ -128,19 +130,22 @@ class ViewerCache:
         both triggers are enabled; checked again at each health check, so dropping or
         disabling one stops the cache within one."""
         enabled = bool(await connection.fetchval(_TRIGGERS_ENABLED, TRIGGER, TRUNCATE_TRIGGER))
-        if enabled == self._trusted:
+        if enabled:
+            if not self._trusted:
+                self.forget_all()  # whatever happened before the feed was up went unreported
+                self._trusted = True
+            self._warned = False
             return
-        if not enabled:
+        if not self._warned:
             logger.warning(
                 "trigger %s or %s on users is missing or disabled: every request reads its "
                 "viewer (run `migrate`)",
                 TRIGGER,
                 TRUNCATE_TRIGGER,
             )
+            self._warned = True
+        if self._trusted:
             self.disconnected()
-            return
-        self.forget_all()  # whatever happened before the feed was up went unreported
-        self._trusted = True
 
     def notified(self, payload: str) -> None:
         """A notification on ``CHANNEL``: a user id, or ``EVERYONE``."""
