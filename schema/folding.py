@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 
-from db import reader
-from schema import pruning
+from schema import fetch, pruning
 from schema.pruning import SELECTED, Reads
 from schema.visibility import is_public
 
@@ -115,8 +114,7 @@ def with_folds(statement: Select[Any], parent: Any, found: Sequence[Fold]) -> Se
     it would have)."""
     for fold in found:
         target = aliased(fold.to_one.target)
-        columns = reader.Projection(target, fold.omit) if fold.omit else target
-        statement = statement.add_columns(columns).outerjoin(
+        statement = statement.add_columns(fetch.columns_of(target, fold.omit)).outerjoin(
             target, target.id == getattr(parent, fold.to_one.foreign_key)
         )
     return statement

@@ -49,6 +49,15 @@ class Reads(dict[str, frozenset[str]]):
         super().__init__(types or {})
         self.to_one: Mapping[str, Reads] = to_one or {}
 
+    # Equal when both parts are: ``dict``'s comparison alone would ignore ``to_one``.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reads) and dict.__eq__(self, other) and self.to_one == other.to_one
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # mutable, like dict
+
 
 #: What the field being resolved selects below it (``None``: not known, nothing is pruned).
 SELECTED: ContextVar[Reads | None] = ContextVar("inkwell_selected", default=None)

@@ -66,7 +66,7 @@ class ViewerCache:
     """Per-process ``Viewer`` by user id, each for at most ``max_age`` seconds (0: never
     remembered), trusted only while its invalidation feed is up.
 
-    The feed is the ``schema.live.postgres.Feed`` protocol: ``connected`` after every LISTEN
+    The feed is the ``schema.live.broker.Feed`` protocol: ``connected`` after every LISTEN
     and health check, ``notified`` for each notification, ``disconnected`` on loss.
     """
 
@@ -123,7 +123,7 @@ class ViewerCache:
         self._generation += 1
         self._entries.clear()
 
-    # The feed (``schema.live.postgres.Feed``).
+    # The feed (``schema.live.broker.Feed``).
 
     async def connected(self, connection: Any) -> None:
         """Trust the cache once LISTEN is up on ``connection`` (an asyncpg connection) and
@@ -155,8 +155,11 @@ class ViewerCache:
         try:
             user_id = int(payload)
         except ValueError:
-            logger.warning("ignored a malformed %s notification: %.200r", CHANNEL, payload)
-            self.forget_all()  # it meant something changed: forget too much, not too little
+            # It meant something changed: forget too much, not too little.
+            logger.warning(
+                "a malformed %s notification forgets every account: %.200r", CHANNEL, payload
+            )
+            self.forget_all()
             return
         self.forget({user_id})
 

@@ -262,7 +262,7 @@ def _reads(completion: Completion) -> Reads:
                 ):
                     joined = f"{selection.type_name}.{name}"
                     seen = to_one.setdefault(joined, reads)
-                    if seen is not None and (seen != reads or seen.to_one != reads.to_one):
+                    if seen is not None and seen != reads:
                         to_one[joined] = None  # two selections: one statement serves one
             return
         for field in selection.fields:
