@@ -29,7 +29,7 @@ Source: SQLAlchemy ``engine/default.py`` (``DefaultExecutionContext._init_compil
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -88,6 +88,22 @@ def _entity_columns(element: Any) -> tuple[str, ...] | None:
         mapper = inspect(element).mapper
         return tuple(prop.key for prop in mapper.column_attrs if not prop.deferred)
     return None
+
+
+def entity_keys(entity: Any) -> tuple[str, ...]:
+    """The attribute keys of the columns ``fetch`` reads for mapped class ``entity`` (its
+    non-deferred column attributes, in mapper order). Raises ``ValueError`` for anything
+    else."""
+    keys = _entity_columns(entity)
+    if keys is None:
+        raise ValueError(f"{entity!r} is not a mapped entity")
+    return keys
+
+
+def entity_row(entity: Any) -> Callable[[Sequence[Any]], Any]:
+    """Makes, from the values of ``entity``'s columns in ``entity_keys`` order, the row
+    ``fetch`` gives for a later entity of a statement (a named tuple)."""
+    return partial(tuple.__new__, _row_type(entity_keys(entity)))
 
 
 class _Omitted:

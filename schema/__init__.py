@@ -126,9 +126,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Who is asking, then (for mutations) the one transaction around all fields.
         Authentication,
         TransactionBoundary,
-        # Innermost, so the resolvers run within it (Strawberry does not unwind hooks already
-        # entered when a later one fails on entry, so a deadline must not span other hooks'
-        # entry): a timeout then unwinds through the transaction, which rolls back.
+        # Innermost, so it bounds the resolvers and not the other hooks' entry (signing in):
+        # a timeout then unwinds through the transaction, which rolls back.
         lambda: Deadline(settings.request_timeout_seconds),
     ]
     if not settings.introspection_enabled:

@@ -23,7 +23,7 @@ from schema.connection import (
 from schema.context import Context, Info
 from schema.errors import BadUserInput
 from schema.executor.batch import batched, load_batch, required
-from schema.folding import foldable
+from schema.folding import Linked, foldable
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
 from schema.pagination import ID_KEY, SortKey
@@ -217,7 +217,12 @@ prunable(
     version=("version",),
 )
 # A post's author may be read with it, in its statement (schema.folding).
-foldable(models.Post, "Post", author=(models.User, "author_id"))
+foldable(
+    models.Post,
+    "Post",
+    author=(models.User, "author_id"),
+    tags=Linked(models.Tag, models.post_tags, "post_id", "tag_id", loaders.tags_by_post),
+)
 POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 

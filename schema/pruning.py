@@ -35,23 +35,24 @@ if TYPE_CHECKING:
 class Reads(dict[str, frozenset[str]]):
     """GraphQL type name -> the Python names of the fields a selection reads on that type.
 
-    ``to_one`` holds, for each to-one field the selection reads that may be read in its
-    parents' statement (``schema.folding``), keyed ``"Type.field"``, that field's own reads.
+    ``folded`` holds, for each relationship field the selection reads that may be read in
+    its parents' statement (``schema.folding``), keyed ``"Type.field"``, that field's own
+    reads.
     """
 
-    __slots__ = ("to_one",)
+    __slots__ = ("folded",)
 
     def __init__(
         self,
         types: Mapping[str, frozenset[str]] | None = None,
-        to_one: Mapping[str, Reads] | None = None,
+        folded: Mapping[str, Reads] | None = None,
     ) -> None:
         super().__init__(types or {})
-        self.to_one: Mapping[str, Reads] = to_one or {}
+        self.folded: Mapping[str, Reads] = folded or {}
 
-    # Equal when both parts are: ``dict``'s comparison alone would ignore ``to_one``.
+    # Equal when both parts are: ``dict``'s comparison alone would ignore ``folded``.
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Reads) and dict.__eq__(self, other) and self.to_one == other.to_one
+        return isinstance(other, Reads) and dict.__eq__(self, other) and self.folded == other.folded
 
     def __ne__(self, other: object) -> bool:
         return not self == other

@@ -231,10 +231,10 @@ def _reads(completion: Completion) -> Reads:
     """The fields ``completion``'s selections read on each entity type with prunable columns
     (``schema.pruning``): down through the types between (a connection, its edges), stopping
     at the entity (its own relationship fields are batch fields with reads of their own);
-    and the foldable to-one batch fields among those (``schema.folding``), each with its own
-    reads, unless it is selected twice with different ones."""
+    and the foldable batch fields among those (``schema.folding``), each with its own reads,
+    unless it is selected twice with different ones."""
     found: dict[str, set[str]] = {}
-    to_one: dict[str, Reads | None] = {}
+    folded: dict[str, Reads | None] = {}
 
     def complete(value: Completion | None) -> None:
         kind = type(value)
@@ -261,9 +261,9 @@ def _reads(completion: Completion) -> Reads:
                     and is_foldable(selection.type_name, name)
                 ):
                     joined = f"{selection.type_name}.{name}"
-                    seen = to_one.setdefault(joined, reads)
+                    seen = folded.setdefault(joined, reads)
                     if seen is not None and seen != reads:
-                        to_one[joined] = None  # two selections: one statement serves one
+                        folded[joined] = None  # two selections: one statement serves one
             return
         for field in selection.fields:
             complete(field.completion)
@@ -271,7 +271,7 @@ def _reads(completion: Completion) -> Reads:
     complete(completion)
     return Reads(
         {name: frozenset(fields) for name, fields in found.items()},
-        {name: reads for name, reads in to_one.items() if reads is not None},
+        {name: reads for name, reads in folded.items() if reads is not None},
     )
 
 

@@ -1,22 +1,28 @@
-"""Strawberry's schema-extension runner, with each hook's kind worked out once per class.
+"""Strawberry's schema-extension runner, with each hook's kind worked out once per class and
+the hooks of a phase run as nested ``with`` statements, without an exit stack.
 
 For every operation and every phase (operation, parsing, validation, execution), Strawberry
-inspects each extension's hook (``inspect.isasyncgenfunction`` and friends) and wraps it with
-``contextlib.asynccontextmanager``, which copies the function's metadata
-(``functools.update_wrapper``) anew each time. With nine extensions that is the largest part
-of Strawberry's fixed cost per request. The kind of a hook is a property of the extension's
-class, so this runner decides it once per class and builds the same context managers
-directly; hooks run exactly as Strawberry runs them (entered in order, exited in reverse,
-through its ``AsyncExitStack``).
-Source: strawberry ``extensions/context.py`` (``ExtensionContextManagerBase.get_hook``) and
-``extensions/runner.py``; Python ``contextlib``.
+inspects each extension's hook (``inspect.isasyncgenfunction`` and friends), wraps it with
+``contextlib.asynccontextmanager`` (which copies the function's metadata anew each time) and
+enters it through an ``AsyncExitStack``. With nine extensions that is the largest part of
+Strawberry's fixed cost per request. The kind of a hook is a property of the extension's
+class, so this runner decides it once per class; a phase then enters each hook's context
+manager itself and exits them in reverse with ``AsyncExitStack``'s rules (an exception goes
+to each exit in turn; one that an exit raises replaces it; one an exit swallows goes no
+further out). As in Strawberry, the phase itself never swallows the exception it exits with.
+
+One difference, on purpose: when a hook fails on entry, the hooks of that phase already
+entered are exited with that exception (as nested ``with`` statements would be), where
+Strawberry's stack leaves them suspended for the garbage collector to close.
+Source: strawberry ``extensions/context.py`` (``ExtensionContextManagerBase``) and
+``extensions/runner.py``; Python ``contextlib`` (``ExitStack.__exit__``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-from functools import partial
+from types import TracebackType
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
@@ -26,14 +32,19 @@ from strawberry.extensions.context import (
     OperationContextManager,
     ParsingContextManager,
     ValidationContextManager,
-    WrappedHook,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext
 
 #: Per extension class: its own hooks by name, each as (kind, function).
 _hooks: dict[type, dict[str, tuple[int, Any]]] = {}
-_GENERATOR, _ASYNC_GENERATOR, _OTHER = range(3)
+_GENERATOR, _ASYNC_GENERATOR, _COROUTINE, _FUNCTION = range(4)
 _PHASES = ("on_operation", "on_parse", "on_validate", "on_execute")
+#: Per extension class: whether it overrides ``get_results`` (the default returns ``{}``).
+_reports: dict[type, bool] = {}
+
+_GeneratorHook = contextlib._GeneratorContextManager
+_AsyncGeneratorHook = contextlib._AsyncGeneratorContextManager
 
 
 def _hooks_of(extension_type: type) -> dict[str, tuple[int, Any]]:
@@ -44,42 +55,145 @@ def _hooks_of(extension_type: type) -> dict[str, tuple[int, Any]]:
             hook = getattr(extension_type, name)
             if hook is getattr(SchemaExtension, name):
                 continue  # not overridden: Strawberry skips it too
+            if not callable(hook):
+                raise ValueError(f"Hook {name} on {extension_type} must be callable")
             if inspect.isgeneratorfunction(hook):
                 found[name] = (_GENERATOR, hook)
             elif inspect.isasyncgenfunction(hook):
                 found[name] = (_ASYNC_GENERATOR, hook)
+            elif inspect.iscoroutinefunction(hook):
+                found[name] = (_COROUTINE, hook)
             else:
-                found[name] = (_OTHER, hook)
+                found[name] = (_FUNCTION, hook)
         _hooks[extension_type] = found
     return found
 
 
 class _KnownHooks(ExtensionContextManagerBase):
-    """Hooks from the per-class table; a hook that is not a (async) generator function is
-    left to Strawberry's own wrapping."""
+    """The hooks of one phase of one operation, by the per-class table: entered in order,
+    exited in reverse. A phase is entered once."""
+
+    __slots__ = ("_entered", "_hooks")
+    HOOK_NAME: str
 
     def __init__(self, extensions: list[SchemaExtension]) -> None:
         name = self.HOOK_NAME
-        self.default_hook = getattr(SchemaExtension, name)
-        self.hooks = hooks = []
-        for extension in extensions:
-            entry = _hooks_of(type(extension)).get(name)
-            if entry is None:
-                continue
-            kind, hook = entry
-            if kind == _ASYNC_GENERATOR:
-                # What ``contextlib.asynccontextmanager(hook)(extension)`` builds.
-                manager: Any = partial(
-                    contextlib._AsyncGeneratorContextManager, hook, (extension,), {}
-                )
-                hooks.append(WrappedHook(extension=extension, hook=manager, is_async=True))
-            elif kind == _GENERATOR:
-                manager = partial(contextlib._GeneratorContextManager, hook, (extension,), {})
-                hooks.append(WrappedHook(extension=extension, hook=manager, is_async=False))
-            else:
-                wrapped = self.get_hook(extension)
-                if wrapped is not None:
-                    hooks.append(wrapped)
+        self._hooks = [
+            (entry[0], entry[1], extension)
+            for extension in extensions
+            if (entry := _hooks_of(type(extension)).get(name)) is not None
+        ]
+        #: The entered context managers (a generator hook's), each with whether it is async.
+        self._entered: list[tuple[bool, Any]] = []
+
+    def __enter__(self) -> None:
+        entered = self._entered
+        try:
+            for kind, hook, extension in self._hooks:
+                if kind == _GENERATOR:
+                    manager = _GeneratorHook(hook, (extension,), {})
+                    manager.__enter__()
+                    entered.append((False, manager))
+                elif kind == _FUNCTION:
+                    hook(extension)
+                else:
+                    raise RuntimeError(
+                        f"SchemaExtension hook {extension}.{self.HOOK_NAME} "
+                        "failed to complete synchronously."
+                    )
+        except BaseException as exc:
+            self._unwind_sync(exc)
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        self._unwind_sync(exc)
+
+    async def __aenter__(self) -> None:
+        entered = self._entered
+        try:
+            for kind, hook, extension in self._hooks:
+                if kind == _ASYNC_GENERATOR:
+                    manager: Any = _AsyncGeneratorHook(hook, (extension,), {})
+                    await manager.__aenter__()
+                    entered.append((True, manager))
+                elif kind == _GENERATOR:
+                    manager = _GeneratorHook(hook, (extension,), {})
+                    manager.__enter__()
+                    entered.append((False, manager))
+                elif kind == _COROUTINE:
+                    await hook(extension)
+                else:
+                    hook(extension)
+        except BaseException as exc:
+            await self._unwind(exc)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._unwind(exc)
+
+    async def _unwind(self, exc: BaseException | None) -> bool:
+        """Exit the entered hooks, innermost first, with ``exc`` (or with what an inner
+        exit raised instead); returns True when ``exc`` was swallowed, raises what an exit
+        raised."""
+        entered, received, swallowed, raised = self._entered, exc is not None, False, False
+        while entered:
+            is_async, manager = entered.pop()
+            try:
+                details = (type(exc), exc, exc.__traceback__) if exc is not None else _NONE
+                done = await manager.__aexit__(*details) if is_async else manager.__exit__(*details)
+                if done:
+                    swallowed, raised, exc = True, False, None
+            except BaseException as new:
+                if new is not exc:
+                    _chain(new, exc)
+                exc, raised = new, True
+        if raised:
+            assert exc is not None
+            raise exc
+        return received and swallowed
+
+    def _unwind_sync(self, exc: BaseException | None) -> bool:
+        """``_unwind`` for a phase entered without ``await`` (no async hooks)."""
+        entered, received, swallowed, raised = self._entered, exc is not None, False, False
+        while entered:
+            _, manager = entered.pop()
+            try:
+                details = (type(exc), exc, exc.__traceback__) if exc is not None else _NONE
+                if manager.__exit__(*details):
+                    swallowed, raised, exc = True, False, None
+            except BaseException as new:
+                if new is not exc:
+                    _chain(new, exc)
+                exc, raised = new, True
+        if raised:
+            assert exc is not None
+            raise exc
+        return received and swallowed
+
+
+_NONE = (None, None, None)
+
+
+def _chain(new: BaseException, old: BaseException | None) -> None:
+    """Make ``old`` the context of ``new`` (at the end of ``new``'s chain of contexts),
+    unless it is there already: what ``ExitStack`` does (``_fix_exception_context``)."""
+    if old is None:
+        return
+    seen = new
+    while True:
+        context = seen.__context__
+        if context is None or context is old:
+            break
+        seen = context
+    if context is None:
+        seen.__context__ = old
 
 
 class _Operation(_KnownHooks, OperationContextManager):
@@ -100,7 +214,8 @@ class _Executing(_KnownHooks, ExecutingContextManager):
 
 class KnownHooksRunner(SchemaExtensionsRunner):
     """Strawberry's ``SchemaExtensionsRunner`` whose phase context managers look hooks up
-    per class (``_KnownHooks``). Stream results keep Strawberry's own manager."""
+    per class (``_KnownHooks``), asking for results only the extensions that report any.
+    Stream results keep Strawberry's own manager."""
 
     def operation(self) -> OperationContextManager:
         return _Operation(self.extensions)
@@ -113,3 +228,18 @@ class KnownHooksRunner(SchemaExtensionsRunner):
 
     def executing(self) -> ExecutingContextManager:
         return _Executing(self.extensions)
+
+    async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self.extensions:
+            kind = type(extension)
+            reports = _reports.get(kind)
+            if reports is None:
+                reports = _reports[kind] = kind.get_results is not SchemaExtension.get_results
+            if reports:
+                results = extension.get_results()
+                if inspect.isawaitable(results):
+                    results = await results
+                data.update(results)
+        data.update(ctx.extensions_results)
+        return data
