@@ -13,6 +13,7 @@ import strawberry
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from db import reader as driver
 from db.errors import is_statement_timeout, is_unavailable
 from db.stats import SqlStats
 from schema.errors import RequestTimeout, ServiceUnavailable
@@ -147,8 +148,6 @@ class Context:
         and run to completion like ``run``, with the same errors, and ``reader.Unreadable``
         for a statement the driver path does not take (run it with ``run`` instead).
         """
-        from db import reader
-
         async with self._lock:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
@@ -161,7 +160,7 @@ class Context:
                 # Not connected yet: the first read checks out, inside its shielded task,
                 # so a cancellation cannot lose a checked-out connection.
                 connection = self._connection = engine.connect()
-            return await self._to_completion(reader.fetch(connection, statement, params))
+            return await self._to_completion(driver.fetch(connection, statement, params))
 
     async def _to_completion(self, work: Awaitable[T]) -> T:
         try:
@@ -259,7 +258,10 @@ class Context:
                 # Shielded like ``run``: a cancellation (a client leaving) must not leave the
                 # session or connection half-closed, its connection checked out.
                 try:
-                    await _shielded(closable.close())
+                    if isinstance(closable, AsyncConnection):
+                        await _shielded(driver.close(closable))
+                    else:
+                        await _shielded(closable.close())
                 except Exception:
                     logger.exception("closing the operation's session failed")
 

@@ -199,6 +199,14 @@ def folds(ctx: Context, model: Any) -> tuple[Fold, ...]:
     declared = _FOLDABLE.get(model)
     if selected is None or declared is None or not selected.folded or not ctx.reads_on_driver:
         return ()
+    memo_key = ("folds", model)
+    remembered: tuple[Fold, ...] | None = selected.derived.get(memo_key)
+    if remembered is None:
+        remembered = selected.derived[memo_key] = _folds(ctx, selected, declared)
+    return remembered
+
+
+def _folds(ctx: Context, selected: Reads, declared: tuple[ToOne | ToMany, ...]) -> tuple[Fold, ...]:
     found = []
     for field in declared:
         reads = selected.folded.get(field.name)

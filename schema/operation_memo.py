@@ -38,6 +38,17 @@ class OperationMemo(Generic[T]):
         self._names: dict[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = {}
         self._values: OrderedDict[Hashable, tuple[OperationDefinitionNode, T]] = OrderedDict()
 
+    def variables(self, operation: OperationDefinitionNode, fragments: Any) -> tuple[str, ...]:
+        """The names of the variables the values for ``operation`` depend on (found once per
+        operation): with none, ``get`` needs no variables at all."""
+        names = self._names.get(id(operation))
+        if names is None or names[0] is not operation:
+            if len(self._names) >= self._size:
+                self._names.clear()
+            names = (operation, self._variables_of(operation, fragments))
+            self._names[id(operation)] = names
+        return names[1]
+
     def get(
         self,
         operation: OperationDefinitionNode,
@@ -48,13 +59,8 @@ class OperationMemo(Generic[T]):
     ) -> T:
         """The value for ``operation`` with ``variables`` (coerced) and ``extra``, made by
         ``build`` on first use (whatever it returns, ``None`` included, is remembered)."""
-        names = self._names.get(id(operation))
-        if names is None or names[0] is not operation:
-            if len(self._names) >= self._size:
-                self._names.clear()
-            names = (operation, self._variables_of(operation, fragments))
-            self._names[id(operation)] = names
-        key = (id(operation), extra, tuple(self._value_of(variables.get(n)) for n in names[1]))
+        names = self.variables(operation, fragments)
+        key = (id(operation), extra, tuple(self._value_of(variables.get(n)) for n in names))
         entry = self._values.get(key)
         if entry is not None and entry[0] is operation:
             self._values.move_to_end(key)

@@ -24,7 +24,7 @@ Source: the idea is PostGraphile's and Hasura's (SQL selecting only what the que
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ class Reads(dict[str, frozenset[str]]):
     reads.
     """
 
-    __slots__ = ("folded",)
+    __slots__ = ("derived", "folded")
 
     def __init__(
         self,
@@ -49,6 +49,9 @@ class Reads(dict[str, frozenset[str]]):
     ) -> None:
         super().__init__(types or {})
         self.folded: Mapping[str, Reads] = folded or {}
+        #: What is worked out from these reads alone, kept with them (they belong to a
+        #: cached plan, and every operation of that plan asks the same): by what asks.
+        self.derived: dict[Hashable, Any] = {}
 
     # Equal when both parts are: ``dict``'s comparison alone would ignore ``folded``.
     def __eq__(self, other: object) -> bool:
@@ -88,11 +91,15 @@ def omitted(ctx: Context, model: Any, keep: Iterable[str] = ()) -> frozenset[str
     declared = _PRUNABLE.get(model)
     if selected is None or declared is None or not ctx.reads_on_driver:
         return _NOTHING
-    type_name, columns = declared
-    # A type the selection never reaches has nothing read from its rows (a connection whose
-    # only selected field is `totalCount`).
-    fields = selected.get(type_name, _NOTHING)
-    kept = set(keep)
-    return frozenset(
-        key for key, readers in columns.items() if key not in kept and not readers & fields
-    )
+    memo_key = ("omitted", model, tuple(keep))
+    found: frozenset[str] | None = selected.derived.get(memo_key)
+    if found is None:
+        type_name, columns = declared
+        # A type the selection never reaches has nothing read from its rows (a connection
+        # whose only selected field is `totalCount`).
+        fields = selected.get(type_name, _NOTHING)
+        kept = set(keep)
+        found = selected.derived[memo_key] = frozenset(
+            key for key, readers in columns.items() if key not in kept and not readers & fields
+        )
+    return found

@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.types.unset import UNSET, UnsetType
 
 from schema.auth.viewer import authenticate, bearer_token
@@ -142,6 +143,37 @@ class GraphQLApp(GraphQL[Context, None]):
             body = {"errors": [{"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}]}
             headers = {"allow": "POST"} if exc.status_code == 405 else None
             return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """Strawberry's, reading the common request directly: a POST of one operation as
+        ``Content-Type: application/json`` exactly, asking for no streamed response.
+        Strawberry parses every Content-Type with ``email.message`` first. Anything else,
+        or a body that does not hold one well-formed operation, is Strawberry's to read (and
+        to refuse); the body is read once either way (the request keeps it)."""
+        if (
+            request.method == "POST"
+            and request.content_type == "application/json"
+            and self._get_stream_transport_from_headers(request.headers) is None
+        ):
+            data = self.parse_json(await request.get_body())
+            if isinstance(data, dict):
+                query, variables = data.get("query"), data.get("variables")
+                extensions = data.get("extensions")
+                if (
+                    isinstance(query, str | None)
+                    and isinstance(variables, dict | None)
+                    and isinstance(extensions, dict | None)
+                ):
+                    return GraphQLRequestData(
+                        query=query,
+                        variables=variables,
+                        operation_name=data.get("operationName"),
+                        extensions=extensions,
+                        protocol="http",
+                    )
+        return await super().parse_http_body(request)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         # The media type the response will have, chosen from the request's Accept.

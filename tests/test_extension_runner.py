@@ -107,6 +107,8 @@ async def test_plain_hooks_run_on_entry_and_async_ones_refuse_a_sync_phase() -> 
     async with _Operation([_Plain(log)]):
         log.append("body")
     assert log == ["plain coroutine hook", "body"]
-    with pytest.raises(RuntimeError, match="failed to complete synchronously"):
-        with _Executing([_recording("a", log)]):
-            pass  # pragma: no cover - never reached
+    with (
+        pytest.raises(RuntimeError, match="failed to complete synchronously"),
+        _Executing([_recording("a", log)]),
+    ):
+        pass  # pragma: no cover - never reached

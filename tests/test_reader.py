@@ -1,13 +1,16 @@
 """Reads on the driver (``db.reader``): the same rows as the ORM, in the same shapes; driver
-errors as SQLAlchemy's; a connection the server dropped is replaced without failing the read."""
+errors as SQLAlchemy's; a connection the server dropped is replaced without failing the read;
+an idle pooled connection is checked out without a greenlet."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models, reader
 from schema import fetch
@@ -207,3 +210,52 @@ async def test_a_projection_the_driver_refuses_is_not_handed_to_the_orm(api: App
             await fetch.rows(ctx, pruned)
     finally:
         await ctx.close()
+
+
+async def test_an_idle_pooled_connection_is_checked_out_without_a_greenlet(
+    api: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Leaves connections idle, and outlasts the greenlet checkouts that follow an earlier
+    # test's invalidation (``reader.start``).
+    for _ in range(api.engine.sync_engine.pool.size() + 1):  # type: ignore[attr-defined]
+        await api.data("{ users(first: 1) { nodes { name } } }")
+    started: list[object] = []
+    original = AsyncConnection.start
+
+    async def start(self: AsyncConnection, is_ctxmanager: bool = False) -> AsyncConnection:
+        started.append(self)
+        return await original(self, is_ctxmanager)
+
+    monkeypatch.setattr(AsyncConnection, "start", start)
+    assert api.engine.sync_engine.pool.checkedin() > 0  # type: ignore[attr-defined]
+    data = await api.data("{ users(first: 2) { nodes { name } } }")
+    assert len(data["users"]["nodes"]) == 2
+    assert started == []
+    assert api.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_connections_a_restart_dropped_reconnect_without_a_stray_coroutine(
+    api: App, recwarn: pytest.WarningsRecorder
+) -> None:
+    # Every pooled connection of the app ends, as in a database restart: the idle ones need
+    # reconnecting at their next checkout, which must then take the greenlet path (not try
+    # the direct one, whose failed connect would leave an un-awaited coroutine behind).
+    pool: Any = api.engine.sync_engine.pool
+    contexts = [context(api, read_only=True) for _ in range(pool.size())]
+    for ctx in contexts:  # every connection of the pool checked out once
+        await fetch.scalars(ctx, select(func.pg_backend_pid()))
+    for ctx in contexts:
+        await ctx.close()
+    async with api.engine.connect() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "application_name = 'inkwell' AND datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        )
+    for _ in range(2 * pool.size() + 2):
+        data = await api.data("{ users(first: 1) { nodes { name } } }")
+        assert len(data["users"]["nodes"]) == 1
+    gc.collect()
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]

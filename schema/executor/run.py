@@ -25,6 +25,7 @@ Source: GraphQL specification, "Value Completion" and "Handling Field Errors"
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, located_error
@@ -86,6 +87,17 @@ def _document_order(position: Position | None) -> tuple[int, ...]:
     return tuple(steps)
 
 
+async def _together(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """``asyncio.gather`` of ``coroutines``, each started eagerly (it runs at once, up to its
+    first wait): batches served from what is already loaded (a folded field's) finish with
+    no task switch at all. Source: Python docs, ``asyncio.Task`` (``eager_start``, 3.12)."""
+    loop = asyncio.get_running_loop()
+    tasks = [asyncio.Task(coroutine, loop=loop, eager_start=True) for coroutine in coroutines]
+    if all(task.done() for task in tasks):
+        return [task.result() for task in tasks]
+    return await asyncio.gather(*tasks)
+
+
 def _enqueue(work: Work, value: Any, position: Position) -> dict[str, Any]:
     """Queue object ``value`` at ``position`` for ``work``'s selection at the next level;
     returns its (still empty) response dict, keys in response order."""
@@ -124,7 +136,7 @@ class BreadthFirst:
         if len(roots) == 1:  # the common case: no task to run it in
             values = [await self._resolve_root(roots[0])]
         else:
-            values = await asyncio.gather(*(self._resolve_root(f) for f in roots))
+            values = await _together([self._resolve_root(f) for f in roots])
         for field in self.plan.fields:
             if field.how == TYPENAME:
                 data[field.key] = self.plan.type_name
@@ -181,7 +193,7 @@ class BreadthFirst:
             if len(pending) == 1:
                 outcomes = [await pending[0][2]]
             else:
-                outcomes = await asyncio.gather(*(p[2] for p in pending))
+                outcomes = await _together([p[2] for p in pending])
             for (field, work, _), values in zip(pending, outcomes, strict=True):
                 self._complete_column(field, work, values)
             self._complete_inline()

@@ -7,7 +7,13 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 import orjson
-from graphql import FragmentDefinitionNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+)
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
@@ -81,6 +87,25 @@ def _sizing_value(value: Any) -> Hashable:
 
 _measures: OperationMemo[Measure] = OperationMemo(MEASURES, sizing_variables, _sizing_value)
 
+#: A document's operations, and its fragments by name.
+Definitions = tuple[list[OperationDefinitionNode], dict[str, FragmentDefinitionNode]]
+#: Per document (by id, the document kept alive with its entry): its ``Definitions``.
+_documents: dict[int, tuple[DocumentNode, Definitions]] = {}
+
+
+def _definitions(document: DocumentNode) -> Definitions:
+    """``document``'s operations and its fragments by name, found once per document (the
+    parse cache hands a repeated document back as the same node)."""
+    entry = _documents.get(id(document))
+    if entry is None or entry[0] is not document:
+        if len(_documents) >= MEASURES:
+            _documents.clear()
+        definitions = document.definitions
+        operations = [d for d in definitions if isinstance(d, OperationDefinitionNode)]
+        fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
+        entry = _documents[id(document)] = (document, (operations, fragments))
+    return entry[1]
+
 
 class QueryLimits(SchemaExtension):
     """Enforces the configured limits on each operation, each with its own error code:
@@ -139,19 +164,23 @@ class QueryLimits(SchemaExtension):
         document = context.graphql_document
         if document is None:
             return None
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        operations, fragments = _definitions(document)
         wanted = context.operation_name
         chosen = [o for o in operations if wanted is None or (o.name and o.name.value == wanted)]
         if not chosen:
             return None  # graphql-core reports the unknown operation
-        fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
         schema = context.schema._schema
-        coerced = get_variable_values(schema, chosen[0].variable_definitions or (), variables)
-        if isinstance(coerced, list):
-            return None  # graphql-core reports the variables that do not coerce
-        found = _measured(schema, chosen[0], fragments, coerced.coerced, settings)
+        coerced: dict[str, Any] = {}
+        if _measures.variables(chosen[0], fragments):
+            # Only an operation whose measure depends on variables (page sizes) needs them
+            # coerced here; graphql-core coerces them again to execute.
+            found_values = get_variable_values(
+                schema, chosen[0].variable_definitions or (), variables
+            )
+            if isinstance(found_values, list):
+                return None  # graphql-core reports the variables that do not coerce
+            coerced = found_values.coerced
+        found = _measured(schema, chosen[0], fragments, coerced, settings)
         if found.truncated:
             return limit_error(
                 "QUERY_TOO_COSTLY",
