@@ -70,6 +70,10 @@ class Loaders:
         else:
             self._max_batch = SQLITE_MAX_BATCH if settings.is_sqlite else None
 
+    def find(self, key: Hashable) -> SharedLoader | None:
+        """The loader for ``key`` if this operation has made it."""
+        return self._loaders.get(key)
+
     def get(
         self, key: Hashable, load: Callable[[list[Any]], Awaitable[Sequence[Any]]]
     ) -> SharedLoader:
@@ -112,18 +116,38 @@ def shared_statement(
     return statement
 
 
-def by_id(ctx: Context, entity: Any) -> SharedLoader:
-    """``entity`` rows by primary key: one ``IN`` per batch. ``None`` for an id that does
-    not exist or that the viewer may not see (``schema.visibility``)."""
-    ctx = ctx.reader
-    # Only the columns the selection uses (schema.pruning), and the to-one targets it reads
-    # joined in (schema.folding): keys of their own.
+def _by_id_shape(
+    ctx: Context, entity: Any
+) -> tuple[frozenset[str], tuple[folding.Fold, ...], Hashable]:
+    """What ``by_id`` reads for the field being resolved: the left-out columns, the folds
+    and the loader's key; remembered with the plan's reads (``Reads.derived``)."""
+    selected = pruning.SELECTED.get()
+    memo_key = ("by_id", entity, ctx.reads_on_driver)
+    if selected is not None:
+        found = selected.derived.get(memo_key)
+        if found is not None:
+            return found
     omit = pruning.omitted(ctx, entity)
     joined = folding.folds(ctx, entity)
     key: tuple[Any, ...] = ("by_id", entity)
     if omit or joined:
         key = (*key, omit, tuple(fold.key for fold in joined))
+    shape = (omit, joined, key)
+    if selected is not None:
+        selected.derived[memo_key] = shape
+    return shape
 
+
+def by_id(ctx: Context, entity: Any) -> SharedLoader:
+    """``entity`` rows by primary key: one ``IN`` per batch. ``None`` for an id that does
+    not exist or that the viewer may not see (``schema.visibility``)."""
+    ctx = ctx.reader
+    # Only the columns the selection uses (schema.pruning), and the fields it reads folded
+    # in (schema.folding): keys of their own.
+    omit, joined, key = _by_id_shape(ctx, entity)
+    existing = ctx.loaders.find(key)
+    if existing is not None:
+        return existing
     public = is_public(entity)
 
     def build() -> Select[Any]:

@@ -9,6 +9,7 @@ import strawberry
 from schema import loaders
 from schema.context import Info
 from schema.errors import BadUserInput
+from schema.executor.batch import load_one
 from schema.node import NODE_KINDS, Node, NodeKind, from_global_id
 from schema.validation import echo
 
@@ -23,8 +24,11 @@ def _parse(global_id: str, argument: str) -> tuple[NodeKind, int]:
     return kind, pk
 
 
-async def _load(info: Info, kind: NodeKind, pk: int) -> Node | None:
-    row = await loaders.by_id(info.context, kind.model).load(pk)
+async def _load(info: Info, kind: NodeKind, pk: int, *, alone: bool = False) -> Node | None:
+    # ``alone``: the resolver's only lookup (``load_one``); else one of many that must
+    # share the DataLoader's batch.
+    loader = loaders.by_id(info.context, kind.model)
+    row = await (load_one(loader, pk) if alone else loader.load(pk))
     return kind.from_row(row) if row is not None else None
 
 
@@ -32,7 +36,7 @@ async def _load(info: Info, kind: NodeKind, pk: int) -> Node | None:
 class NodeQueries:
     @strawberry.field(description="Any object by its global ID; null if it does not exist.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        return await _load(info, *_parse(id, "id"))
+        return await _load(info, *_parse(id, "id"), alone=True)
 
     @strawberry.field(
         description="Objects by global ID, in the order given (null for each missing one); "

@@ -22,7 +22,7 @@ from schema.connection import (
 )
 from schema.context import Context, Info
 from schema.errors import BadUserInput
-from schema.executor.batch import batched, load_batch, required
+from schema.executor.batch import batched, load_batch, load_one, required
 from schema.folding import Linked, foldable
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
@@ -270,7 +270,7 @@ async def _tags(ctx: Context, posts: list[Post]) -> list[list[Tag]]:
 
 async def load_post(info: Info, pk: int) -> Post | None:
     """The post with primary key ``pk``, through the operation's DataLoader."""
-    row = await loaders.by_id(info.context, models.Post).load(pk)
+    row = await load_one(loaders.by_id(info.context, models.Post), pk)
     return Post.from_row(row) if row is not None else None
 
 

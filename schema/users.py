@@ -22,7 +22,7 @@ from schema.connection import (
     OrderDirection,
 )
 from schema.context import Context, Info
-from schema.executor.batch import batched, load_batch
+from schema.executor.batch import batched, load_batch, load_one
 from schema.field_checks import EMAIL_MAX, normalise_email
 from schema.listing import Listing, nested_connection, nested_connections, root_connection
 from schema.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
@@ -207,7 +207,7 @@ USERS = Listing(models.User, User.from_row, USER_SORT_KEYS)
 
 async def load_user(info: Info, pk: int) -> User | None:
     """The user with primary key ``pk``, through the operation's DataLoader."""
-    row = await loaders.by_id(info.context, models.User).load(pk)
+    row = await load_one(loaders.by_id(info.context, models.User), pk)
     return User.from_row(row) if row is not None else None
 
 

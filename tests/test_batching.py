@@ -6,6 +6,8 @@ from collections import defaultdict
 
 import pytest
 
+from schema.loaders import SharedLoader
+from schema.node import to_global_id
 from tests.conftest import App
 from tests.truth import pk, table
 
@@ -143,3 +145,36 @@ async def test_nested_backward_paging_with_before(api: App) -> None:
         again = await api.data(query, {"before": edges[0]["cursor"]})
         mine = next(u for u in again["users"]["nodes"] if u["id"] == user["id"])
         assert [pk(e["node"]["id"]) for e in mine["posts"]["edges"]] == ids[-4:-2]
+
+
+async def test_root_lookups_batch_together_and_one_alone_waits_for_no_batch(
+    api: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root fields looking objects up by id share one DataLoader batch (one statement); an
+    # operation's only root field reads straight through the batch function, no future.
+    futures: list[object] = []
+    original = SharedLoader.load
+
+    def load(self: SharedLoader, key: object) -> object:
+        futures.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(SharedLoader, "load", load)
+    titles = {
+        row["id"]: row["title"]
+        for row in await table(api.engine, "SELECT id, title FROM posts WHERE id IN (3, 4)")
+    }
+    api.statements.clear()
+    three, four = to_global_id("Post", 3), to_global_id("Post", 4)
+    data = await api.data(
+        f'{{ a: post(id: "3") {{ title }} b: node(id: "{four}") {{ ... on Post {{ title }} }} '
+        f'c: user(id: "{to_global_id("User", 2)}") {{ name }} }}'
+    )
+    assert data["a"] == {"title": titles[3]} and data["b"] == {"title": titles[4]}
+    assert len(futures) == 3
+    assert len([s for s in api.statements if "FROM posts" in s]) == 1
+    futures.clear()
+    api.statements.clear()
+    data = await api.data(f'{{ node(id: "{three}") {{ ... on Post {{ title }} }} }}')
+    assert data["node"] == {"title": titles[3]}
+    assert futures == [] and api.count() == api.sign_in + 1

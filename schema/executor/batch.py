@@ -14,6 +14,7 @@ Source: the idea of resolving a level at once is graphql-jit's and Grafast's (Po
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -70,6 +71,23 @@ def required(values: Sequence[Any], message: str) -> list[Any]:
     single resolver's ``assert value is not None, message`` raises, for a non-null field whose
     value cannot be missing (a row behind a NOT NULL foreign key)."""
     return [AssertionError(message) if value is None else value for value in values]
+
+
+#: True while the breadth-first executor resolves an operation's only root field: nothing
+#: else at that level could add keys to a DataLoader batch.
+ALONE: ContextVar[bool] = ContextVar("inkwell_alone", default=False)
+
+
+async def load_one(loader: DataLoader[Any, Any], key: Hashable) -> Any:
+    """``loader.load(key)`` for a root field's lookup (``post(id:)``). When the field is
+    resolved ``ALONE``, straight through ``load_batch`` instead: no future, and no wait for
+    the event loop's next iteration, when a DataLoader dispatches the keys gathered so far
+    (as no sibling can add any). A resolver calls it once, never for many keys at once:
+    ``load_batch`` is for those. Raises what the batch function raises."""
+    if ALONE.get():
+        [value] = await load_batch(loader, [key])
+        return value
+    return await loader.load(key)
 
 
 async def load_batch(loader: DataLoader[Any, Any], keys: Sequence[Hashable]) -> list[Any]:

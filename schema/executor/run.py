@@ -33,6 +33,7 @@ from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
 from strawberry.types.arguments import convert_arguments
 
+from schema.executor.batch import ALONE
 from schema.executor.plan import (
     ATTRIBUTE,
     BATCH,
@@ -133,8 +134,12 @@ class BreadthFirst:
         data = self.data
         assert data is not None
         roots = [f for f in self.plan.fields if f.how != TYPENAME]
-        if len(roots) == 1:  # the common case: no task to run it in
-            values = [await self._resolve_root(roots[0])]
+        if len(roots) == 1:  # the common case: no task to run it in, no batch to wait for
+            alone = ALONE.set(True)
+            try:
+                values = [await self._resolve_root(roots[0])]
+            finally:
+                ALONE.reset(alone)
         else:
             values = await _together([self._resolve_root(f) for f in roots])
         for field in self.plan.fields:
