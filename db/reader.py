@@ -69,6 +69,9 @@ class _Prepared:
 _compiled: LRUCache[Any, Any] = LRUCache(COMPILED_STATEMENTS)
 #: Per compiled statement: how to run it, or why the session runs it instead.
 _prepared: LRUCache[int, tuple[Any, _Prepared | str]] = LRUCache(COMPILED_STATEMENTS)
+#: Per statement object (kept alive by its entry, so its id is not reused): its compiled
+#: form with the bound values extracted from it.
+_by_statement: LRUCache[int, tuple[Any, Any, tuple[Any, Any, Any]]] = LRUCache(COMPILED_STATEMENTS)
 _row_types: dict[tuple[str, ...], type] = {}
 _record_classes: dict[tuple[Any, ...], type[asyncpg.Record]] = {}
 
@@ -353,11 +356,19 @@ async def _fetch(
     connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None
 ) -> list[tuple[Any, ...]]:
     dialect = connection.engine.dialect
-    # SQLAlchemy internals from here on (typed loosely): what Connection.execute does.
-    element: Any = statement
-    compiled, extracted, collected, _ = element._compile_w_cache(
-        dialect, compiled_cache=_compiled, column_keys=[]
-    )
+    # SQLAlchemy internals from here on (typed loosely): what Connection.execute does, but
+    # a statement object run again (``loaders.shared_statement``) is looked up by identity:
+    # statements are immutable, so its cache key, and so the compiled form and extracted
+    # bound values, are the same each time; computing the key walks the whole statement.
+    known = _by_statement.get(id(statement))
+    if known is not None and known[0] is statement and known[1] is dialect:
+        compiled, extracted, collected = known[2]
+    else:
+        element: Any = statement
+        compiled, extracted, collected, _ = element._compile_w_cache(
+            dialect, compiled_cache=_compiled, column_keys=[]
+        )
+        _by_statement[id(statement)] = (statement, dialect, (compiled, extracted, collected))
     entry = _prepared.get(id(compiled))
     if entry is None or entry[0] is not compiled:
         try:

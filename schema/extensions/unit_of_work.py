@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -20,9 +20,10 @@ class UnitOfWork(SchemaExtension):
     ends after each event instead (``on_stream_result``).
     """
 
-    async def on_execute(self) -> AsyncIterator[None]:
+    def on_execute(self) -> Iterator[None]:
         # Outermost, so before anything opens the session: a query's unit of work reads
         # without BEGIN/ROLLBACK round trips where the database allows it (``Context``).
+        # A plain generator: it awaits nothing, and an async one costs more to run.
         context = self.execution_context.context
         if isinstance(context, Context):
             context.read_only = self.execution_context.operation_type is OperationType.QUERY
