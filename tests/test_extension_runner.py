@@ -112,3 +112,10 @@ async def test_plain_hooks_run_on_entry_and_async_ones_refuse_a_sync_phase() -> 
         _Executing([_recording("a", log)]),
     ):
         pass  # pragma: no cover - never reached
+
+
+def test_a_synchronous_phase_exits_its_hooks_by_the_same_rules() -> None:
+    log: list[str] = []
+    with pytest.raises(ValueError, match="boom"), _Executing([_Swallowing(log), _Swallowing(log)]):
+        raise ValueError("boom")
+    assert log == ["swallowed boom"]  # the outer hook saw no exception

@@ -160,22 +160,15 @@ class _KnownHooks(ExtensionContextManagerBase):
         return received and swallowed
 
     def _unwind_sync(self, exc: BaseException | None) -> bool:
-        """``_unwind`` for a phase entered without ``await`` (no async hooks)."""
-        entered, received, swallowed, raised = self._entered, exc is not None, False, False
-        while entered:
-            _, manager = entered.pop()
-            try:
-                details = (type(exc), exc, exc.__traceback__) if exc is not None else _NONE
-                if manager.__exit__(*details):
-                    swallowed, raised, exc = True, False, None
-            except BaseException as new:
-                if new is not exc:
-                    _chain(new, exc)
-                exc, raised = new, True
-        if raised:
-            assert exc is not None
-            raise exc
-        return received and swallowed
+        """``_unwind`` for a phase entered without ``await``: it holds no async hooks, so the
+        coroutine finishes without suspending."""
+        unwinding = self._unwind(exc)
+        try:
+            unwinding.send(None)
+        except StopIteration as done:
+            return bool(done.value)
+        unwinding.close()
+        raise RuntimeError(f"{self.HOOK_NAME}: a synchronous phase waited")
 
 
 _NONE = (None, None, None)
