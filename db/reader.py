@@ -318,15 +318,16 @@ async def start(connection: AsyncConnection) -> None:
     await connection.start()
 
 
-async def close(connection: AsyncConnection) -> None:
-    """Return ``connection`` (started by ``start``) to the pool: directly when nothing needs
-    rolling back (a read on the driver never begins a transaction), else as
-    ``AsyncConnection.close`` does, in a greenlet. Raises what closing raises."""
+def close_at_once(connection: AsyncConnection) -> bool:
+    """Return ``connection`` (started by ``start``) to the pool now, with no I/O, when
+    nothing needs rolling back (a read on the driver never begins a transaction: the pool's
+    reset rolls back only an open one); returns False, doing nothing, otherwise (then
+    ``AsyncConnection.close`` closes it, in a greenlet). Raises what closing raises."""
     sync = connection.sync_connection
-    if sync is not None and not sync.in_transaction():
-        sync.close()  # no I/O: the pool's reset rolls back only an open transaction
-        return
-    await connection.close()
+    if sync is None or sync.in_transaction():
+        return False
+    sync.close()
+    return True
 
 
 async def fetch(

@@ -259,7 +259,10 @@ class Context:
                 # session or connection half-closed, its connection checked out.
                 try:
                     if isinstance(closable, AsyncConnection):
-                        await _shielded(driver.close(closable))
+                        # A read connection goes back at once (nothing to cancel), or else
+                        # shielded like the session.
+                        if not driver.close_at_once(closable):
+                            await _shielded(closable.close())
                     else:
                         await _shielded(closable.close())
                 except Exception:

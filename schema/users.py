@@ -227,6 +227,8 @@ async def load_users(ctx: Context, pks: list[int]) -> list[User | None]:
 @batched(User.email)
 def _emails(ctx: Context, users: list[User]) -> list[str | None]:
     viewer = ctx.viewer
+    if viewer is not None and viewer.is_admin:  # may_see_email's answer for every user
+        return [u.email_address for u in users]
     return [u.email_address if may_see_email(viewer, u.database_id) else None for u in users]
 
 

@@ -212,7 +212,7 @@ async def test_a_projection_the_driver_refuses_is_not_handed_to_the_orm(api: App
         await ctx.close()
 
 
-async def test_an_idle_pooled_connection_is_checked_out_without_a_greenlet(
+async def test_an_idle_pooled_connection_is_checked_out_and_in_without_a_greenlet(
     api: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Leaves connections idle, and outlasts the greenlet checkouts that follow an earlier
@@ -226,11 +226,17 @@ async def test_an_idle_pooled_connection_is_checked_out_without_a_greenlet(
         started.append(self)
         return await original(self, is_ctxmanager)
 
+    async def close(self: AsyncConnection) -> None:
+        started.append(("closed", self))
+        await original_close(self)
+
+    original_close = AsyncConnection.close
     monkeypatch.setattr(AsyncConnection, "start", start)
+    monkeypatch.setattr(AsyncConnection, "close", close)
     assert api.engine.sync_engine.pool.checkedin() > 0  # type: ignore[attr-defined]
     data = await api.data("{ users(first: 2) { nodes { name } } }")
     assert len(data["users"]["nodes"]) == 2
-    assert started == []
+    assert started == []  # neither checkout nor checkin took the greenlet path
     assert api.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
