@@ -69,9 +69,55 @@ class _Prepared:
 _compiled: LRUCache[Any, Any] = LRUCache(COMPILED_STATEMENTS)
 #: Per compiled statement: how to run it, or why the session runs it instead.
 _prepared: LRUCache[int, tuple[Any, _Prepared | str]] = LRUCache(COMPILED_STATEMENTS)
-#: Per statement object (kept alive by its entry, so its id is not reused): its compiled
-#: form with the bound values extracted from it.
-_by_statement: LRUCache[int, tuple[Any, Any, tuple[Any, Any, Any]]] = LRUCache(COMPILED_STATEMENTS)
+
+
+class _Known:
+    """A statement object as ``fetch`` has run it before: its compiled form, the bound values
+    extracted from it, how to run it (or why not), and its positional parameters when it
+    takes no others."""
+
+    __slots__ = (
+        "collected",
+        "compiled",
+        "dialect",
+        "extracted",
+        "prepared",
+        "statement",
+        "unbound",
+    )
+
+    def __init__(
+        self,
+        statement: Any,
+        dialect: Any,
+        compiled: Any,
+        extracted: Any,
+        collected: Any,
+        prepared: _Prepared | str,
+    ) -> None:
+        self.statement, self.dialect, self.compiled = statement, dialect, compiled
+        self.extracted, self.collected, self.prepared = extracted, collected, prepared
+        self.unbound: tuple[Any, ...] | None = None
+
+    def bind(self, params: dict[str, Any] | None) -> tuple[Any, ...]:
+        """The positional parameters for ``params`` (the statement's named ones)."""
+        prepared = self.prepared
+        assert not isinstance(prepared, str)
+        values = self.compiled.construct_params(
+            params,
+            extracted_parameters=self.extracted,
+            escape_names=False,
+            _collected_params=self.collected,
+        )
+        processors = prepared.processors
+        return tuple(
+            processors[key](values[key]) if key in processors else values[key]
+            for key in prepared.positions
+        )
+
+
+#: Per statement object (kept alive by its entry, so its id is not reused): ``_Known``.
+_by_statement: LRUCache[int, _Known] = LRUCache(COMPILED_STATEMENTS)
 _row_types: dict[tuple[str, ...], type] = {}
 _record_classes: dict[tuple[Any, ...], type[asyncpg.Record]] = {}
 
@@ -362,36 +408,34 @@ async def _fetch(
     # statements are immutable, so its cache key, and so the compiled form and extracted
     # bound values, are the same each time; computing the key walks the whole statement.
     known = _by_statement.get(id(statement))
-    if known is not None and known[0] is statement and known[1] is dialect:
-        compiled, extracted, collected = known[2]
-    else:
+    if known is None or known.statement is not statement or known.dialect is not dialect:
         element: Any = statement
         compiled, extracted, collected, _ = element._compile_w_cache(
             dialect, compiled_cache=_compiled, column_keys=[]
         )
-        _by_statement[id(statement)] = (statement, dialect, (compiled, extracted, collected))
-    entry = _prepared.get(id(compiled))
-    if entry is None or entry[0] is not compiled:
-        try:
-            entry = (compiled, _prepare(statement, compiled, dialect))
-        except Unreadable as refused:
-            entry = (compiled, str(refused))  # remembered: refused at once from now on
-        _prepared[id(compiled)] = entry
-    prepared = entry[1]
+        entry = _prepared.get(id(compiled))
+        if entry is None or entry[0] is not compiled:
+            try:
+                entry = (compiled, _prepare(statement, compiled, dialect))
+            except Unreadable as refused:
+                entry = (compiled, str(refused))  # remembered: refused at once from now on
+            _prepared[id(compiled)] = entry
+        known = _Known(statement, dialect, compiled, extracted, collected, entry[1])
+        _by_statement[id(statement)] = known
+    prepared = known.prepared
     if isinstance(prepared, str):
         raise Unreadable(prepared)
     if connection.sync_connection is None:
         # The operation's first read checks the connection out (after ``Unreadable`` could
         # be raised: a statement the session runs instead never holds two connections).
         await start(connection)
-    values = compiled.construct_params(
-        params, extracted_parameters=extracted, escape_names=False, _collected_params=collected
-    )
-    processors = prepared.processors
-    parameters = [
-        processors[key](values[key]) if key in processors else values[key]
-        for key in prepared.positions
-    ]
+    if params:
+        parameters = known.bind(params)
+    elif known.unbound is not None:
+        parameters = known.unbound
+    else:
+        # Every value is the statement's own: the same each time (a root page's limit).
+        parameters = known.unbound = known.bind(None)
     sync: Any = connection.sync_connection
     # The pooled connection, read as it is: ``get_raw_connection`` would spend a greenlet
     # switch on every statement for what needs I/O only once the connection was invalidated.
