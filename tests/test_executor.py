@@ -369,3 +369,26 @@ async def test_a_planned_query_leaves_no_cycle_through_its_context(
         gc.enable()
     assert cyclic == []
     del earlier
+
+
+async def test_a_plan_keeps_literal_arguments_and_reads_variables_each_time(
+    pair: tuple[App, App],
+) -> None:
+    # A plan outlives its operation: literal scalar arguments are kept with it, while an
+    # argument holding a variable (even inside a list) is read from each operation's values.
+    planned, _ = pair
+    literal = "{ users(first: 2) { nodes { name posts(first: 1) { nodes { title } } } } }"
+    varying = (
+        "query($n: Int, $ids: [ID!]!) { users(first: $n) { nodes { name } } "
+        "nodes(ids: $ids) { id } }"
+    )
+    for _ in range(2):
+        data = await planned.data(literal)
+        assert len(data["users"]["nodes"]) == 2
+        assert all(len(u["posts"]["nodes"]) <= 1 for u in data["users"]["nodes"])
+    for n, ids in ((1, ["VXNlcjox"]), (3, ["VXNlcjox", "VXNlcjoy"])):
+        data = await planned.data(varying, {"n": n, "ids": ids})
+        assert len(data["users"]["nodes"]) == n
+        assert [node["id"] for node in data["nodes"]] == ids
+    for query, variables in ((literal, {}), (varying, {"n": 2, "ids": ["VXNlcjoz"]})):
+        await _compare(pair, query, variables)

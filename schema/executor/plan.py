@@ -117,6 +117,9 @@ class FieldPlan:
     #: For a root or batch field: what its selection reads on the entity types below it
     #: (``schema.pruning``), set while it resolves so its statements read no more.
     reads: Reads | None = None
+    #: The field's argument values, once known to be the same for every operation of this
+    #: plan (literals only, each a scalar): ``executor.run`` fills it on first use.
+    constant_arguments: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

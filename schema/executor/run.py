@@ -28,7 +28,14 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError, located_error
+from graphql import (
+    GraphQLError,
+    ListValueNode,
+    ObjectValueNode,
+    ValueNode,
+    VariableNode,
+    located_error,
+)
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
 from strawberry.types.arguments import convert_arguments
@@ -86,6 +93,21 @@ def _document_order(position: Position | None) -> tuple[int, ...]:
         position = parent
     steps.reverse()
     return tuple(steps)
+
+
+#: Types of argument values a plan may keep (immutable: shared by every operation).
+_CONSTANTS = frozenset({int, float, str, bool, type(None)})
+
+
+def _has_variables(value: ValueNode) -> bool:
+    """True when the argument value ``value`` is, or holds, a variable."""
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_has_variables(item) for item in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_has_variables(field.value) for field in value.fields)
+    return False
 
 
 async def _together(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:
@@ -177,16 +199,27 @@ class BreadthFirst:
             SELECTED.reset(selected)
 
     def _arguments(self, field: FieldPlan) -> dict[str, Any]:
+        """The field's argument values (graphql-core's ``get_argument_values``): kept in the
+        plan when they can differ in no operation of it, for callers that only read them."""
         if not (field.definition.args or field.nodes[0].arguments):
             return {}
+        if field.constant_arguments is not None:
+            return field.constant_arguments
         first = field.details[0]
-        return get_argument_values(
+        values = get_argument_values(
             field.definition,
             first.node,
             self.executor.variable_values,
             first.fragment_variable_values,
             self.executor.hide_suggestions,
         )
+        if (
+            first.fragment_variable_values is None
+            and not any(_has_variables(argument.value) for argument in first.node.arguments or ())
+            and all(type(value) in _CONSTANTS for value in values.values())
+        ):
+            field.constant_arguments = values
+        return values
 
     async def _run_level(self, level: list[Work]) -> None:
         pending: list[tuple[FieldPlan, Work, Any]] = []
