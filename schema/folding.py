@@ -194,19 +194,12 @@ class Fold:
 
 def folds(ctx: Context, model: Any) -> tuple[Fold, ...]:
     """The foldable fields of ``model`` to read in the statement being built for the field
-    being resolved: those its selection reads (``SELECTED``), on the driver only."""
+    being resolved: those its selection reads (``SELECTED``), on the driver only. Its caller
+    (``loaders.by_id``) remembers the answer with the plan's reads."""
     selected = SELECTED.get()
     declared = _FOLDABLE.get(model)
     if selected is None or declared is None or not selected.folded or not ctx.reads_on_driver:
         return ()
-    memo_key = ("folds", model)
-    remembered: tuple[Fold, ...] | None = selected.derived.get(memo_key)
-    if remembered is None:
-        remembered = selected.derived[memo_key] = _folds(ctx, selected, declared)
-    return remembered
-
-
-def _folds(ctx: Context, selected: Reads, declared: tuple[ToOne | ToMany, ...]) -> tuple[Fold, ...]:
     found = []
     for field in declared:
         reads = selected.folded.get(field.name)

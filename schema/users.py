@@ -109,6 +109,10 @@ def user_where(
     return where, (filter.is_active, filter.role, search)
 
 
+#: What ``User.role`` holds when the statement left the column out.
+_OMITTED_ROLE = cast(Role, OMITTED)
+
+
 @strawberry.type(description="A member of the platform: an author of posts and comments.")
 class User(Node):
     name: str
@@ -130,7 +134,7 @@ class User(Node):
         user.name = row.name
         user.bio = row.bio
         # A left-out role stays ``OMITTED`` (schema.pruning), like every left-out column.
-        user.role = _ROLES[row.role] if row.role is not OMITTED else cast(Role, OMITTED)
+        user.role = _ROLES[row.role] if row.role is not OMITTED else _OMITTED_ROLE
         user.is_active = row.is_active
         user.created_at = row.created_at
         user.updated_at = row.updated_at

@@ -138,18 +138,19 @@ class _KnownHooks(ExtensionContextManagerBase):
     ) -> None:
         await self._unwind(exc)
 
-    async def _unwind(self, exc: BaseException | None) -> bool:
+    async def _unwind(self, exc: BaseException | None) -> None:
         """Exit the entered hooks, innermost first, with ``exc`` (or with what an inner
-        exit raised instead); returns True when ``exc`` was swallowed, raises what an exit
-        raised."""
-        entered, received, swallowed, raised = self._entered, exc is not None, False, False
+        exit raised instead, or with none once an exit swallowed it); raises what an exit
+        raised. A swallowed ``exc`` is not reported: the phase never swallows (Strawberry's
+        doesn't), so its caller raises ``exc`` all the same."""
+        entered, raised = self._entered, False
         while entered:
             is_async, manager = entered.pop()
             try:
                 details = (type(exc), exc, exc.__traceback__) if exc is not None else _NONE
                 done = await manager.__aexit__(*details) if is_async else manager.__exit__(*details)
                 if done:
-                    swallowed, raised, exc = True, False, None
+                    raised, exc = False, None
             except BaseException as new:
                 if new is not exc:
                     _chain(new, exc)
@@ -157,16 +158,15 @@ class _KnownHooks(ExtensionContextManagerBase):
         if raised:
             assert exc is not None
             raise exc
-        return received and swallowed
 
-    def _unwind_sync(self, exc: BaseException | None) -> bool:
+    def _unwind_sync(self, exc: BaseException | None) -> None:
         """``_unwind`` for a phase entered without ``await``: it holds no async hooks, so the
         coroutine finishes without suspending."""
         unwinding = self._unwind(exc)
         try:
             unwinding.send(None)
-        except StopIteration as done:
-            return bool(done.value)
+        except StopIteration:
+            return
         unwinding.close()
         raise RuntimeError(f"{self.HOOK_NAME}: a synchronous phase waited")
 
