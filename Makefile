@@ -6,14 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 AUDIT := tests/http_audit
-AUDIT_STAMP := $(AUDIT)/node_modules/.installed-stamp
+# npm projects the suite drives: the HTTP audit, the client libraries, the browser tests.
+NPM_SUITES := $(AUDIT) tests/clients tests/browser
+NPM_STAMPS := $(foreach d,$(NPM_SUITES),$(if $(wildcard $(d)/package.json),$(d)/node_modules/.installed-stamp))
 
 .PHONY: serve test lint bench export-schema clean
 
 serve: $(STAMP)
 	$(PY) server.py serve
 
-test: $(STAMP) $(AUDIT_STAMP)
+test: $(STAMP) $(NPM_STAMPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -37,12 +39,13 @@ $(STAMP): pyproject.toml scripts/find-python
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	@touch $(STAMP)
 
-# The GraphQL-over-HTTP audit suite (npm's graphql-http) for tests/test_http_audit.py; without
-# npm the test is skipped (and fails where INKWELL_REQUIRE_POSTGRES=1, as in CI).
-$(AUDIT_STAMP): $(AUDIT)/package.json $(AUDIT)/package-lock.json
+# The npm packages of the suites above (graphql-http's audit, Apollo Client, urql, Relay,
+# graphql-ws, graphql-sse, GraphQL Code Generator, playwright-core), each from its lock file;
+# without npm those tests are skipped (and fail where INKWELL_REQUIRE_POSTGRES=1, as in CI).
+%/node_modules/.installed-stamp: %/package.json %/package-lock.json
 	@if command -v npm >/dev/null; then \
-		npm ci --prefix $(AUDIT) --silent --no-audit --no-fund && touch $(AUDIT_STAMP); \
-	else echo "npm not found: the GraphQL-over-HTTP audit will be skipped"; fi
+		npm ci --prefix $* --silent --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the tests in $* will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) inkwell.db inkwell.db-wal inkwell.db-shm

@@ -17,7 +17,7 @@ from schema.auth.viewer import Viewer
 from schema.context import Info
 from schema.extensions.transaction import AtomicMutation
 from schema.field_checks import NAME_MAX, PASSWORD_MAX, FieldChecks
-from schema.results import EmailTaken, Unauthenticated, ValidationError
+from schema.results import EmailTaken, RolledBack, Unauthenticated, ValidationError
 from schema.users import User
 from schema.writes import insert_ignoring_conflicts
 
@@ -43,10 +43,10 @@ class LoginInput:
 
 
 RegisterResult = Annotated[
-    AuthPayload | ValidationError | EmailTaken, strawberry.union("RegisterResult")
+    AuthPayload | ValidationError | EmailTaken | RolledBack, strawberry.union("RegisterResult")
 ]
 LoginResult = Annotated[
-    AuthPayload | ValidationError | Unauthenticated, strawberry.union("LoginResult")
+    AuthPayload | ValidationError | Unauthenticated | RolledBack, strawberry.union("LoginResult")
 ]
 
 

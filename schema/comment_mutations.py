@@ -18,6 +18,7 @@ from schema.results import (
     Forbidden,
     MutationError,
     NotFound,
+    RolledBack,
     Unauthenticated,
     ValidationError,
     VersionConflict,
@@ -62,11 +63,17 @@ class DeleteCommentPayload:
 
 
 AddCommentResult = Annotated[
-    CommentPayload | ValidationError | NotFound | Forbidden | Unauthenticated,
+    CommentPayload | ValidationError | NotFound | Forbidden | Unauthenticated | RolledBack,
     strawberry.union("AddCommentResult"),
 ]
 UpdateCommentResult = Annotated[
-    CommentPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict,
+    CommentPayload
+    | ValidationError
+    | NotFound
+    | Forbidden
+    | Unauthenticated
+    | VersionConflict
+    | RolledBack,
     strawberry.union("UpdateCommentResult"),
 ]
 DeleteCommentResult = Annotated[
@@ -75,7 +82,8 @@ DeleteCommentResult = Annotated[
     | NotFound
     | Forbidden
     | Unauthenticated
-    | VersionConflict,
+    | VersionConflict
+    | RolledBack,
     strawberry.union("DeleteCommentResult"),
 ]
 

@@ -49,22 +49,6 @@ class TransactionConflict(InkwellError):
         super().__init__(message, retryable=True)
 
 
-class OperationRolledBack(InkwellError):
-    """A mutation field whose work was not kept because another field of the same operation
-    failed: the operation is applied completely or not at all. Either the field did not run
-    (it came after the failure) or its payload was withdrawn (it came before)."""
-
-    code = "ROLLED_BACK"
-
-    def __init__(self, *, withdrawn: bool = False) -> None:
-        super().__init__(
-            "Rolled back: another mutation in this operation failed, so this change was not kept."
-            if withdrawn
-            else "Not run: an earlier mutation in this operation failed, so the whole "
-            "operation was rolled back."
-        )
-
-
 class ServiceUnavailable(InkwellError):
     """The database could not be reached, or was too busy, to answer this request; nothing
     was applied. ``extensions.retryable``: send it again later (``/readyz`` says when the

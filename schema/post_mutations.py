@@ -20,6 +20,7 @@ from schema.results import (
     Forbidden,
     MutationError,
     NotFound,
+    RolledBack,
     Unauthenticated,
     ValidationError,
     VersionConflict,
@@ -86,17 +87,33 @@ class DeletePostPayload:
 
 
 CreatePostResult = Annotated[
-    PostPayload | ValidationError | Unauthenticated, strawberry.union("CreatePostResult")
+    PostPayload | ValidationError | Unauthenticated | RolledBack,
+    strawberry.union("CreatePostResult"),
 ]
 CreatePostsResult = Annotated[
-    CreatePostsPayload | ValidationError | Unauthenticated, strawberry.union("CreatePostsResult")
+    CreatePostsPayload | ValidationError | Unauthenticated | RolledBack,
+    strawberry.union("CreatePostsResult"),
 ]
-_Changed = PostPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict
+_Changed = (
+    PostPayload
+    | ValidationError
+    | NotFound
+    | Forbidden
+    | Unauthenticated
+    | VersionConflict
+    | RolledBack
+)
 UpdatePostResult = Annotated[_Changed, strawberry.union("UpdatePostResult")]
 PublishPostResult = Annotated[_Changed, strawberry.union("PublishPostResult")]
 SetPostTagsResult = Annotated[_Changed, strawberry.union("SetPostTagsResult")]
 DeletePostResult = Annotated[
-    DeletePostPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict,
+    DeletePostPayload
+    | ValidationError
+    | NotFound
+    | Forbidden
+    | Unauthenticated
+    | VersionConflict
+    | RolledBack,
     strawberry.union("DeletePostResult"),
 ]
 

@@ -36,9 +36,12 @@ class ValidationError(MutationError):
         return cls(message=f"Invalid input: {fields}.", field_errors=errors)
 
 
+# Error types name the object they refer to `nodeId`, never `id`: normalized client caches
+# (Relay's store above all, which keys every record by `id` whatever its type) would take an
+# error's `id` for the object's own and re-type the cached object as the error.
 @strawberry.type(description="No such object, or one the viewer may not see.")
 class NotFound(MutationError):
-    id: strawberry.ID = strawberry.field(description="The ID that was looked for.")
+    node_id: strawberry.ID = strawberry.field(description="The global ID that was looked for.")
 
 
 @strawberry.type(description="The viewer may not do this to this object.")
@@ -61,8 +64,31 @@ class EmailTaken(MutationError):
     "concurrent update won); re-read it and apply the change again."
 )
 class VersionConflict(MutationError):
-    id: strawberry.ID
+    node_id: strawberry.ID = strawberry.field(description="The global ID of the object.")
     current_version: int
+
+
+@strawberry.type(
+    description="Not applied: another mutation field of this operation failed, so the whole "
+    "operation was rolled back (it is applied completely or not at all). The field either "
+    "did not run, or ran and its result was withdrawn."
+)
+class RolledBack(MutationError):
+    pass
+
+
+def rolled_back(*, withdrawn: bool = False) -> RolledBack:
+    """``RolledBack`` for a field that ran before the operation failed (``withdrawn``), or
+    one that did not run because it came after the failure."""
+    if withdrawn:
+        return RolledBack(
+            message="Rolled back: another mutation in this operation failed, so this change "
+            "was not kept."
+        )
+    return RolledBack(
+        message="Not run: an earlier mutation in this operation failed, so the whole "
+        "operation was rolled back."
+    )
 
 
 def sign_in_required() -> Unauthenticated:
@@ -80,7 +106,15 @@ def forbidden(what: str) -> Forbidden:
 
 
 def not_found(type_name: str, global_id: strawberry.ID) -> NotFound:
-    return NotFound(message=f"No {type_name} has this ID.", id=global_id)
+    return NotFound(message=f"No {type_name} has this ID.", node_id=global_id)
 
 
-ERROR_TYPES = [ValidationError, NotFound, Forbidden, Unauthenticated, EmailTaken, VersionConflict]
+ERROR_TYPES = [
+    ValidationError,
+    NotFound,
+    Forbidden,
+    Unauthenticated,
+    EmailTaken,
+    VersionConflict,
+    RolledBack,
+]

@@ -20,6 +20,7 @@ from schema.results import (
     Forbidden,
     MutationError,
     NotFound,
+    RolledBack,
     Unauthenticated,
     ValidationError,
     VersionConflict,
@@ -60,11 +61,25 @@ class DeleteUserPayload:
     deleted_id: strawberry.ID = strawberry.field(description="The ID of the deleted user.")
 
 
-_Changed = UserPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict
+_Changed = (
+    UserPayload
+    | ValidationError
+    | NotFound
+    | Forbidden
+    | Unauthenticated
+    | VersionConflict
+    | RolledBack
+)
 UpdateUserResult = Annotated[_Changed | EmailTaken, strawberry.union("UpdateUserResult")]
 DeactivateUserResult = Annotated[_Changed, strawberry.union("DeactivateUserResult")]
 DeleteUserResult = Annotated[
-    DeleteUserPayload | ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict,
+    DeleteUserPayload
+    | ValidationError
+    | NotFound
+    | Forbidden
+    | Unauthenticated
+    | VersionConflict
+    | RolledBack,
     strawberry.union("DeleteUserResult"),
 ]
 

@@ -116,7 +116,7 @@ def stale(row: Any, expected_version: int, target: Target) -> VersionConflict | 
     return VersionConflict(
         message=f"This was changed since version {expected_version} (it is at version "
         f"{row.version}); reload and retry.",
-        id=target.global_id,
+        node_id=target.global_id,
         current_version=row.version,
     )
 
@@ -128,7 +128,7 @@ async def _version_conflict(ctx: Context, target: Target) -> MutationError:
         return not_found(entity.__name__, target.global_id)
     return VersionConflict(
         message="This was changed by someone else meanwhile; reload and retry.",
-        id=target.global_id,
+        node_id=target.global_id,
         current_version=current[0],
     )
 

@@ -16,10 +16,11 @@ from tests.truth import count_rows, digest
 
 TWO_FIELDS = """mutation($id: ID!, $v: Int!) {
   first: createPost(input: {title: "kept?", tagNames: ["atomic"]}) {
-    __typename ... on PostPayload { post { id } } }
+    __typename ... on PostPayload { post { id } } ... on MutationError { message } }
   second: updatePost(input: {id: $id, expectedVersion: $v, title: "changed"}) {
     __typename ... on VersionConflict { currentVersion } }
-  third: deletePost(input: {id: $id}) { __typename } }"""
+  third: deletePost(input: {id: $id}) { __typename ...Why } }
+fragment Why on RolledBack { message }"""
 
 
 async def test_a_typed_error_in_a_later_field_rolls_back_the_earlier_ones(write_app: App) -> None:
@@ -27,15 +28,14 @@ async def test_a_typed_error_in_a_later_field_rolls_back_the_earlier_ones(write_
     before = await digest(write_app.engine)
     body = await write_app.gql(TWO_FIELDS, {"id": post["id"], "v": 99}, as_user=OWNER)
     data = body["data"]
-    assert data == {
-        "first": None,  # it ran, but its post was not kept: the payload is withdrawn
-        "second": {"__typename": "VersionConflict", "currentVersion": 1},
-        "third": None,  # after the failure: not run at all
-    }
-    messages = {e["path"][0]: e["message"] for e in body["errors"]}
-    assert messages["first"].startswith("Rolled back:")
-    assert messages["third"].startswith("Not run:")
-    assert {e["extensions"]["code"] for e in body["errors"]} == {"ROLLED_BACK"}
+    # "first" ran, but its post was not kept: its payload is withdrawn; "third" came after
+    # the failure and did not run. Both are typed results, not errors, so a client that
+    # rejects any response with errors (Apollo's default errorPolicy) still reads "second".
+    assert "errors" not in body
+    assert data["second"] == {"__typename": "VersionConflict", "currentVersion": 1}
+    assert data["first"]["__typename"] == data["third"]["__typename"] == "RolledBack"
+    assert data["first"]["message"].startswith("Rolled back:")
+    assert data["third"]["message"].startswith("Not run:")
     assert body["extensions"]["transaction"] == "rolled_back"
     assert await digest(write_app.engine) == before
     assert (
@@ -152,8 +152,7 @@ async def test_database_aborts_become_clean_errors(
     errors: list[dict[str, Any]] = body["errors"]
     if when == "immediate":
         # Failed in field b: field a's payload is withdrawn.
-        assert body["data"] == {"a": None, "b": None}
-        assert errors.pop()["extensions"]["code"] == "ROLLED_BACK"
+        assert body["data"] == {"a": {"__typename": "RolledBack"}, "b": None}
     else:
         assert body["data"] is None  # the commit failed: nothing was kept
     assert [e["extensions"]["code"] for e in errors] == [code]
@@ -183,15 +182,42 @@ async def test_a_rolled_back_operation_withdraws_earlier_payloads(write_app: App
           login(input: {email: "admin@example.com", password: "wrong password"}) {
             __typename ... on MutationError { message } } }"""
     )
+    # The token is gone; "register" selected nothing of RolledBack, so it reads as {}.
     assert body["data"] == {
-        "register": None,
+        "register": {},
         "login": {"__typename": "Unauthenticated", "message": "Wrong email or password."},
     }
-    [error] = body["errors"]
-    assert error["path"] == ["register"] and error["extensions"] == {"code": "ROLLED_BACK"}
-    assert error["message"].startswith("Rolled back:")
+    assert "errors" not in body
     sql = "SELECT count(*) FROM users WHERE email = 'ghost@example.com'"
     assert await count_rows(write_app.engine, sql) == 0
+
+
+async def test_a_withdrawn_field_reads_as_its_own_selection_of_rolled_back(
+    write_app: App,
+) -> None:
+    """Aliases, fragments on MutationError or RolledBack, and @skip/@include (literal or by a
+    variable) apply to the RolledBack a withdrawn field becomes, as they would had it
+    resolved to one; fragments on other types do not."""
+    body = await write_app.gql(
+        """mutation($no: Boolean!) {
+          a: createPost(input: {title: "withdrawn"}) {
+            kind: __typename
+            ... on PostPayload { post { id } }
+            ...on MutationError { why: message }
+            ... @include(if: $no) { again: __typename }
+            ... on RolledBack @skip(if: true) { skipped: message }
+            ...Ok }
+          b: createPost(input: {title: ""}) { __typename } }
+        fragment Ok on PostPayload { post { title } }""",
+        {"no": False},
+        as_user=OWNER,
+    )
+    assert body["data"]["b"] == {"__typename": "ValidationError"}
+    assert body["data"]["a"] == {
+        "kind": "RolledBack",
+        "why": "Rolled back: another mutation in this operation failed, so this change was "
+        "not kept.",
+    }
 
 
 async def test_an_error_deep_in_a_payload_stops_the_later_fields(write_app: App) -> None:
@@ -203,10 +229,8 @@ async def test_an_error_deep_in_a_payload_stops_the_later_fields(write_app: App)
           b: createPost(input: {title: "second"}) { __typename } }""",
         as_user=OWNER,
     )
-    assert body["data"] == {"a": None, "b": None}
-    codes = {tuple(e["path"][:1]): e["extensions"]["code"] for e in body["errors"]}
-    assert codes[("b",)] == "ROLLED_BACK"
-    assert "BAD_USER_INPUT" in [e["extensions"]["code"] for e in body["errors"]]
+    assert body["data"] == {"a": None, "b": {"__typename": "RolledBack"}}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
     assert body["extensions"]["transaction"] == "rolled_back"
     assert await digest(write_app.engine) == before
 

@@ -15,8 +15,9 @@ from strawberry.types.graphql import OperationType
 
 from db.errors import is_transaction_conflict
 from schema.context import Context
-from schema.errors import OperationRolledBack, TransactionConflict
-from schema.results import MutationError
+from schema.errors import TransactionConflict
+from schema.extensions.withdrawn import rolled_back_value
+from schema.results import MutationError, rolled_back
 from schema.transaction import Outcome, Transaction
 
 logger = logging.getLogger("inkwell.transaction")
@@ -60,7 +61,7 @@ class TransactionBoundary(SchemaExtension):
             await context.rollback()
             transaction.outcome = Outcome.ROLLED_BACK
             if isinstance(result, ExecutionResult):
-                _withdraw(result, transaction.succeeded)
+                self._withdraw(result, transaction.succeeded)
             return
         events = transaction.outbox()
         broker = context.broker if events else None
@@ -90,6 +91,21 @@ class TransactionBoundary(SchemaExtension):
             _forget_accounts(context, transaction)
         transaction.outcome = Outcome.COMMITTED
 
+    def _withdraw(self, result: ExecutionResult, keys: list[str]) -> None:
+        """Replace the payloads of fields that succeeded before the operation failed with
+        ``RolledBack`` (``schema.extensions.withdrawn``): their ids, timestamps or tokens
+        name changes that were never kept (and, on SQLite, ids that a later row may get)."""
+        if result.data is None:
+            return
+        ctx = self.execution_context
+        assert ctx.graphql_document is not None  # it executed, so it parsed
+        message = rolled_back(withdrawn=True).message
+        for key in keys:
+            if result.data.get(key) is not None:
+                result.data[key] = rolled_back_value(
+                    ctx.graphql_document, ctx.operation_name, ctx.variables, key, message
+                )
+
     def get_results(self) -> dict[str, Any]:
         context = self.execution_context.context
         transaction = context.transaction if isinstance(context, Context) else None
@@ -105,30 +121,15 @@ def _forget_accounts(context: Context, transaction: Transaction) -> None:
         context.viewers.forget(transaction.accounts)
 
 
-def _withdraw(result: ExecutionResult, keys: list[str]) -> None:
-    """Replace the payloads of fields that succeeded before the operation failed with null
-    and a ``ROLLED_BACK`` error: their ids, timestamps or tokens name changes that were never
-    kept (and, on SQLite, ids that a later row may get)."""
-    if result.data is None:
-        return
-    errors = list(result.errors or [])
-    for key in keys:
-        if result.data.get(key) is not None:
-            result.data[key] = None
-            withdrawn = OperationRolledBack(withdrawn=True)
-            errors.append(GraphQLError(str(withdrawn), path=[key], original_error=withdrawn))
-    result.errors = errors
-
-
 class AtomicMutation(FieldExtension):
     """Ties a mutation field to the operation's transaction.
 
     A field that returns a typed error (a ``MutationError``) or raises dooms the transaction
     (an error deeper in a payload does too: ``schema.execution``); once it is doomed, later
-    mutation fields do not run (they fail with ``ROLLED_BACK``), and the payloads of earlier
-    ones are withdrawn at the end (``TransactionBoundary``), so no response reports work that
-    was rolled back. A database error that means "retry" (serialization failure, deadlock,
-    lock timeout) becomes ``TRANSACTION_CONFLICT`` here, for every statement a resolver runs.
+    mutation fields do not run (they resolve to ``RolledBack``), and the payloads of earlier
+    ones are withdrawn at the end (``TransactionBoundary``: ``RolledBack`` too), so no
+    response reports work that was rolled back. A database error that means "retry"
+    (serialization failure, deadlock, lock timeout) becomes ``TRANSACTION_CONFLICT`` here, for every statement a resolver runs.
     Between fields, the DataLoader caches are dropped: each field reads what the previous
     ones wrote.
     """
@@ -142,7 +143,7 @@ class AtomicMutation(FieldExtension):
         if transaction is None:  # not in a mutation operation: nothing to tie to
             return await next_(source, info, **kwargs)
         if transaction.failed:
-            raise OperationRolledBack
+            return rolled_back()
         context.loaders.clear()
         try:
             result = await next_(source, info, **kwargs)
