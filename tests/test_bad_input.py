@@ -14,7 +14,7 @@ from tests.truth import digest
 
 UPDATE = """mutation($i: UpdatePostInput!) { updatePost(input: $i) { __typename
   ... on ValidationError { fieldErrors { field message } }
-  ... on NotFound { id message } } }"""
+  ... on NotFound { nodeId message } } }"""
 
 
 def gid(type_name: str, pk: int | str) -> str:
@@ -29,7 +29,7 @@ def gid(type_name: str, pk: int | str) -> str:
             {"id": gid("Post", 999_999), "expectedVersion": 1, "title": "x"},
             {
                 "__typename": "NotFound",
-                "id": gid("Post", 999_999),
+                "nodeId": gid("Post", 999_999),
                 "message": "No Post has this ID.",
             },
         ),

@@ -19,7 +19,7 @@ CREATE = f"""mutation($i: CreatePostInput!) {{ createPost(input: $i) {{ __typena
   ... on ValidationError {{ fieldErrors {{ field message }} }} }} }}"""
 UPDATE = """mutation($i: UpdatePostInput!) { updatePost(input: $i) { __typename
   ... on PostPayload { post { title content version updatedAt } }
-  ... on VersionConflict { id currentVersion message }
+  ... on VersionConflict { nodeId currentVersion message }
   ... on ValidationError { fieldErrors { field message } } } }"""
 
 
@@ -164,7 +164,7 @@ async def test_update_post_checks_the_expected_version(write_app: App) -> None:
         UPDATE, {"i": {"id": post["id"], "expectedVersion": 7, "title": "x"}}, as_user=OWNER
     )
     assert stale["updatePost"]["__typename"] == "VersionConflict"
-    assert stale["updatePost"]["currentVersion"] == 1 and stale["updatePost"]["id"] == post["id"]
+    assert stale["updatePost"]["currentVersion"] == 1 and stale["updatePost"]["nodeId"] == post["id"]
     updated = await write_app.data(
         UPDATE, {"i": {"id": post["id"], "expectedVersion": 1, "title": "New"}}, as_user=OWNER
     )
