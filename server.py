@@ -21,7 +21,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -32,6 +31,7 @@ from db.engine import create_engine, create_sessionmaker
 from schema import build_schema
 from schema.auth import viewer_cache
 from schema.body_limit import BodySizeLimit
+from schema.cors import cors_middleware
 from schema.csrf import CsrfProtection
 from schema.disconnect import CancelOnDisconnect
 from schema.live.postgres import broker_for
@@ -155,17 +155,8 @@ def middleware(settings: Settings) -> list[Middleware]:
     """The HTTP middleware, outermost first: CORS (answers preflights itself), CSRF
     protection, the cap on request bodies, and cancelling the work of a client that left."""
     stack = []
-    if settings.cors_allowed_origins:
-        stack.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_allowed_origins,
-                allow_credentials=settings.cors_allow_credentials,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "graphql-require-preflight"],
-                max_age=600,
-            )
-        )
+    if (cors := cors_middleware(settings)) is not None:
+        stack.append(cors)
     if settings.csrf_protection:
         stack.append(Middleware(CsrfProtection))
     stack.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))

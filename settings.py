@@ -10,14 +10,16 @@ Source: pydantic-settings, https://docs.pydantic.dev/latest/concepts/pydantic_se
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./inkwell.db"
 #: Shortest JWT secret accepted in production: 32 bytes of entropy for HS256 (RFC 7518 §3.2
@@ -41,6 +43,12 @@ PLACEHOLDER_WORDS = (
 )
 #: Fewest distinct characters a production secret may have ("aaaa...", "1234123412341234...").
 MIN_DISTINCT_CHARACTERS = 10
+#: Ports an origin leaves out, as browsers write it in the Origin header.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: A list setting written as JSON (``["a", "b"]``) or, as most tools hand them out, comma
+#: separated (``a,b``); pydantic-settings would otherwise accept JSON only.
+ListSetting = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -155,13 +163,28 @@ class Settings(BaseSettings):
         description="An Apollo persisted query manifest (JSON); when set, only its operations "
         "run (an allow-list).",
     )
-    cors_allowed_origins: list[str] = Field(
+    cors_allowed_origins: ListSetting = Field(
         default_factory=list,
-        description="Origins browsers may call the API from (CORS), e.g. "
-        '["https://app.example.com"]; empty: no cross-origin access.',
+        description="Origins browsers may call the API from, over HTTP and WebSocket (CORS), "
+        "comma-separated or as a JSON list, e.g. `https://app.example.com,http://localhost:3000`"
+        "; `*` for any; empty: no cross-origin access.",
+    )
+    cors_allowed_headers: ListSetting = Field(
+        default_factory=list,
+        description="Request headers cross-origin pages may send, besides the ones mainstream "
+        "clients and tracing tools send (`schema.cors.DEFAULT_ALLOWED_HEADERS`); "
+        "comma-separated or a JSON list.",
     )
     cors_allow_credentials: bool = Field(
-        False, description="Let cross-origin pages send credentials (cookies, Authorization)."
+        False,
+        description="Let cross-origin pages send cookies (Inkwell reads none; the "
+        "Authorization header needs no such permission).",
+    )
+    cors_max_age_seconds: int = Field(
+        600,
+        ge=0,
+        le=86_400,
+        description="How long a browser may reuse a CORS preflight's answer, in seconds.",
     )
     csrf_protection: bool = Field(
         True,
@@ -217,6 +240,29 @@ class Settings(BaseSettings):
         "reported by a trigger's NOTIFY and forgets it at once; this only bounds what no "
         "notification reports. 0: read per request.",
     )
+
+    @field_validator("cors_allowed_origins", "cors_allowed_headers", mode="before")
+    @classmethod
+    def _comma_or_json_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(f"not a JSON list of strings: {text!r}") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins_as_browsers_send_them(cls, origins: list[str]) -> list[str]:
+        return [normalize_origin(origin) for origin in origins]
+
+    @field_validator("cors_allowed_headers")
+    @classmethod
+    def _header_names(cls, names: list[str]) -> list[str]:
+        return [name.lower() for name in names]
 
     @model_validator(mode="after")
     def _page_sizes_agree(self) -> Settings:
@@ -302,6 +348,41 @@ class Settings(BaseSettings):
     def sql_stats_enabled(self) -> bool:
         """Whether responses carry ``extensions.sql``."""
         return self.sql_stats if self.sql_stats is not None else not self.is_production
+
+
+def normalize_origin(origin: str) -> str:
+    """``origin`` as a browser sends it in the ``Origin`` header: scheme and host in lower
+    case, no default port, no trailing slash (``"HTTPS://App.example.com:443/"`` →
+    ``"https://app.example.com"``); ``"*"`` stays. Raises ``ValueError`` naming a value that
+    is not an origin (a path, a query, no scheme or host).
+    Source: RFC 6454, "The Web Origin Concept", section 6.1 (serialization).
+    """
+    origin = origin.strip()
+    if origin == "*":
+        return origin
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme.lower() not in DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+    ):
+        raise ValueError(
+            f"{origin!r} is not an origin: write the scheme, host and optional port, "
+            "like https://app.example.com or http://localhost:3000"
+        )
+    scheme = parts.scheme.lower()
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
 
 
 @cache

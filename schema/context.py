@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from db import reader as driver
 from db.errors import is_statement_timeout, is_unavailable
 from db.stats import SqlStats
+from schema.auth.connection_init import connection_authorization
 from schema.errors import RequestTimeout, ServiceUnavailable
 from settings import Settings
 
@@ -201,9 +202,10 @@ class Context:
 
     def for_operation(self) -> Context:
         """A context of its own for one operation over this (WebSocket connection's)
-        context: the same settings, broker and connection, a new unit of work."""
-        params = self.connection_params or {}
-        authorization = params.get("authorization", params.get("Authorization"))
+        context: the same settings, broker and connection, a new unit of work. Raises
+        ``AuthenticationFailed`` for ``connection_init`` credentials it cannot read (checked
+        when the connection opens: ``GraphQLApp.on_ws_connect``)."""
+        authorization = connection_authorization(self.connection_params)
         return Context(
             settings=self.settings,
             sessionmaker=self.sessionmaker,

@@ -63,9 +63,10 @@ class GraphQLApp(GraphQL[Context, None]):
     request, and over a WebSocket per operation on the connection (``schema.ws``).
 
     The engine's session factory and the event broker come from ``app.state`` (set by the
-    lifespan), so the view holds no database state of its own. A WebSocket's credentials are
-    the ``authorization`` of its ``connection_init`` payload (browsers cannot set headers on
-    a WebSocket); bad ones close the connection with 4403 before any operation runs.
+    lifespan), so the view holds no database state of its own. A WebSocket's credentials come
+    from its ``connection_init`` payload (``schema.auth.connection_init``: browsers cannot
+    set headers on a WebSocket); bad ones close the connection with 4403 before any
+    operation runs.
     """
 
     graphql_transport_ws_handler_class = TransportWSHandler
@@ -81,6 +82,8 @@ class GraphQLApp(GraphQL[Context, None]):
             keep_alive_interval=settings.ws_keepalive_seconds,
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            # The CORS origins (schema.cors): a page allowed over HTTP may subscribe too.
+            allowed_origins=settings.cors_allowed_origins,
         )
         self.settings = settings
         # Strawberry's page with our default query (JSON-encoded into its JS template literal).
@@ -109,7 +112,10 @@ class GraphQLApp(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Check the ``connection_init`` credentials (in a unit of work of its own); raise
         ``ConnectionRejectionError`` (close code 4403) for bad ones."""
-        check = context.for_operation()
+        try:
+            check = context.for_operation()
+        except AuthenticationFailed as exc:
+            raise ConnectionRejectionError({"message": str(exc)}) from None
         try:
             await authenticate(check, bearer_token(check.authorization))
         except AuthenticationFailed as exc:

@@ -164,7 +164,8 @@ async def test_update_post_checks_the_expected_version(write_app: App) -> None:
         UPDATE, {"i": {"id": post["id"], "expectedVersion": 7, "title": "x"}}, as_user=OWNER
     )
     assert stale["updatePost"]["__typename"] == "VersionConflict"
-    assert stale["updatePost"]["currentVersion"] == 1 and stale["updatePost"]["nodeId"] == post["id"]
+    assert stale["updatePost"]["currentVersion"] == 1
+    assert stale["updatePost"]["nodeId"] == post["id"]
     updated = await write_app.data(
         UPDATE, {"i": {"id": post["id"], "expectedVersion": 1, "title": "New"}}, as_user=OWNER
     )
