@@ -28,7 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 import gc_tuning
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
-from schema import build_schema
+from schema import build_schema, graphiql
 from schema.auth import viewer_cache
 from schema.body_limit import BodySizeLimit
 from schema.cors import cors_middleware
@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            # GraphiQL's own files, and / -> /graphql (schema.graphiql).
+            *(graphiql.routes() if settings.graphiql_enabled else []),
         ],
         middleware=middleware(settings),
         lifespan=lifespan,
@@ -243,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "loop": "uvloop",
             "http": "httptools",
         }
+        if settings.graphiql_enabled and not settings.is_production:
+            print(
+                graphiql.banner(
+                    options["host"], options["port"], seed.ADMIN_EMAIL, seed.DEMO_PASSWORD
+                )
+            )
         workers = settings.serve_workers
         if workers == 1:
             uvicorn.run(create_app(settings), **options)

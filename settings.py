@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     persisted_queries_cache_size: int = Field(
         1000, ge=1, le=1_000_000, description="Documents each process keeps for APQ."
     )
+    public_cache_max_age_seconds: int = Field(
+        60,
+        ge=0,
+        le=31_536_000,
+        description="Seconds browsers and CDNs may keep an anonymous persisted query's GET "
+        "response (`Cache-Control: public, max-age=...`); 0: never cached.",
+    )
     operation_manifest: Path | None = Field(
         None,
         description="An Apollo persisted query manifest (JSON); when set, only its operations "
@@ -188,8 +195,9 @@ class Settings(BaseSettings):
     )
     csrf_protection: bool = Field(
         True,
-        description="Refuse operations sent as requests a browser makes cross-site without a "
-        "preflight (GET, form and text POSTs) unless they carry GraphQL-Require-Preflight.",
+        description="Refuse operations sent as POSTs a browser makes cross-site without a "
+        "preflight (form and text bodies) unless they carry GraphQL-Require-Preflight; "
+        "GETs (queries only) pass. Reasoning: `schema/csrf.py`.",
     )
 
     subscription_queue_size: int = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import strawberry
@@ -18,7 +18,8 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from schema.accounts import AccountMutations
 from schema.comment_mutations import CommentMutations
@@ -33,7 +34,7 @@ from schema.extensions import (
     TransactionBoundary,
     UnitOfWork,
 )
-from schema.extensions.masking import is_unexpected
+from schema.extensions.masking import is_unexpected, set_default_codes
 from schema.extensions.persisted_queries import PersistedQueries, load_manifest
 from schema.extensions.runner import KnownHooksRunner
 from schema.extensions.validated_documents import ValidatedDocuments
@@ -88,9 +89,36 @@ class InkwellSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        # Every error, on every transport, passes here: each gets a code (masking.py).
+        set_default_codes(errors)
         for error in errors:
             if not is_unexpected(error):
                 logger.debug("client error: %s", error.message)
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Strawberry's, never for a subscription: executed once, as a query would be, a
+        subscription field has no value (Strawberry allows it over HTTP POST). Subscriptions
+        run through ``subscribe`` (WebSocket) and ``stream`` (HTTP streams)."""
+        allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
+        allowed.discard(OperationType.SUBSCRIPTION)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]

@@ -1,17 +1,29 @@
-"""Cross-site request forgery protection for ``/graphql``.
+"""Cross-site request forgery protection for ``/graphql``, matched to bearer-token auth.
 
-A browser sends some requests to another site without asking it first (no CORS preflight):
-GETs, and POSTs whose Content-Type is ``application/x-www-form-urlencoded``,
-``multipart/form-data`` or ``text/plain``. With cookies or other ambient credentials such a
-request could run an operation on the user's behalf, and even without them a GET query can be
-used to make the server do work. So an operation arriving that way must carry a header a page
-cannot set without a preflight; a JSON POST (what GraphQL clients send) needs nothing.
-Source: Apollo Server docs, "CSRF prevention" (the same rule and header names).
+CSRF abuses what a browser attaches to a request on its own: cookies, cached HTTP
+authentication, a client certificate, or its place on a private network. Inkwell's only
+credential is ``Authorization: Bearer <token>``, which a browser never attaches by itself and
+which a page on another site can set only through a CORS-preflighted request (that
+``schema.cors`` answers). So a request another site makes a browser send without a preflight
+runs anonymously, and what is left to protect depends on what it can do:
+
+- **GET** can only run queries (a mutation over GET is refused with 405), anonymously; the
+  response stays unreadable to the other site unless CORS allows it. Nothing to protect, so
+  GETs pass: that is what urql's default client and Apollo's persisted-query link send (with
+  only an ``Accept`` header).
+- **Form and text POSTs** (``application/x-www-form-urlencoded``, ``multipart/form-data``,
+  ``text/plain``: the Content-Types a page may POST cross-site without a preflight) could run
+  anonymous *mutations* (``register``, ``login``) from the victim's browser, that is from its
+  address and network, such as an intranet the attacker cannot reach. No GraphQL client
+  sends them, so they are refused unless they carry a header only a preflighted request can
+  (``GraphQL-Require-Preflight``, or Apollo's names for it). A JSON POST needs nothing.
+
+Source: Apollo Server docs, "CSRF prevention" (the rule and header names); OWASP "Cross-Site
+Request Forgery Prevention Cheat Sheet" (ambient credentials); Fetch standard, "CORS-safelisted
+request-header".
 """
 
 from __future__ import annotations
-
-from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,9 +41,9 @@ PREFLIGHT_HEADERS = (
 
 
 class CsrfProtection:
-    """ASGI middleware refusing, on ``path``, operations sent as simple requests without a
-    preflight header: 400 with ``extensions.code = "CSRF_PREVENTED"``. The GraphiQL page
-    (a GET without an operation) is not an operation and passes."""
+    """ASGI middleware refusing, on ``path``, POSTs a page on another site could send without
+    a preflight (a simple Content-Type, or none) that carry no preflight header: 400 with
+    ``extensions.code = "CSRF_PREVENTED"``. GETs pass (see the module docstring)."""
 
     def __init__(self, app: ASGIApp, path: str = "/graphql") -> None:
         self.app = app
@@ -49,14 +61,12 @@ class CsrfProtection:
 
     @staticmethod
     def _forgeable(scope: Scope) -> bool:
+        if scope["method"] != "POST":
+            return False
         headers = dict(scope["headers"])
         if any(headers.get(name) for name in PREFLIGHT_HEADERS):
             return False
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         media_type = content_type.split(";")[0].strip()
-        if media_type and media_type not in SIMPLE_CONTENT_TYPES:
-            return False  # a page cannot send this Content-Type cross-site without a preflight
-        if scope["method"] == "GET":
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            return "query" in query or "extensions" in query
-        return scope["method"] == "POST"
+        # A page cannot send any other Content-Type cross-site without a preflight.
+        return not media_type or media_type in SIMPLE_CONTENT_TYPES

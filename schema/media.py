@@ -46,6 +46,15 @@ def is_request_error(response: Mapping[str, Any]) -> bool:
     return bool(errors) and response.get("data") is None and all("path" not in e for e in errors)
 
 
+def is_authentication_failure(response: Mapping[str, Any]) -> bool:
+    """True for a response refused because its credentials were bad (an invalid or expired
+    token, a deactivated account): no data, and an ``UNAUTHENTICATED`` error."""
+    errors = response.get("errors") or []
+    return response.get("data") is None and any(
+        (e.get("extensions") or {}).get("code") == "UNAUTHENTICATED" for e in errors
+    )
+
+
 #: Status codes of request errors that are the server's fault (or worth retrying), by
 #: ``extensions.code``: a client must not read them as "your request was wrong".
 SERVER_ERROR_STATUS = {

@@ -10,21 +10,47 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from schema import graphiql
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
 from schema.errors import AuthenticationFailed
-from schema.media import GRAPHQL_RESPONSE, is_request_error, negotiate, request_error_status
+from schema.http_caching import NO_STORE, cache_headers
+from schema.media import (
+    GRAPHQL_RESPONSE,
+    is_authentication_failure,
+    is_request_error,
+    negotiate,
+    request_error_status,
+)
+from schema.streams import streams
 from schema.ws import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from settings import Settings
 
 logger = logging.getLogger("inkwell.ws")
+
+#: Where subscriptions run, for the error that refuses one sent any other way.
+SUBSCRIPTION_TRANSPORTS = (
+    "Subscriptions run over a WebSocket (graphql-transport-ws or graphql-ws) or as a POST "
+    "asking for a stream: `Accept: multipart/mixed;subscriptionSpec=1.0` (Apollo's multipart "
+    "subscriptions) or `Accept: text/event-stream` (GraphQL over Server-Sent Events)."
+)
+#: The challenge of a 401: the bearer token was refused (RFC 6750 §3).
+INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
 
 #: What GraphiQL shows on first open: a nested read that exercises every relationship.
 DEFAULT_QUERY = """\
@@ -84,16 +110,37 @@ class GraphQLApp(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             # The CORS origins (schema.cors): a page allowed over HTTP may subscribe too.
             allowed_origins=settings.cors_allowed_origins,
+            # Subscriptions over WebSocket, and over HTTP as Apollo's multipart responses or
+            # GraphQL over Server-Sent Events (graphql-sse's "distinct connections" mode).
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+            ),
         )
         self.settings = settings
-        # Strawberry's page with our default query (JSON-encoded into its JS template literal).
-        self._ide_html = super().graphql_ide_html.replace(
-            "parameters.q || EXAMPLE_QUERY", f"parameters.q || {json.dumps(DEFAULT_QUERY)}"
-        )
+        # GraphiQL from Inkwell's own vendored files (schema.graphiql), no CDN.
+        self._ide_html = graphiql.page_html(DEFAULT_QUERY)
 
     @property
     def graphql_ide_html(self) -> str:
         return self._ide_html
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self.graphql_ide_html, headers=graphiql.PAGE_HEADERS)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Only for a browser asking for a page: a GET naming HTML in ``Accept`` and carrying no
+        operation. Strawberry also serves it for ``Accept: */*``, which is what a hash-only
+        persisted-query GET from a script or a CDN may send: that must execute."""
+        params = request.query_params
+        return (
+            request.method == "GET"
+            and not params.get("query")
+            and not params.get("extensions")
+            and "text/html" in request.headers.get("accept", "")
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -157,11 +204,15 @@ class GraphQLApp(GraphQL[Context, None]):
         ``Content-Type: application/json`` exactly, asking for no streamed response.
         Strawberry parses every Content-Type with ``email.message`` first. Anything else,
         or a body that does not hold one well-formed operation, is Strawberry's to read (and
-        to refuse); the body is read once either way (the request keeps it)."""
+        to refuse); the body is read once either way (the request keeps it). A request
+        whose Accept names a stream type gets a stream only for a subscription, or when it
+        accepts no JSON (``schema.streams``)."""
+        accept = request.headers.get("accept")
+        streaming = self._get_stream_transport_from_headers(request.headers) is not None
         if (
             request.method == "POST"
             and request.content_type == "application/json"
-            and self._get_stream_transport_from_headers(request.headers) is None
+            and not streaming
         ):
             data = self.parse_json(await request.get_body())
             if isinstance(data, dict):
@@ -179,12 +230,53 @@ class GraphQLApp(GraphQL[Context, None]):
                         extensions=extensions,
                         protocol="http",
                     )
-        return await super().parse_http_body(request)
+        data = await super().parse_http_body(request)
+        if (
+            streaming
+            and isinstance(data, GraphQLRequestData)
+            and not streams(data.query, data.operation_name, accept)
+        ):
+            data.protocol = "http"  # a query from a client that reads JSON too (schema.streams)
+        return data
+
+    async def create_streaming_response(
+        self, request: Request | WebSocket, stream: Any, sub_response: Response, headers: Any
+    ) -> Response:
+        # A stream is never cached; its transport sets its own Cache-Control.
+        for name in ("cache-control", "vary"):
+            del sub_response.headers[name]
+        return await super().create_streaming_response(request, stream, sub_response, headers)
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        """Strawberry's, with the status of an operation the method may not run: a mutation
+        over GET is 405 with ``Allow: POST`` (GraphQL over HTTP, "GET"); a subscription
+        anywhere but a stream is 400 naming the transports that run subscriptions."""
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            refused = exc.__cause__
+            if not isinstance(refused, InvalidOperationTypeError):
+                raise
+            if refused.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, SUBSCRIPTION_TRANSPORTS) from refused
+            if kwargs["request_adapter"].method == "GET":
+                raise HTTPException(405, exc.reason) from refused
+            raise
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
-        # The media type the response will have, chosen from the request's Accept.
+        # The media type the response will have, chosen from the request's Accept, and the
+        # caching headers it will have if it succeeds (schema.http_caching).
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = negotiate(request.headers.get("accept"))
+        if isinstance(request, Request):
+            sub_response.headers.update(
+                cache_headers(
+                    request.method,
+                    request.query_params,
+                    request.headers.get("authorization"),
+                    self.settings,
+                )
+            )
         return sub_response
 
     async def process_result(self, request: Request, result: Any) -> Any:
@@ -198,8 +290,17 @@ class GraphQLApp(GraphQL[Context, None]):
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         """JSON in the negotiated media type; with ``application/graphql-response+json`` a
         request error (no ``data`` entry) is 400, or 5xx when the server failed
-        (``schema.media``)."""
+        (``schema.media``). Under either media type, refused credentials are 401 with a
+        ``WWW-Authenticate`` challenge (RFC 6750 §3.1), so a client's auth link can refresh
+        the token or sign out; a response with errors is never cached."""
         response = super().create_response(response_data, sub_response)
+        if isinstance(response_data, dict):
+            if response_data.get("errors") and "cache-control" in response.headers:
+                response.headers["cache-control"] = NO_STORE
+            if is_authentication_failure(response_data):
+                response.status_code = 401
+                response.headers["www-authenticate"] = INVALID_TOKEN_CHALLENGE
+                return response
         if sub_response.media_type == GRAPHQL_RESPONSE:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
             if isinstance(response_data, dict) and "data" not in response_data:

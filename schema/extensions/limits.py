@@ -115,7 +115,8 @@ class QueryLimits(SchemaExtension):
     - ``VARIABLES_TOO_LARGE``: variables over ``MAX_VARIABLES_BYTES`` as JSON;
     - ``QUERY_TOO_DEEP``: fields nested deeper than ``MAX_QUERY_DEPTH``;
     - ``TOO_MANY_ALIASES``: more than ``MAX_ALIASES`` aliased fields;
-    - ``QUERY_TOO_COSTLY``: more than ``MAX_QUERY_COST`` estimated rows (``schema.limits``).
+    - ``QUERY_TOO_COSTLY``: more than ``MAX_QUERY_COST`` estimated rows (``schema.limits``);
+    - ``BAD_REQUEST``: several operations and no ``operationName`` to choose one.
 
     The measured limits are checked after validation, with the variables, and refuse the
     operation by raising before execution (over HTTP and WebSocket alike).
@@ -127,6 +128,9 @@ class QueryLimits(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         self.execution_context.parse_options["max_tokens"] = self.settings.max_tokens
+        # The name the request gave: before the document is parsed, Strawberry's
+        # ``operation_name`` is that (afterwards it falls back to the first operation's).
+        self.requested_name = self.execution_context.operation_name
         # The parser's own error gets its code here: ParserCache parses in its hook, so the
         # error comes out of the operation as an exception (or, parsed by Strawberry itself,
         # in the result).
@@ -166,6 +170,13 @@ class QueryLimits(SchemaExtension):
             return None
         operations, fragments = _definitions(document)
         wanted = context.operation_name
+        if self.requested_name is None and len(operations) > 1:
+            # Never "the first one": that could run a mutation the client did not mean.
+            # Source: GraphQL spec, "GetOperation" (a request error).
+            return GraphQLError(
+                "The document has several operations: say which to run with operationName.",
+                extensions={"code": "BAD_REQUEST"},
+            )
         chosen = [o for o in operations if wanted is None or (o.name and o.name.value == wanted)]
         if not chosen:
             return None  # graphql-core reports the unknown operation

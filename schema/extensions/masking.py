@@ -1,11 +1,20 @@
-"""Masks unexpected errors: the client sees "Unexpected error." and an id; the log has the cause."""
+"""Masks unexpected errors (the client sees "Unexpected error." and an id; the log has the
+cause), and gives every error an ``extensions.code`` clients can branch on.
+
+GraphQL's own errors carry no code from graphql-core; they get Apollo Server's names, which
+client libraries and gateways already know: ``GRAPHQL_PARSE_FAILED`` (syntax),
+``GRAPHQL_VALIDATION_FAILED`` (set at validation: ``schema.extensions.validated_documents``),
+``BAD_USER_INPUT`` (variables that do not coerce), ``BAD_REQUEST`` (any other request error)
+and ``INTERNAL_SERVER_ERROR`` (an error during execution that names no cause).
+Source: Apollo Server docs, "Error handling" (built-in error codes).
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
 
 from schema.errors import InkwellError
@@ -19,6 +28,24 @@ def is_unexpected(error: GraphQLError) -> bool:
     carry no original error, or a ``GraphQLError``, and are shown as they are."""
     original = error.original_error
     return original is not None and not isinstance(original, (InkwellError, GraphQLError))
+
+
+def set_default_codes(errors: list[GraphQLError]) -> None:
+    """Give each of ``errors`` that has no ``extensions.code`` its ``default_code``."""
+    for error in errors:
+        if not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": default_code(error)}
+
+
+def default_code(error: GraphQLError) -> str:
+    """The ``extensions.code`` of an error that has none (see the module docstring)."""
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.path is not None:
+        return "INTERNAL_SERVER_ERROR"
+    if error.message.startswith("Variable "):
+        return "BAD_USER_INPUT"
+    return "BAD_REQUEST"
 
 
 class MaskUnexpectedErrors(MaskErrors):

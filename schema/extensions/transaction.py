@@ -129,9 +129,9 @@ class AtomicMutation(FieldExtension):
     mutation fields do not run (they resolve to ``RolledBack``), and the payloads of earlier
     ones are withdrawn at the end (``TransactionBoundary``: ``RolledBack`` too), so no
     response reports work that was rolled back. A database error that means "retry"
-    (serialization failure, deadlock, lock timeout) becomes ``TRANSACTION_CONFLICT`` here, for every statement a resolver runs.
-    Between fields, the DataLoader caches are dropped: each field reads what the previous
-    ones wrote.
+    (serialization failure, deadlock, lock timeout) becomes ``TRANSACTION_CONFLICT`` here,
+    for every statement a resolver runs. Between fields, the DataLoader caches are dropped:
+    each field reads what the previous ones wrote.
     """
 
     def resolve(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:

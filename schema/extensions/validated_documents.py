@@ -18,6 +18,9 @@ from typing import Any
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+#: ``extensions.code`` of a validation error (Apollo Server's name for it).
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
 
 class ValidatedDocuments(SchemaExtension):
     """Sets ``pre_execution_errors`` from ``results`` (an LRU of at most ``size`` entries,
@@ -38,6 +41,10 @@ class ValidatedDocuments(SchemaExtension):
             errors = validate_document(
                 context.schema._schema, context.graphql_document, context.validation_rules
             )
+            for error in errors:
+                # Apollo's name for it; a limit's own rule may have set a code already.
+                if not (error.extensions or {}).get("code"):
+                    error.extensions = {**(error.extensions or {}), "code": VALIDATION_FAILED}
             if context.query is not None:
                 self.results[key] = errors
                 if len(self.results) > self.size:

@@ -99,7 +99,7 @@ class _Walk:
             name = directive.name.value
             if name not in ("skip", "include"):
                 continue
-            argument = next((a for a in directive.arguments if a.name.value == "if"), None)
+            argument = next((a for a in directive.arguments or () if a.name.value == "if"), None)
             condition = self._boolean(argument.value) if argument is not None else False
             if (name == "skip") == condition:
                 return False

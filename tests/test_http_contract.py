@@ -1,0 +1,141 @@
+"""What clients key on at the HTTP level: status codes and headers for refused credentials,
+methods and operations, caching of persisted-query GETs, which requests get GraphiQL, and
+subscriptions sent over HTTP (streams only when asked for and only for subscriptions)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from schema.extensions.persisted_queries import sha256
+from tests.conftest import OWNER, App, app_settings, bearer, running_app
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+QUERY = "{ users(first: 1) { totalCount } }"
+PERSISTED = json.dumps({"persistedQuery": {"version": 1, "sha256Hash": sha256(QUERY)}})
+#: What urql sends on every request, queries included.
+URQL_ACCEPT = (
+    "application/graphql-response+json, application/graphql+json, application/json, "
+    "text/event-stream, multipart/mixed"
+)
+
+
+def codes(response: httpx.Response) -> list[str]:
+    return [e["extensions"]["code"] for e in response.json()["errors"]]
+
+
+async def test_a_refused_token_is_401_with_a_bearer_challenge_under_both_media_types(
+    api: App,
+) -> None:
+    for accept in ("application/json", GRAPHQL_RESPONSE):
+        response = await api.client.post(
+            "/graphql",
+            json={"query": "{ viewer { id } }"},
+            headers={"authorization": "Bearer not-a-token", "accept": accept},
+        )
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        assert codes(response) == ["UNAUTHENTICATED"]
+
+
+async def test_parse_and_validation_errors_carry_apollos_codes(api: App) -> None:
+    for query, code in (
+        ("{ users(", "GRAPHQL_PARSE_FAILED"),
+        ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
+    ):
+        response = await api.client.post("/graphql", json={"query": query})
+        assert codes(response) == [code]
+        response = await api.client.post(
+            "/graphql", json={"query": query}, headers={"accept": GRAPHQL_RESPONSE}
+        )
+        assert response.status_code == 400 and codes(response) == [code]
+
+
+async def test_a_mutation_over_get_is_405_with_allow_post(write_app: App) -> None:
+    response = await write_app.client.get(
+        "/graphql", params={"query": 'mutation { createPost(input: {title: "x"}) { __typename } }'}
+    )
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+
+
+async def test_several_operations_without_a_name_are_a_request_error(write_app: App) -> None:
+    document = """mutation Write { createPost(input: {title: "never"}) { __typename } }
+                  query Read { viewer { id } }"""
+    response = await write_app.client.post(
+        "/graphql",
+        json={"query": document},
+        headers={"accept": GRAPHQL_RESPONSE, **bearer(write_app.settings, OWNER)},
+    )
+    assert response.status_code == 400 and codes(response) == ["BAD_REQUEST"]
+    assert "operationName" in response.json()["errors"][0]["message"]
+    named = await write_app.client.post(
+        "/graphql", json={"query": document, "operationName": "Read"}
+    )
+    assert named.json()["data"] == {"viewer": None}
+    assert write_app.count() == 0 or "INSERT" not in " ".join(write_app.statements)
+
+
+async def test_persisted_query_gets_are_cacheable_only_where_safe(read_db_url: str) -> None:
+    async with running_app(app_settings(read_db_url)) as api:  # anonymous
+        await _check_caching(api)
+
+
+async def _check_caching(api: App) -> None:
+    async def get(**headers: str) -> httpx.Response:
+        return await api.client.get("/graphql", params={"extensions": PERSISTED}, headers=headers)
+
+    miss = await get()
+    assert codes(miss) == ["PERSISTED_QUERY_NOT_FOUND"]
+    assert miss.headers["cache-control"] == "no-store"
+    await api.client.post("/graphql", json={"query": QUERY, "extensions": json.loads(PERSISTED)})
+    hit = await get(accept="*/*")  # a script or a CDN, not a browser asking for a page
+    assert hit.json()["data"]["users"]["totalCount"] == 61
+    assert (
+        hit.headers["cache-control"]
+        == f"public, max-age={api.settings.public_cache_max_age_seconds}"
+    )
+    assert {"accept", "authorization"} <= {
+        v.strip().lower() for v in hit.headers["vary"].split(",")
+    }
+    signed_in = await get(**bearer(api.settings, OWNER))
+    assert signed_in.headers["cache-control"] == "private, no-store"
+    with_text = await api.client.get("/graphql", params={"query": QUERY})
+    assert with_text.headers["cache-control"] == "no-store"
+    posted = await api.client.post("/graphql", json={"query": QUERY})
+    assert "cache-control" not in posted.headers
+
+
+async def test_graphiql_only_for_a_browser_asking_for_a_page(api: App) -> None:
+    page = await api.client.get("/graphql", headers={"accept": "text/html,*/*;q=0.8"})
+    assert page.headers["content-type"].startswith("text/html")
+    for params in ({"query": QUERY}, {}):
+        response = await api.client.get("/graphql", params=params, headers={"accept": "*/*"})
+        assert response.headers["content-type"].startswith("application/json"), params
+
+
+async def test_a_query_from_a_client_that_also_reads_streams_gets_json(api: App) -> None:
+    response = await api.client.get(
+        "/graphql", params={"query": QUERY}, headers={"accept": URQL_ACCEPT}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert response.json()["data"]["users"]["totalCount"] == 61
+    refused = await api.client.get(
+        "/graphql",
+        params={"query": QUERY},
+        headers={"accept": URQL_ACCEPT, "authorization": "Bearer bad"},
+    )
+    assert refused.status_code == 401
+
+
+async def test_a_subscription_outside_a_stream_is_a_clear_400(api: App) -> None:
+    subscription = 'subscription { postUpdated(id: "UG9zdDox") { title } }'
+    for send in (
+        api.client.post("/graphql", json={"query": subscription}),
+        api.client.get("/graphql", params={"query": subscription}),
+    ):
+        response = await send
+        assert response.status_code == 400, response.text
+        [error] = response.json()["errors"]
+        assert "text/event-stream" in error["message"] and "WebSocket" in error["message"]
