@@ -43,6 +43,19 @@ def wait_healthy(base: str, seconds: float = 30) -> None:
     pytest.fail(f"server at {base} did not start")
 
 
+def graphql_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a GraphQL response, asserting its status: 200, or 401 with a Bearer
+    challenge when (and only when) the credentials were refused."""
+    body: dict[str, Any] = response.json()
+    codes = [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
+    if body.get("data") is None and "UNAUTHENTICATED" in codes:
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    else:
+        assert response.status_code == 200, response.text
+    return body
+
+
 @contextmanager
 def live_server(output: list[str] | None = None, **env: str) -> Iterator[str]:
     """Run ``uvicorn server:app`` with ``env`` (settings as environment variables) and yield

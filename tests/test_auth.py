@@ -113,7 +113,7 @@ async def test_deactivated_users_cannot_sign_in_and_their_tokens_stop_working(
     assert result["deactivateUser"]["__typename"] == "UserPayload"
     response = await write_app.client.post("/graphql", json={"query": VIEWER}, headers=headers)
     body = response.json()
-    assert response.status_code == 200 and body["data"] is None
+    assert response.status_code == 401 and body["data"] is None
     assert body["errors"][0]["message"] == "The account of this access token is deactivated."
     login = await write_app.data(LOGIN, {"e": email, "p": "inkwell-demo"})
     assert login["login"] == {
@@ -190,7 +190,7 @@ async def test_bad_credentials_fail_the_request_cleanly(
         json={"query": 'mutation { deleteUser(input: {id: "2"}) { __typename } }'},
         headers={"Authorization": authorization},
     )
-    assert response.status_code == 200
+    assert response.status_code == 401
     body = response.json()
     assert body["data"] is None
     assert body["errors"] == [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]

@@ -148,6 +148,6 @@ async def test_a_tampered_token_cannot_write(write_app: App) -> None:
         json={"query": 'mutation { createPost(input: {title: "x"}) { __typename } }'},
         headers={"Authorization": tampered},
     )
-    assert response.status_code == 200
+    assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert await digest(write_app.engine) == before

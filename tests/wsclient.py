@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.live import graphql_body
+
 #: Seconds a test waits for one expected message.
 RECEIVE_TIMEOUT = 20.0
 
@@ -103,12 +105,12 @@ async def wait_for_metric(base: str, name: str, at_least: float, seconds: float 
 async def post_graphql(
     client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None, **kw: Any
 ) -> dict[str, Any]:
-    """POST ``query`` to ``/graphql``; assert HTTP 200 and return the body."""
+    """POST ``query`` to ``/graphql``; assert its status (``graphql_body``) and return the
+    body."""
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, **kw
     )
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return graphql_body(response)
 
 
 class StalledSubscriber:
