@@ -19,8 +19,10 @@ from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 
 #: Media types that ask for one JSON response.
 JSON_TYPES = ("application/json", "application/graphql-response+json")
-#: Documents whose operation types are remembered (bounded, like the parse cache).
-REMEMBERED = 1000
+#: Documents whose operation types are remembered, and the longest one remembered (so the
+#: memo holds at most a few megabytes of text).
+REMEMBERED = 256
+REMEMBERED_LENGTH = 16_384
 
 
 def accepts_json(accept: str | None) -> bool:
@@ -32,19 +34,24 @@ def accepts_json(accept: str | None) -> bool:
     return False
 
 
-def streams(query: str | None, operation_name: str | None, accept: str | None) -> bool:
+def streams(
+    query: str | None, operation_name: str | None, accept: str | None, max_tokens: int
+) -> bool:
     """Whether a request that named a stream type in ``accept`` gets a stream: always when it
-    accepts no JSON; otherwise only for a subscription (a document that does not parse, or a
-    persisted query sent without its text, is answered as JSON)."""
-    return not accepts_json(accept) or (
-        query is not None and _operation_type(query, operation_name) is OperationType.SUBSCRIPTION
-    )
+    accepts no JSON; otherwise only for a subscription (a document that does not parse or
+    has more than ``max_tokens`` tokens, or a persisted query sent without its text, is
+    answered as JSON, which reports the problem)."""
+    if accepts_json(accept) and query is not None:
+        find = _remembered_operation_type if len(query) <= REMEMBERED_LENGTH else _operation_type
+        return find(query, operation_name, max_tokens) is OperationType.SUBSCRIPTION
+    return not accepts_json(accept)
 
 
-@lru_cache(maxsize=REMEMBERED)
-def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
+def _operation_type(
+    query: str, operation_name: str | None, max_tokens: int
+) -> OperationType | None:
     try:
-        document = parse(query)
+        document = parse(query, max_tokens=max_tokens)
     except GraphQLError:
         return None
     for definition in document.definitions:
@@ -54,3 +61,6 @@ def _operation_type(query: str, operation_name: str | None) -> OperationType | N
         ):
             return definition.operation
     return None
+
+
+_remembered_operation_type = lru_cache(maxsize=REMEMBERED)(_operation_type)

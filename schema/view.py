@@ -234,7 +234,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if (
             streaming
             and isinstance(data, GraphQLRequestData)
-            and not streams(data.query, data.operation_name, accept)
+            and not streams(data.query, data.operation_name, accept, self.settings.max_tokens)
         ):
             data.protocol = "http"  # a query from a client that reads JSON too (schema.streams)
         return data

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from schema.extensions.persisted_queries import sha256
+from schema.streams import streams
 from tests.conftest import OWNER, App, app_settings, bearer, running_app
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -139,3 +141,20 @@ async def test_a_subscription_outside_a_stream_is_a_clear_400(api: App) -> None:
         assert response.status_code == 400, response.text
         [error] = response.json()["errors"]
         assert "text/event-stream" in error["message"] and "WebSocket" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "expected"),
+    [
+        ("subscription { postDeleted(id: 1) { deletedId } }", URQL_ACCEPT, True),
+        ("{ viewer { id } }", URQL_ACCEPT, False),
+        ("{ viewer { id } }", "text/event-stream", True),  # graphql-sse: a query as a stream
+        ("{ viewer { id } }", "multipart/mixed, application/json;q=0", True),
+        ("subscription {", URQL_ACCEPT, False),  # does not parse: the JSON error says why
+        (None, URQL_ACCEPT, False),  # a persisted query by hash alone
+    ],
+)
+def test_a_stream_only_for_a_subscription_or_a_client_that_reads_no_json(
+    query: str | None, accept: str, expected: bool
+) -> None:
+    assert streams(query, None, accept, max_tokens=1000) is expected
