@@ -28,14 +28,15 @@ from starlette.routing import Route, WebSocketRoute
 import gc_tuning
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
-from schema import build_schema, graphiql
+from schema import build_schema
 from schema.auth import viewer_cache
-from schema.body_limit import BodySizeLimit
-from schema.cors import cors_middleware
-from schema.csrf import CsrfProtection
-from schema.disconnect import CancelOnDisconnect
 from schema.live.postgres import broker_for
-from schema.view import GraphQLApp
+from schema.transport import graphiql
+from schema.transport.body_limit import BodySizeLimit
+from schema.transport.cors import cors_middleware
+from schema.transport.csrf import CsrfProtection
+from schema.transport.disconnect import CancelOnDisconnect
+from schema.transport.view import GraphQLApp
 from settings import Settings, get_settings
 
 logger = logging.getLogger("inkwell")
@@ -145,7 +146,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            # GraphiQL's own files, and / -> /graphql (schema.graphiql).
+            # GraphiQL's own files, and / -> /graphql (schema.transport.graphiql).
             *(graphiql.routes() if settings.graphiql_enabled else []),
         ],
         middleware=middleware(settings),

@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     cors_allowed_headers: ListSetting = Field(
         default_factory=list,
         description="Request headers cross-origin pages may send, besides the ones mainstream "
-        "clients and tracing tools send (`schema.cors.DEFAULT_ALLOWED_HEADERS`); "
+        "clients and tracing tools send (`schema.transport.cors.DEFAULT_ALLOWED_HEADERS`); "
         "comma-separated or a JSON list.",
     )
     cors_allow_credentials: bool = Field(
@@ -197,7 +197,7 @@ class Settings(BaseSettings):
         True,
         description="Refuse operations sent as POSTs a browser makes cross-site without a "
         "preflight (form and text bodies) unless they carry GraphQL-Require-Preflight; "
-        "GETs (queries only) pass. Reasoning: `schema/csrf.py`.",
+        "GETs (queries only) pass. Reasoning: `schema/transport/csrf.py`.",
     )
 
     subscription_queue_size: int = Field(

@@ -83,7 +83,7 @@ def create_sessionmaker(
     be resolved without implicit (and, with asyncio, forbidden) refresh I/O.
     Source: SQLAlchemy ``examples/asyncio/async_orm.py``.
 
-    ``autoflush=False``: changes are flushed where the code says so (``schema.writes.save``),
+    ``autoflush=False``: changes are flushed where the code says so (``schema.writes.flush.save``),
     never as a side effect of some read in between, so a failed version check or constraint
     always surfaces where it is turned into a typed result.
 

@@ -179,7 +179,7 @@ OMITTED = _Omitted()
 class Projection(Bundle):
     """Selects ``entity``'s columns except ``omit`` (attribute keys); ``fetch`` reads each
     row as the entity's row all the same, each left-out column holding ``OMITTED`` (column
-    pruning, ``schema.pruning``). Only ``fetch`` reads it: the ORM would give a ``Bundle``'s
+    pruning, ``schema.reads.pruning``). Only ``fetch`` reads it: the ORM would give a ``Bundle``'s
     row of the selected columns alone."""
 
     def __init__(self, entity: Any, omit: frozenset[str]) -> None:

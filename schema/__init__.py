@@ -21,11 +21,17 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from schema.accounts import AccountMutations
-from schema.comment_mutations import CommentMutations
-from schema.comments import Comment
-from schema.execution import InkwellExecutor
-from schema.extensions import (
+from schema.domains.accounts.mutations import AccountMutations
+from schema.domains.comments.mutations import CommentMutations
+from schema.domains.comments.types import Comment
+from schema.domains.posts.mutations import PostMutations
+from schema.domains.posts.subscriptions import Subscription
+from schema.domains.posts.types import Post, PostQueries
+from schema.domains.tags.types import Tag, TagQueries
+from schema.domains.users.mutations import UserMutations
+from schema.domains.users.types import User, UserQueries
+from schema.engine.execution import InkwellExecutor
+from schema.engine.extensions import (
     Authentication,
     Deadline,
     MaskUnexpectedErrors,
@@ -34,19 +40,13 @@ from schema.extensions import (
     TransactionBoundary,
     UnitOfWork,
 )
-from schema.extensions.masking import is_unexpected, set_default_codes
-from schema.extensions.persisted_queries import PersistedQueries, load_manifest
-from schema.extensions.runner import KnownHooksRunner
-from schema.extensions.validated_documents import ValidatedDocuments
-from schema.node import BIGINT_SCALAR, BigInt
-from schema.node_queries import NodeQueries
-from schema.post_mutations import PostMutations
-from schema.posts import Post, PostQueries
-from schema.results import ERROR_TYPES
-from schema.subscriptions import Subscription
-from schema.tags import Tag, TagQueries
-from schema.user_mutations import UserMutations
-from schema.users import User, UserQueries
+from schema.engine.extensions.masking import is_unexpected, set_default_codes
+from schema.engine.extensions.persisted_queries import PersistedQueries, load_manifest
+from schema.engine.extensions.runner import KnownHooksRunner
+from schema.engine.extensions.validated_documents import ValidatedDocuments
+from schema.relay.node import BIGINT_SCALAR, BigInt
+from schema.relay.node_queries import NodeQueries
+from schema.writes.results import ERROR_TYPES
 from settings import Settings
 
 logger = logging.getLogger("inkwell.errors")
@@ -79,7 +79,7 @@ class RememberingNameConverter(NameConverter):
 
 class InkwellSchema(strawberry.Schema):
     """Strawberry's schema, without its logging of every error, with a leaner hook runner
-    (``schema.extensions.runner``).
+    (``schema.engine.extensions.runner``).
 
     Strawberry logs each error with a traceback before extensions see it; for a client's own
     mistakes (a bad cursor, a syntax error) that is noise, and unexpected errors are logged,

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from schema.auth.viewer_cache import ViewerCache
     from schema.live import Broker
     from schema.live.stream import SharedRead
-    from schema.loaders import Loaders
-    from schema.transaction import Transaction
+    from schema.reads.loaders import Loaders
+    from schema.writes.transaction import Transaction
 
 T = TypeVar("T")
 
@@ -44,14 +44,14 @@ class Context:
 
     The ``AsyncSession`` is the operation's unit of work: created on first use (a GraphiQL page
     or a rejected request never opens one), shared by every resolver, closed by
-    ``schema.extensions.unit_of_work`` when the operation ends, on every path.
+    ``schema.writes.unit_of_work`` when the operation ends, on every path.
 
     An ``AsyncSession`` must never be used by two coroutines at once, and graphql-core runs
     sibling resolvers concurrently, so ``session()`` hands it out under a per-operation lock.
     Source: SQLAlchemy docs, "Using AsyncSession with Concurrent Tasks".
 
-    Over a WebSocket, Strawberry makes one context per connection; ``schema.ws`` gives each
-    operation on it its own (``for_operation``), and a subscription ends its unit of work
+    Over a WebSocket, Strawberry makes one context per connection; ``schema.transport.ws``
+    gives each operation on it its own (``for_operation``), and a subscription ends its unit of work
     after each event (``end_unit_of_work``), so no session lives as long as a connection.
     """
 
@@ -73,9 +73,9 @@ class Context:
     #: A WebSocket's ``connection_init`` payload (set by Strawberry on the connection's context).
     connection_params: dict[str, Any] | None = None
     sql: SqlStats = field(default_factory=SqlStats)
-    #: The signed-in user, set by ``schema.extensions.authentication`` before execution.
+    #: The signed-in user, set by ``schema.engine.extensions.authentication`` before execution.
     viewer: Viewer | None = None
-    #: The mutation's transaction state, set by ``schema.extensions.transaction``; ``None``
+    #: The mutation's transaction state, set by ``schema.writes.boundary``; ``None``
     #: for queries (which never commit).
     transaction: Transaction | None = None
     _loaders: Loaders = field(init=False, repr=False)
@@ -89,7 +89,7 @@ class Context:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from schema.loaders import Loaders
+        from schema.reads.loaders import Loaders
 
         self._loaders = Loaders(self.settings)
 

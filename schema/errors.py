@@ -2,7 +2,8 @@
 
 Each carries ``extensions = {"code": ...}``; graphql-core copies an original error's
 ``extensions`` into the GraphQL error, so clients can branch on ``errors[].extensions.code``.
-Anything that is not an ``InkwellError`` is unexpected and masked (``schema.extensions.masking``).
+Anything that is not an ``InkwellError`` is unexpected and masked
+(``schema.engine.extensions.masking``).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ from collections import defaultdict
 
 import pytest
 
-from schema.loaders import SharedLoader
-from schema.node import to_global_id
+from schema.reads.loaders import SharedLoader
+from schema.relay.node import to_global_id
 from tests.conftest import App
 from tests.truth import pk, table
 

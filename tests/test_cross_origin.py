@@ -10,8 +10,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from schema.auth.connection_init import connection_authorization
-from schema.cors import DEFAULT_ALLOWED_HEADERS
 from schema.errors import AuthenticationFailed
+from schema.transport.cors import DEFAULT_ALLOWED_HEADERS
 from settings import Settings
 from tests.conftest import OWNER, TEST_SECRET, app_settings, prepare_write_db, running_app
 from tests.live import Live, live_server

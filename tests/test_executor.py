@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schema.context import Context
-from schema.executor.run import BreadthFirst
+from schema.engine.executor.run import BreadthFirst
 from tests.conftest import ADMIN_ID, OWNER, App, app_settings, running_app
 
 #: Viewers: anonymous, a member (sees their own drafts), an admin (sees everything).

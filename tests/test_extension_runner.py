@@ -1,6 +1,6 @@
 """The extension runner's phases: hooks run as nested ``with`` statements would run them.
 
-Unit tests of ``schema.extensions.runner`` with extensions that record what they see; the
+Unit tests of ``schema.engine.extensions.runner`` with extensions that record what they see; the
 HTTP tests cover the real extensions through it.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from strawberry.extensions import SchemaExtension
 
-from schema.extensions.runner import _Executing, _Operation
+from schema.engine.extensions.runner import _Executing, _Operation
 
 
 def _recording(name: str, log: list[str], *, fail_on_entry: bool = False) -> SchemaExtension:

@@ -1,7 +1,7 @@
-"""GraphiQL served by Inkwell itself (schema.graphiql): the vendored files match their manifest,
-are served with their types and a long cache life, nothing else under the static path is, the
-page loads only its own files, and development (only) sends / to GraphiQL and prints how to
-sign in there. The browser tests are in test_graphiql_browser.py."""
+"""GraphiQL served by Inkwell itself (schema.transport.graphiql): the vendored files match their
+manifest, are served with their types and a long cache life, nothing else under the static path
+is, the page loads only its own files, and development (only) sends / to GraphiQL and prints how
+to sign in there. The browser tests are in test_graphiql_browser.py."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 import server
-from schema import graphiql
+from schema.transport import graphiql
 from settings import Settings
 from tests.conftest import TEST_SECRET, running_app
 

@@ -10,7 +10,7 @@ import pytest
 
 from db import migrate
 from schema import build_schema
-from schema.extensions import validated_documents
+from schema.engine.extensions import validated_documents
 from server import SCHEMA_FILE, export_schema
 from settings import Settings
 from tests.conftest import TEST_SECRET, App, app_settings, running_app
@@ -71,7 +71,7 @@ async def test_graphiql_page_has_a_default_query_and_opens_no_session(api: App) 
 
 
 async def test_default_graphiql_query_runs(api: App) -> None:
-    from schema.view import DEFAULT_QUERY
+    from schema.transport.view import DEFAULT_QUERY
 
     data = await api.data(DEFAULT_QUERY)
     assert data["users"]["edges"]
@@ -118,7 +118,7 @@ async def test_no_sql_stats_and_no_graphiql_in_production(read_db_url: str) -> N
 async def test_unexpected_errors_are_masked_and_logged(
     api: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from schema import users
+    from schema.domains.users import types as users
 
     def broken(row: Any) -> Any:
         raise RuntimeError("secret internals: SELECT * FROM users")

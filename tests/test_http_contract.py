@@ -9,8 +9,8 @@ import json
 import httpx
 import pytest
 
-from schema.extensions.persisted_queries import sha256
-from schema.streams import streams
+from schema.engine.extensions.persisted_queries import sha256
+from schema.transport.streams import streams
 from tests.conftest import OWNER, App, app_settings, bearer, running_app
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

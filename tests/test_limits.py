@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from graphql import parse
 
-from schema.limits import measure, sizing_variables
+from schema.engine.limits import measure, sizing_variables
 from server import create_app
 from settings import Settings
 from tests.conftest import App, app_settings, running_app

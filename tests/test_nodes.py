@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from sqlalchemy import select
 
-from schema.node import NODE_KINDS
+from schema.relay.node import NODE_KINDS
 from tests.conftest import App
 from tests.truth import table
 

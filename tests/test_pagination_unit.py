@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from schema.errors import BadUserInput
-from schema.pagination import (
+from schema.relay.pagination import (
     ID_KEY,
     Ordering,
     SortKey,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from schema.extensions.persisted_queries import MANIFEST_FORMAT, sha256
+from schema.engine.extensions.persisted_queries import MANIFEST_FORMAT, sha256
 from server import create_app
 from settings import Settings
 from tests.conftest import TEST_SECRET, App, app_settings, prepare_write_db, running_app

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from schema.pruning import SELECTED
+from schema.reads.pruning import SELECTED
 from tests.conftest import App
 
 pytestmark = pytest.mark.usefixtures("postgres_only")

@@ -13,10 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models, reader
-from schema import fetch
 from schema.context import Context
 from schema.errors import RequestTimeout
-from schema.pagination import Ordering, PageArgs
+from schema.reads import fetch
+from schema.relay.pagination import Ordering, PageArgs
 from tests.conftest import App
 from tests.truth import table
 
@@ -113,7 +113,7 @@ async def test_a_statement_with_expanding_parameters_runs_through_the_session(ap
 
 async def test_an_entity_with_relabelled_columns_is_read_on_the_driver(api: App) -> None:
     """An entity after a column of the same name gets relabelled columns (``id_1``); the
-    driver path maps them by the columns they are (a joined author: ``schema.folding``)."""
+    driver path maps them by the columns they are (a joined author: ``schema.reads.folding``)."""
     statement = (
         select(models.Post.author_id, models.User)
         .join(models.User, models.User.id == models.Post.author_id)
@@ -180,7 +180,7 @@ async def test_driver_errors_are_sqlalchemys_and_a_statement_timeout_is_a_reques
 
 
 async def test_projected_rows_hold_the_kept_columns_and_mark_the_others(api: App) -> None:
-    # Column pruning (schema.pruning): a projection's row reads as the entity's, its
+    # Column pruning (schema.reads.pruning): a projection's row reads as the entity's, its
     # left-out columns holding OMITTED.
     user = models.User
     pruned = select(reader.Projection(user, frozenset({"bio"}))).where(user.id <= 5)

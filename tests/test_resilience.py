@@ -168,8 +168,8 @@ async def test_a_cancelled_statement_finishes_and_keeps_its_connection(
 ) -> None:
     from sqlalchemy import select, text
 
-    from schema import fetch
     from schema.context import Context
+    from schema.reads import fetch
     from settings import Settings
 
     ctx = Context(

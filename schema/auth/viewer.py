@@ -72,8 +72,8 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         if remembered is not None:
             return remembered
         generation = cache.generation
-    from schema import loaders
-    from schema.executor.batch import load_batch
+    from schema.engine.executor.batch import load_batch
+    from schema.reads import loaders
 
     users = loaders.by_id(ctx, models.User)
     if ctx.reader is not ctx:

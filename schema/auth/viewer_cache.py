@@ -23,7 +23,7 @@ Only queries are answered from it (``authenticate``): a mutation reads its viewe
 transaction, so no write runs on a role a notification in flight is about to take away.
 
 The process that makes a change forgets the account itself right after its commit
-(``schema.extensions.transaction``), so its next request never sees the old role; other
+(``schema.writes.boundary``), so its next request never sees the old role; other
 processes hear of it a notification's delivery later. SQLite has no feed: there every
 request reads its viewer.
 Source: PostgreSQL docs, "NOTIFY" (delivery at commit, to every listener) and

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from db import models
-from schema.visibility import PUBLISHED
+from schema.reads.visibility import PUBLISHED
 
 
 class EventKind(StrEnum):

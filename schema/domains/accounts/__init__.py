@@ -1,0 +1,1 @@
+"""Accounts: registering and signing in."""

@@ -1,0 +1,133 @@
+"""Accounts: ``register`` and ``login`` (each returning an access token), and ``viewer``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from sqlalchemy import update
+from sqlalchemy.orm import undefer
+
+from db import models
+from schema.auth.passwords import hash_password, needs_rehash, verify_password
+from schema.auth.tokens import issue_token
+from schema.auth.viewer import Viewer
+from schema.context import Info
+from schema.domains.users.types import User
+from schema.reads import fetch
+from schema.writes.boundary import AtomicMutation
+from schema.writes.field_checks import NAME_MAX, PASSWORD_MAX, FieldChecks
+from schema.writes.flush import insert_ignoring_conflicts
+from schema.writes.results import EmailTaken, RolledBack, Unauthenticated, ValidationError
+
+
+@strawberry.type(description="A signed-in session: send `Authorization: Bearer <token>`.")
+class AuthPayload:
+    token: str = strawberry.field(description="The access token (a JWT).")
+    expires_at: datetime = strawberry.field(description="When the token stops working.")
+    viewer: User = strawberry.field(description="The signed-in user.")
+
+
+@strawberry.input(description="A new account.")
+class RegisterInput:
+    email: str
+    name: str
+    password: str = strawberry.field(description="At least 8 characters.")
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+RegisterResult = Annotated[
+    AuthPayload | ValidationError | EmailTaken | RolledBack, strawberry.union("RegisterResult")
+]
+LoginResult = Annotated[
+    AuthPayload | ValidationError | Unauthenticated | RolledBack, strawberry.union("LoginResult")
+]
+
+
+def _signed_in(info: Info, row: models.User) -> AuthPayload:
+    """The payload for ``row`` signing in. The rest of the operation runs as that user too
+    (the payload shows their email; a later field may, say, create their first post)."""
+    info.context.viewer = Viewer(row.id, row.role)
+    access = issue_token(info.context.settings, row.id)
+    return AuthPayload(token=access.token, expires_at=access.expires_at, viewer=User.from_row(row))
+
+
+async def _rehash(info: Info, user_id: int, old_hash: str, password: str) -> None:
+    """Store a hash made with the current parameters (they were raised since ``old_hash``).
+
+    A plain UPDATE, not a versioned one: the hash is not part of the profile a client edits
+    with ``expectedVersion``, so it must not cause their next edit a ``VersionConflict``; and
+    ``password_hash = old_hash`` makes a concurrent sign-in's rehash a harmless no-op.
+    """
+    new_hash = await hash_password(password)
+    User = models.User
+    statement = (
+        update(User)
+        .where(User.id == user_id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+        .execution_options(synchronize_session=False)
+    )
+    await info.context.run(lambda session: session.execute(statement))
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation(
+        description="Create a member account and sign in. An email already in use is "
+        "`EmailTaken` (also when two registrations race).",
+        extensions=[AtomicMutation()],
+    )
+    async def register(self, info: Info, input: RegisterInput) -> RegisterResult | None:
+        checks = FieldChecks()
+        email = checks.email("email", input.email)
+        name = checks.text("name", input.name, min_length=1, max_length=NAME_MAX)
+        password = checks.password("password", input.password)
+        if invalid := checks.result():
+            return invalid
+        # Hash before the INSERT: no row or write lock is held while Argon2 works.
+        password_hash = await hash_password(password)
+        # ON CONFLICT DO NOTHING: of concurrent registrations of one email, exactly one
+        # inserts; the others get no row back (after waiting for the winner to commit).
+        insert = (
+            insert_ignoring_conflicts(info.context, models.User, ["email"])
+            .values(email=email, name=name, password_hash=password_hash)
+            .returning(models.User)
+        )
+        rows = await info.context.run(lambda session: session.scalars(insert))
+        row = rows.first()
+        if row is None:
+            return EmailTaken(message="Another account already uses this email.", email=email)
+        return _signed_in(info, row)
+
+    @strawberry.mutation(
+        description="Sign in with email and password. A wrong email or password (which are "
+        "not told apart) or a deactivated account is `Unauthenticated`.",
+        extensions=[AtomicMutation()],
+    )
+    async def login(self, info: Info, input: LoginInput) -> LoginResult | None:
+        checks = FieldChecks()
+        email = checks.email("email", input.email)
+        checks.text("password", input.password, max_length=PASSWORD_MAX, strip=False)
+        if invalid := checks.result():
+            return invalid
+        rows = await fetch.scalars(
+            info.context,
+            fetch.select_where(models.User, models.User.email == email).options(
+                undefer(models.User.password_hash)
+            ),
+        )
+        row = rows[0] if rows else None
+        if not await verify_password(row.password_hash if row else None, input.password):
+            return Unauthenticated(message="Wrong email or password.")
+        assert row is not None and row.password_hash is not None
+        if not row.is_active:
+            return Unauthenticated(message="This account is deactivated.")
+        if needs_rehash(row.password_hash):
+            await _rehash(info, row.id, row.password_hash, input.password)
+        return _signed_in(info, row)

@@ -1,0 +1,1 @@
+"""Comments: the ``Comment`` type, its batch resolvers and the comment mutations."""

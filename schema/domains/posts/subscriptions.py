@@ -1,0 +1,97 @@
+"""Subscriptions: posts published, updated and deleted, and comments added, as they commit.
+
+Each field follows one kind of committed event (``schema.live``) and yields the current row
+through the normal types, so nested fields (author, tags, comments) resolve as in a query,
+batched per event. Visibility is the subscriber's: a draft's events reach only its author and
+admins. Over WebSocket (graphql-transport-ws or graphql-ws) at ``/graphql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from db import models
+from schema.context import Info
+from schema.domains.comments.types import Comment
+from schema.domains.posts.mutations import DeletePostPayload
+from schema.domains.posts.types import Post, PostStatus, load_post
+from schema.domains.tags.types import normalise_tag
+from schema.live.events import Event, EventKind
+from schema.live.stream import follow
+from schema.reads import loaders
+from schema.relay.node import parse_id, to_global_id
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Posts as they are published, optionally only one author's or only those "
+        "carrying a tag."
+    )
+    async def post_published(
+        self, info: Info, author_id: strawberry.ID | None = None, tag: str | None = None
+    ) -> AsyncGenerator[Post, None]:
+        author = parse_id(author_id, "User", "authorId") if author_id is not None else None
+        tag_name = normalise_tag(tag, "tag") if tag is not None else None
+
+        async def resolve(event: Event) -> Post | None:
+            post = await load_post(info, event.id)
+            # Unpublished (or deleted) again before this subscriber got to it: not news.
+            if post is None or post.status is not PostStatus.PUBLISHED:
+                return None
+            if tag_name is not None:
+                tags = await loaders.tags_by_post(info.context).load(event.id)
+                if all(t.name != tag_name for t in tags):
+                    return None
+            return post
+
+        def match(event: Event) -> bool:
+            return author is None or event.author_id == author
+
+        async for post in follow(info, EventKind.POST_PUBLISHED, match, resolve):
+            yield post
+
+    @strawberry.subscription(description="A post, each time it changes (while visible to you).")
+    async def post_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Post, None]:
+        pk = parse_id(id, "Post")
+
+        async def resolve(event: Event) -> Post | None:
+            return await load_post(info, pk)
+
+        async for post in follow(info, EventKind.POST_UPDATED, lambda e: e.id == pk, resolve):
+            yield post
+
+    @strawberry.subscription(description="Comments as they are added to a post.")
+    async def comment_added(
+        self, info: Info, post_id: strawberry.ID
+    ) -> AsyncGenerator[Comment, None]:
+        pk = parse_id(post_id, "Post", "postId")
+
+        async def resolve(event: Event) -> Comment | None:
+            row = await loaders.by_id(info.context, models.Comment).load(event.id)
+            return Comment.from_row(row) if row is not None else None
+
+        def match(event: Event) -> bool:
+            return event.post_id == pk
+
+        async for comment in follow(info, EventKind.COMMENT_ADDED, match, resolve):
+            yield comment
+
+    @strawberry.subscription(
+        description="The deletion of a post (a draft's only for its author and admins)."
+    )
+    async def post_deleted(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[DeletePostPayload, None]:
+        pk = parse_id(id, "Post")
+
+        async def resolve(event: Event) -> DeletePostPayload | None:
+            viewer = info.context.viewer
+            if not event.published and (viewer is None or not viewer.may_edit(event.author_id)):
+                return None
+            return DeletePostPayload(deleted_id=to_global_id("Post", event.id))
+
+        async for payload in follow(info, EventKind.POST_DELETED, lambda e: e.id == pk, resolve):
+            yield payload

@@ -1,0 +1,347 @@
+"""Posts: the ``Post`` type, its relationships, and the root fields that list and find posts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy import ColumnElement, exists, select
+
+from db import models
+from schema.context import Context, Info
+from schema.domains.tags.types import normalise_tag
+from schema.engine.executor.batch import batched, load_batch, load_one, required
+from schema.errors import BadUserInput
+from schema.reads import fetch, loaders
+from schema.reads.folding import Linked, foldable
+from schema.reads.pruning import prunable
+from schema.reads.visibility import visible_posts
+from schema.relay.connection import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    OrderDirection,
+    RelayArgs,
+)
+from schema.relay.listing import Listing, nested_connection, nested_connections, root_connection
+from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
+from schema.relay.pagination import ID_KEY, SortKey
+from schema.validation import MAX_SEARCH, text_argument
+
+if TYPE_CHECKING:
+    from schema.domains.comments.types import Comment, CommentOrder
+    from schema.domains.tags.types import Tag
+    from schema.domains.users.types import User
+
+LazyUser = Annotated["User", strawberry.lazy("schema.domains.users.types")]
+LazyComment = Annotated["Comment", strawberry.lazy("schema.domains.comments.types")]
+LazyCommentOrder = Annotated["CommentOrder", strawberry.lazy("schema.domains.comments.types")]
+LazyTag = Annotated["Tag", strawberry.lazy("schema.domains.tags.types")]
+
+
+@strawberry.enum
+class PostStatus(Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+#: The member for each stored value (a dict read; calling the enum costs several times more).
+_STATUSES = {status.value: status for status in PostStatus}
+
+
+@strawberry.enum
+class PostOrderField(Enum):
+    ID = "id"
+    CREATED_AT = "createdAt"
+    PUBLISHED_AT = "publishedAt"
+    TITLE = "title"
+
+
+POST_SORT_KEYS = {
+    PostOrderField.ID: ID_KEY,
+    PostOrderField.CREATED_AT: SortKey("createdAt", "created_at", "datetime"),
+    PostOrderField.PUBLISHED_AT: SortKey("publishedAt", "published_at", "datetime", nullable=True),
+    PostOrderField.TITLE: SortKey("title", "title", "str"),
+}
+
+
+@strawberry.input(description="Order posts by a field (ties broken by id; unpublished last).")
+class PostOrder:
+    field: PostOrderField
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.input(description="Narrow a list of posts; every given condition must hold.")
+class PostFilter:
+    status: PostStatus | None = None
+    author_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The author's ID (a global ID or the numeric id)."
+    )
+    tag: str | None = strawberry.field(default=None, description="Posts carrying this tag name.")
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the title."
+    )
+    published_after: datetime | None = strawberry.field(
+        default=None, description="Published at or after this time (no offset: UTC)."
+    )
+    published_before: datetime | None = strawberry.field(
+        default=None, description="Published before this time (no offset: UTC)."
+    )
+
+
+def _utc(value: datetime, argument: str) -> datetime:
+    """``value`` in UTC (naive: taken as UTC). Raises ``BadUserInput`` when the conversion
+    leaves the representable years 1-9999."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise BadUserInput(f"`{argument}` is out of range.", argument=argument) from None
+
+
+def post_where(filter: PostFilter | None) -> tuple[list[ColumnElement[bool]], tuple[Any, ...]]:
+    """SQL conditions for ``filter`` and a hashable key identifying them.
+
+    Raises ``BadUserInput`` for a malformed ``authorId``.
+    """
+    if filter is None:
+        return [], ()
+    Post = models.Post
+    where: list[ColumnElement[bool]] = []
+    author = parse_id(filter.author_id, "User", "authorId") if filter.author_id else None
+    tag = normalise_tag(filter.tag, "tag") if filter.tag is not None else None
+    search = text_argument(filter.search or "", "search", MAX_SEARCH).strip()
+    after = _utc(filter.published_after, "publishedAfter") if filter.published_after else None
+    before = _utc(filter.published_before, "publishedBefore") if filter.published_before else None
+    if filter.status is not None:
+        where.append(Post.status == filter.status.value)
+    if author is not None:
+        where.append(Post.author_id == author)
+    if tag is not None:
+        link = models.post_tags
+        where.append(
+            exists(
+                select(link.c.post_id)
+                .join(models.Tag, models.Tag.id == link.c.tag_id)
+                .where(link.c.post_id == Post.id, models.Tag.name == tag)
+            )
+        )
+    if search:
+        where.append(Post.title.icontains(search, autoescape=True))
+    if after is not None:
+        where.append(Post.published_at >= after)
+    if before is not None:
+        where.append(Post.published_at < before)
+    return where, (filter.status, author, tag, search, after, before)
+
+
+@strawberry.type(description="An article by one author; a draft until published.")
+class Post(Node):
+    title: str
+    content: str
+    status: PostStatus
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = strawberry.field(description="Optimistic-concurrency version; +1 per update.")
+    database_id: BigInt = DATABASE_ID
+    author_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.Post) -> Post:
+        """The GraphQL ``Post`` for a ``models.Post`` row."""
+        post = new_node(cls)
+        post.database_id = BigInt(row.id)
+        post.author_id = row.author_id
+        post.title = row.title
+        post.content = row.content
+        post.status = _STATUSES[row.status]
+        post.published_at = row.published_at
+        post.created_at = row.created_at
+        post.updated_at = row.updated_at
+        post.version = row.version
+        return post
+
+    @strawberry.field(description="Who wrote the post.")
+    async def author(self, info: Info) -> LazyUser:
+        from schema.domains.users.types import load_user
+
+        user = await load_user(info, self.author_id)
+        assert user is not None, "posts.author_id is a NOT NULL foreign key"
+        return user
+
+    @strawberry.field(description="The post's comments, oldest first unless `orderBy` says.")
+    async def comments(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        order_by: LazyCommentOrder | None = None,
+    ) -> Connection[LazyComment]:
+        from schema.domains.comments.types import COMMENTS
+
+        return await nested_connection(
+            info,
+            COMMENTS,
+            "Post.comments",
+            models.Comment.post_id,
+            self.database_id,
+            order_by,
+            (first, after, last, before),
+        )
+
+    @strawberry.field(description="The post's tags, oldest tag first.")
+    async def tags(self, info: Info) -> list[LazyTag]:
+        from schema.domains.tags.types import Tag
+
+        return [
+            Tag.from_row(row)
+            for row in await loaders.tags_by_post(info.context).load(self.database_id)
+        ]
+
+
+register_node("Post", models.Post, Post.from_row)
+# Columns read only for the fields named (schema.reads.pruning): wide, costly or seldom selected.
+prunable(
+    models.Post,
+    "Post",
+    content=("content",),
+    published_at=("published_at",),
+    created_at=("created_at",),
+    updated_at=("updated_at",),
+    version=("version",),
+)
+# A post's author may be read with it, in its statement (schema.reads.folding).
+foldable(
+    models.Post,
+    "Post",
+    author=(models.User, "author_id"),
+    tags=Linked(models.Tag, models.post_tags, "post_id", "tag_id", loaders.tags_by_post),
+)
+POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
+
+
+# Batch resolvers (schema.engine.executor.batch): the fields above, for all parents of a level.
+
+
+@batched(Post.author)
+async def _authors(ctx: Context, posts: list[Post]) -> list[Any]:
+    from schema.domains.users.types import load_users
+
+    users = await load_users(ctx, [p.author_id for p in posts])
+    return required(users, "posts.author_id is a NOT NULL foreign key")
+
+
+@batched(Post.comments)
+async def _comments(
+    ctx: Context,
+    posts: list[Post],
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    order_by: CommentOrder | None = None,
+) -> list[Connection[Comment]]:
+    from schema.domains.comments.types import COMMENTS
+
+    return await nested_connections(
+        ctx,
+        COMMENTS,
+        "Post.comments",
+        models.Comment.post_id,
+        [p.database_id for p in posts],
+        order_by,
+        (first, after, last, before),
+    )
+
+
+@batched(Post.tags)
+async def _tags(ctx: Context, posts: list[Post]) -> list[list[Tag]]:
+    from schema.domains.tags.types import Tag
+
+    found = await load_batch(loaders.tags_by_post(ctx), [p.database_id for p in posts])
+    return [[Tag.from_row(row) for row in rows] for rows in found]
+
+
+async def load_post(info: Info, pk: int) -> Post | None:
+    """The post with primary key ``pk``, through the operation's DataLoader."""
+    row = await load_one(loaders.by_id(info.context, models.Post), pk)
+    return Post.from_row(row) if row is not None else None
+
+
+async def load_posts(ctx: Context, pks: list[int]) -> list[Post | None]:
+    """``load_post`` for many keys in one batch."""
+    rows = await load_batch(loaders.by_id(ctx, models.Post), pks)
+    return [Post.from_row(row) if row is not None else None for row in rows]
+
+
+async def post_connection_of(
+    info: Info,
+    relation: str,
+    parent: Any,
+    parent_id: int,
+    order_by: PostOrder | None,
+    relay: RelayArgs,
+    filter: PostFilter | None,
+    join: fetch.Join | None = None,
+) -> Connection[Post]:
+    """The posts of one parent (an author, a tag) the viewer may see, filtered; see
+    ``nested_connection``."""
+    where, key = post_where(filter)
+    where += visible_posts(info.context.viewer)
+    return await nested_connection(
+        info, POSTS, relation, parent, parent_id, order_by, relay, where, key, join
+    )
+
+
+async def post_connections_of(
+    ctx: Context,
+    relation: str,
+    parent: Any,
+    parent_ids: list[int],
+    order_by: PostOrder | None,
+    relay: RelayArgs,
+    filter: PostFilter | None,
+    join: fetch.Join | None = None,
+) -> list[Connection[Post]]:
+    """``post_connection_of`` for many parents in one call (see ``nested_connections``)."""
+    where, key = post_where(filter)
+    where += visible_posts(ctx.viewer)
+    return await nested_connections(
+        ctx, POSTS, relation, parent, parent_ids, order_by, relay, where, key, join
+    )
+
+
+@strawberry.type
+class PostQueries:
+    @strawberry.field(
+        description="Posts, filtered and ordered; by id unless `orderBy` says. Drafts are "
+        "listed only for their author and admins."
+    )
+    async def posts(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: PostFilter | None = None,
+        order_by: PostOrder | None = None,
+    ) -> Connection[Post]:
+        where, key = post_where(filter)
+        where += visible_posts(info.context.viewer)
+        return await root_connection(
+            info, POSTS, order_by, (first, after, last, before), where, key
+        )
+
+    @strawberry.field(
+        description="A post by ID (a global ID or the numeric id); null if it does not exist "
+        "or is a draft the viewer may not see."
+    )
+    async def post(self, info: Info, id: strawberry.ID) -> Post | None:
+        return await load_post(info, parse_id(id, "Post"))

@@ -1,0 +1,1 @@
+"""Tags: the ``Tag`` type, its root fields and batch resolvers."""

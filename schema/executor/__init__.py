@@ -1,3 +1,0 @@
-"""The breadth-first executor for query operations: plans (``plan``), batch resolvers
-(``batch``) and the level-by-level run (``run``); ``schema.execution`` plugs it into
-Strawberry."""

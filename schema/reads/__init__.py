@@ -1,0 +1,3 @@
+"""The read path: DataLoaders and their batch statements, visibility rules, column pruning and
+folding of to-one reads.
+"""

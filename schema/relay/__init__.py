@@ -1,0 +1,3 @@
+"""The Relay machinery: global ids and ``Node``, connections and edges, keyset pagination, and the
+``node``/``nodes`` root fields.
+"""

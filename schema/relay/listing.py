@@ -1,0 +1,169 @@
+"""Resolving connection fields: a root list, or the list under each of many parents.
+
+A ``Listing`` says what a connection lists (a model, how a row becomes a node, which orders it
+offers); ``root_connection`` and ``nested_connection`` validate the Relay arguments, fetch the
+page (one keyset query, or one windowed statement for every sibling parent through a
+DataLoader) and wrap it, with ``totalCount`` counted only if selected; ``nested_connections``
+does the same for many parents in one call (the breadth-first executor's batch resolvers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from strawberry.dataloader import DataLoader
+
+from schema.context import Context, Info
+from schema.engine.executor.batch import load_batch
+from schema.reads import fetch, loaders, pruning
+from schema.relay.connection import Connection, OrderDirection, RelayArgs, build_connection
+from schema.relay.pagination import Ordering, Page, PageArgs, SortKey, make_page, page_args
+from settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a connection lists: ``model`` rows, made nodes by ``to_node``, ordered by one of
+    ``sort_keys`` (keyed by the domain's ``XOrderField`` enum members)."""
+
+    model: Any
+    to_node: Callable[[Any], Any]
+    sort_keys: dict[Any, SortKey]
+
+    def page_args(self, settings: Settings, order: Any, relay: RelayArgs) -> PageArgs:
+        """Validate a field's ``orderBy`` and Relay arguments against the configured page
+        sizes. Raises ``BadUserInput`` (see ``schema.relay.pagination.page_args``)."""
+        ordering = (
+            Ordering()
+            if order is None
+            else Ordering(
+                self.sort_keys[order.field], descending=order.direction is OrderDirection.DESC
+            )
+        )
+        first, after, last, before = relay
+        return page_args(
+            ordering,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            default_size=settings.default_page_size,
+            max_size=settings.max_page_size,
+        )
+
+
+async def root_connection(
+    info: Info,
+    listing: Listing,
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]],
+    filter_key: Hashable,
+) -> Connection[Any]:
+    """A root connection over the ``listing`` rows matching ``where``: one statement, plus a
+    ``count(*)`` if ``totalCount`` is selected.
+
+    ``filter_key`` is a hashable form of everything in ``where`` but the viewer's visibility
+    conditions, empty when there is no filter: an unfiltered first page's statement is built
+    once and shared (``loaders.shared_statement``). A filtered page, or one after a cursor,
+    is built for itself: search texts, dates and cursors come from clients, and each would
+    be a cache entry of its own, pushing out the statements every request shares. Raises
+    ``BadUserInput`` for invalid arguments.
+    """
+    ctx = info.context
+    args = listing.page_args(ctx.settings, order, relay)
+    model = listing.model
+    # Only the columns the selection uses (schema.reads.pruning), and the ordering's for cursors.
+    omit = pruning.omitted(ctx, model, keep=(args.ordering.key.attr,))
+    if not filter_key and args.after is None and args.before is None:
+        statement = loaders.shared_statement(
+            ctx,
+            ("root", model, args, omit),
+            lambda: fetch.root_page_statement(model, where, args, omit),
+        )
+    else:
+        statement = fetch.root_page_statement(model, where, args, omit)
+    page = make_page(await fetch.scalars(ctx, statement), args)
+    return build_connection(
+        page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
+    )
+
+
+def _nested_loaders(
+    ctx: Context,
+    listing: Listing,
+    relation: str,
+    parent: Any,
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]],
+    filter_key: Hashable,
+    join: fetch.Join | None,
+) -> tuple[PageArgs, DataLoader[int, Page], DataLoader[int, int]]:
+    args = listing.page_args(ctx.settings, order, relay)
+    model = listing.model
+    pages = loaders.pages(
+        ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
+    )
+    counts = loaders.counts(ctx, relation, model, parent, where, filter_key=filter_key, join=join)
+    return args, pages, counts
+
+
+async def nested_connection(
+    info: Info,
+    listing: Listing,
+    relation: str,
+    parent: Any,
+    parent_id: int,
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]] = (),
+    filter_key: Hashable = None,
+    join: fetch.Join | None = None,
+) -> Connection[Any]:
+    """The connection of one parent (e.g. an author's posts), batched with every sibling
+    parent asking with the same arguments.
+
+    ``relation`` names the relationship (``"User.posts"``); ``parent`` is the column holding
+    the parent's id (``posts.author_id``, ``post_tags.tag_id``), reached through ``join`` when
+    it lives in an association table; ``filter_key`` is a hashable form of ``where``.
+    Raises ``BadUserInput`` for invalid arguments.
+    """
+    args, pages, counts = _nested_loaders(
+        info.context, listing, relation, parent, order, relay, where, filter_key, join
+    )
+    page = await pages.load(parent_id)
+    return build_connection(
+        page, args.ordering, listing.to_node, lambda: counts.load(parent_id), (counts, parent_id)
+    )
+
+
+async def nested_connections(
+    ctx: Context,
+    listing: Listing,
+    relation: str,
+    parent: Any,
+    parent_ids: Sequence[int],
+    order: Any,
+    relay: RelayArgs,
+    where: Sequence[ColumnElement[bool]] = (),
+    filter_key: Hashable = None,
+    join: fetch.Join | None = None,
+) -> list[Connection[Any]]:
+    """``nested_connection`` for many parents at once (the breadth-first executor's batch
+    resolver): the same loaders and statement, one call. Raises ``BadUserInput``."""
+    args, pages, counts = _nested_loaders(
+        ctx, listing, relation, parent, order, relay, where, filter_key, join
+    )
+    found = await load_batch(pages, parent_ids)
+    ordering, to_node = args.ordering, listing.to_node
+
+    def connection(page: Page, parent_id: int) -> Connection[Any]:
+        return build_connection(
+            page, ordering, to_node, lambda: counts.load(parent_id), (counts, parent_id)
+        )
+
+    return [connection(page, p) for page, p in zip(found, parent_ids, strict=True)]
