@@ -84,6 +84,20 @@ class Loaders:
             self._loaders[key] = loader
         return loader
 
+    def for_field(
+        self, key: Hashable, load: Callable[[list[Any]], Awaitable[Sequence[Any]]]
+    ) -> SharedLoader:
+        """The loader of a field's per-object resolver (``executor.fields.field_loader``) for
+        ``key``, created with batch function ``load`` (the field's batch resolver) if new. Its
+        keys are parent objects: it caches nothing (the batch resolver's own loaders cache
+        the rows), and its batches have no size limit, reaching the batch resolver whole as
+        a level does from the breadth-first executor (its loaders split them)."""
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = SharedLoader(load_fn=load, cache=False)
+            self._loaders[key] = loader
+        return loader
+
     def clear(self) -> None:
         """Drop every loader and its cache. Batch functions close over the context, so this
         also breaks the context -> loader -> context cycle: an operation's rows are freed when

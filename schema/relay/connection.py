@@ -12,7 +12,8 @@ from typing import Annotated, Any, Generic, TypeVar
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from schema.engine.executor.batch import batched, edges_over, load_batch
+from schema.engine.executor.batch import load_batch
+from schema.engine.executor.fields import batch_field
 from schema.relay.pagination import Ordering, Page, encode_cursor
 
 NodeT = TypeVar("NodeT")
@@ -34,13 +35,13 @@ class PageInfo:
     last_row: strawberry.Private[Any]
     ordering: strawberry.Private[Ordering]
 
-    @strawberry.field
-    def start_cursor(self) -> str | None:
-        return _page_cursor(self, self.first_row)
+    @batch_field()
+    def start_cursor(_context: Any, pages: list[PageInfo]) -> list[str | None]:
+        return [_page_cursor(page, page.first_row) for page in pages]
 
-    @strawberry.field
-    def end_cursor(self) -> str | None:
-        return _page_cursor(self, self.last_row)
+    @batch_field()
+    def end_cursor(_context: Any, pages: list[PageInfo]) -> list[str | None]:
+        return [_page_cursor(page, page.last_row) for page in pages]
 
 
 def _page_cursor(page: PageInfo, row: Any) -> str | None:
@@ -54,10 +55,10 @@ class Edge(Generic[NodeT]):
     row: strawberry.Private[Any]
     ordering: strawberry.Private[Ordering]
 
-    @strawberry.field(description="The opaque cursor of the node's position.")
-    def cursor(self) -> str:
+    @batch_field(description="The opaque cursor of the node's position.")
+    def cursor(_context: Any, edges: list[Edge[NodeT]]) -> list[str]:
         # Encoded only when selected: most clients page by `pageInfo.endCursor`.
-        return encode_cursor(self.ordering, self.row)
+        return [encode_cursor(edge.ordering, edge.row) for edge in edges]
 
 
 @strawberry.type(description="A page of a keyset-paginated list.")
@@ -72,25 +73,33 @@ class Connection(Generic[NodeT]):
     #: the breadth-first executor counts every parent's list in one batch.
     count_key: strawberry.Private[tuple[DataLoader[int, int], int] | None] = None
 
-    @strawberry.field
-    def edges(self) -> list[Edge[NodeT]]:
-        # Made when read: a nested read builds hundreds of connections, and the breadth-first
-        # executor completes `edges { node }` straight from `nodes` (`edges_over` on `_edges`
-        # below; `_edges` itself runs only when an edge's `cursor` is selected).
-        return edges_of(self)
+    # Made when read: a nested read builds hundreds of connections, and the breadth-first
+    # executor completes `edges { node }` straight from `nodes` (`edges_over`), calling this
+    # only when an edge's `cursor` is selected.
+    @batch_field(edges_over=("nodes", "node"))
+    def edges(_context: Any, connections: list[Connection[NodeT]]) -> list[list[Edge[NodeT]]]:
+        return [edges_of(connection) for connection in connections]
 
-    @strawberry.field(
+    @batch_field(
         description="How many nodes the whole list holds (cursors and page size aside). "
         "Counted only when asked for."
     )
-    async def total_count(self) -> int:
-        return await self.count()
-
-
-@edges_over(nodes="nodes", node="node")
-@batched(Connection.edges)
-def _edges(_context: Any, connections: list[Connection[Any]]) -> list[list[Edge[Any]]]:
-    return [edges_of(connection) for connection in connections]
+    async def total_count(_context: Any, connections: list[Connection[NodeT]]) -> list[int]:
+        """Every nested connection's count through its DataLoader's batch function (one
+        ``GROUP BY`` per loader); a root connection counts on its own."""
+        counts: list[Any] = [None] * len(connections)
+        by_loader: dict[int, tuple[DataLoader[int, int], list[int]]] = {}
+        for index, connection in enumerate(connections):
+            if connection.count_key is None:
+                counts[index] = await connection.count()
+            else:
+                loader, _ = connection.count_key
+                by_loader.setdefault(id(loader), (loader, []))[1].append(index)
+        for loader, indexes in by_loader.values():
+            keys = [connections[i].count_key[1] for i in indexes]  # type: ignore[index]
+            for i, value in zip(indexes, await load_batch(loader, keys), strict=True):
+                counts[i] = value
+        return counts
 
 
 def edges_of(connection: Connection[Any]) -> list[Edge[Any]]:
@@ -99,40 +108,6 @@ def edges_of(connection: Connection[Any]) -> list[Edge[Any]]:
         Edge(node=node, row=row, ordering=connection.ordering)
         for row, node in zip(connection.rows, connection.nodes, strict=True)
     ]
-
-
-@batched(Edge.cursor)
-def _cursors(_context: Any, edges: list[Edge[Any]]) -> list[str]:
-    return [edge.cursor() for edge in edges]
-
-
-@batched(PageInfo.start_cursor)
-def _start_cursors(_context: Any, pages: list[PageInfo]) -> list[str | None]:
-    return [_page_cursor(page, page.first_row) for page in pages]
-
-
-@batched(PageInfo.end_cursor)
-def _end_cursors(_context: Any, pages: list[PageInfo]) -> list[str | None]:
-    return [_page_cursor(page, page.last_row) for page in pages]
-
-
-@batched(Connection.total_count)
-async def _total_counts(_context: Any, connections: list[Connection[Any]]) -> list[Any]:
-    """Every nested connection's count through its DataLoader's batch function (one
-    ``GROUP BY`` per loader); a root connection counts on its own."""
-    counts: list[Any] = [None] * len(connections)
-    by_loader: dict[int, tuple[DataLoader[int, int], list[int]]] = {}
-    for index, connection in enumerate(connections):
-        if connection.count_key is None:
-            counts[index] = await connection.count()
-        else:
-            loader, _ = connection.count_key
-            by_loader.setdefault(id(loader), (loader, []))[1].append(index)
-    for loader, indexes in by_loader.values():
-        keys = [connections[i].count_key[1] for i in indexes]  # type: ignore[index]
-        for i, value in zip(indexes, await load_batch(loader, keys), strict=True):
-            counts[i] = value
-    return counts
 
 
 def build_connection(

@@ -1,10 +1,11 @@
 """Resolving connection fields: a root list, or the list under each of many parents.
 
 A ``Listing`` says what a connection lists (a model, how a row becomes a node, which orders it
-offers); ``root_connection`` and ``nested_connection`` validate the Relay arguments, fetch the
-page (one keyset query, or one windowed statement for every sibling parent through a
-DataLoader) and wrap it, with ``totalCount`` counted only if selected; ``nested_connections``
-does the same for many parents in one call (the breadth-first executor's batch resolvers).
+offers); ``root_connection`` and ``nested_connections`` validate the Relay arguments, fetch the
+page (one keyset query, or one windowed statement for all the parents of a level, through a
+DataLoader) and wrap it, with ``totalCount`` counted only if selected. ``nested_connections``
+serves a relationship field's batch resolver (``schema.engine.executor.fields``), whichever
+executor calls it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement
-from strawberry.dataloader import DataLoader
 
 from schema.context import Context, Info
 from schema.engine.executor.batch import load_batch
@@ -92,55 +92,6 @@ async def root_connection(
     )
 
 
-def _nested_loaders(
-    ctx: Context,
-    listing: Listing,
-    relation: str,
-    parent: Any,
-    order: Any,
-    relay: RelayArgs,
-    where: Sequence[ColumnElement[bool]],
-    filter_key: Hashable,
-    join: fetch.Join | None,
-) -> tuple[PageArgs, DataLoader[int, Page], DataLoader[int, int]]:
-    args = listing.page_args(ctx.settings, order, relay)
-    model = listing.model
-    pages = loaders.pages(
-        ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
-    )
-    counts = loaders.counts(ctx, relation, model, parent, where, filter_key=filter_key, join=join)
-    return args, pages, counts
-
-
-async def nested_connection(
-    info: Info,
-    listing: Listing,
-    relation: str,
-    parent: Any,
-    parent_id: int,
-    order: Any,
-    relay: RelayArgs,
-    where: Sequence[ColumnElement[bool]] = (),
-    filter_key: Hashable = None,
-    join: fetch.Join | None = None,
-) -> Connection[Any]:
-    """The connection of one parent (e.g. an author's posts), batched with every sibling
-    parent asking with the same arguments.
-
-    ``relation`` names the relationship (``"User.posts"``); ``parent`` is the column holding
-    the parent's id (``posts.author_id``, ``post_tags.tag_id``), reached through ``join`` when
-    it lives in an association table; ``filter_key`` is a hashable form of ``where``.
-    Raises ``BadUserInput`` for invalid arguments.
-    """
-    args, pages, counts = _nested_loaders(
-        info.context, listing, relation, parent, order, relay, where, filter_key, join
-    )
-    page = await pages.load(parent_id)
-    return build_connection(
-        page, args.ordering, listing.to_node, lambda: counts.load(parent_id), (counts, parent_id)
-    )
-
-
 async def nested_connections(
     ctx: Context,
     listing: Listing,
@@ -153,11 +104,21 @@ async def nested_connections(
     filter_key: Hashable = None,
     join: fetch.Join | None = None,
 ) -> list[Connection[Any]]:
-    """``nested_connection`` for many parents at once (the breadth-first executor's batch
-    resolver): the same loaders and statement, one call. Raises ``BadUserInput``."""
-    args, pages, counts = _nested_loaders(
-        ctx, listing, relation, parent, order, relay, where, filter_key, join
+    """The connection of each of ``parent_ids`` (e.g. authors' posts), in order: one
+    windowed statement for them all, and one ``GROUP BY`` for their counts if ``totalCount``
+    is selected (through DataLoaders shared by every call with the same arguments).
+
+    ``relation`` names the relationship (``"User.posts"``); ``parent`` is the column holding
+    the parent's id (``posts.author_id``, ``post_tags.tag_id``), reached through ``join`` when
+    it lives in an association table; ``filter_key`` is a hashable form of ``where``.
+    Raises ``BadUserInput`` for invalid arguments.
+    """
+    args = listing.page_args(ctx.settings, order, relay)
+    model = listing.model
+    pages = loaders.pages(
+        ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
     )
+    counts = loaders.counts(ctx, relation, model, parent, where, filter_key=filter_key, join=join)
     found = await load_batch(pages, parent_ids)
     ordering, to_node = args.ordering, listing.to_node
 

@@ -15,7 +15,7 @@ from typing import Any, NewType
 
 import strawberry
 
-from schema.engine.executor.batch import batched
+from schema.engine.executor.fields import batch_field
 from schema.errors import BadUserInput
 from schema.validation import MAX_PK, echo
 
@@ -51,14 +51,9 @@ class Node:
     """Every node type has ``database_id`` (its row's primary key); the global ID is made
     from it and the type's GraphQL name only when selected."""
 
-    @strawberry.field(description="The object's global ID.")
-    def id(self) -> strawberry.ID:
-        return to_global_id(type(self).__strawberry_definition__.name, self.database_id)  # type: ignore[attr-defined]
-
-
-@batched(Node.id)
-def _global_ids(_context: Any, nodes: list[Any]) -> list[strawberry.ID]:
-    return [node.id() for node in nodes]
+    @batch_field(description="The object's global ID.")
+    def id(_context: Any, nodes: list[Any]) -> list[strawberry.ID]:
+        return [to_global_id(type(n).__strawberry_definition__.name, n.database_id) for n in nodes]
 
 
 #: ``new_node(cls)``: an instance of the Strawberry type ``cls`` with no field set yet, for a

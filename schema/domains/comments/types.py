@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from db import models
-from schema.context import Context, Info
-from schema.engine.executor.batch import batched, required
+from schema.context import Context
+from schema.engine.executor.batch import required
+from schema.engine.executor.fields import batch_field
 from schema.reads.folding import foldable
 from schema.reads.pruning import prunable
 from schema.relay.connection import OrderDirection
@@ -67,21 +68,22 @@ class Comment(Node):
         comment.version = row.version
         return comment
 
-    @strawberry.field(description="Who wrote the comment.")
-    async def author(self, info: Info) -> LazyUser:
-        from schema.domains.users.types import load_user
+    # Relationship fields, declared by their batch resolvers: all the comments of a level
+    # in one call (schema.engine.executor.fields).
 
-        user = await load_user(info, self.author_id)
-        assert user is not None, "comments.author_id is a NOT NULL foreign key"
-        return user
+    @batch_field(description="Who wrote the comment.")
+    async def author(ctx: Context, comments: list[Comment]) -> list[LazyUser]:
+        from schema.domains.users.types import load_users
 
-    @strawberry.field(description="The post the comment is on.")
-    async def post(self, info: Info) -> LazyPost:
-        from schema.domains.posts.types import load_post
+        users = await load_users(ctx, [c.author_id for c in comments])
+        return required(users, "comments.author_id is a NOT NULL foreign key")
 
-        post = await load_post(info, self.post_id)
-        assert post is not None, "comments.post_id is a NOT NULL foreign key"
-        return post
+    @batch_field(description="The post the comment is on.")
+    async def post(ctx: Context, comments: list[Comment]) -> list[LazyPost]:
+        from schema.domains.posts.types import load_posts
+
+        posts = await load_posts(ctx, [c.post_id for c in comments])
+        return required(posts, "comments.post_id is a NOT NULL foreign key")
 
 
 register_node("Comment", models.Comment, Comment.from_row)
@@ -96,22 +98,3 @@ prunable(
 # A comment's author may be read with it, in its statement (schema.reads.folding).
 foldable(models.Comment, "Comment", author=(models.User, "author_id"))
 COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)
-
-
-# Batch resolvers (schema.engine.executor.batch): the fields above, for all parents of a level.
-
-
-@batched(Comment.author)
-async def _authors(ctx: Context, comments: list[Comment]) -> list[Any]:
-    from schema.domains.users.types import load_users
-
-    users = await load_users(ctx, [c.author_id for c in comments])
-    return required(users, "comments.author_id is a NOT NULL foreign key")
-
-
-@batched(Comment.post)
-async def _posts(ctx: Context, comments: list[Comment]) -> list[Any]:
-    from schema.domains.posts.types import load_posts
-
-    posts = await load_posts(ctx, [c.post_id for c in comments])
-    return required(posts, "comments.post_id is a NOT NULL foreign key")

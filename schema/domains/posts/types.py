@@ -12,7 +12,8 @@ from sqlalchemy import ColumnElement, exists, select
 from db import models
 from schema.context import Context, Info
 from schema.domains.tags.types import normalise_tag
-from schema.engine.executor.batch import batched, load_batch, load_one, required
+from schema.engine.executor.batch import load_batch, load_one, required
+from schema.engine.executor.fields import batch_field
 from schema.errors import BadUserInput
 from schema.reads import fetch, loaders
 from schema.reads.folding import Linked, foldable
@@ -27,7 +28,7 @@ from schema.relay.connection import (
     OrderDirection,
     RelayArgs,
 )
-from schema.relay.listing import Listing, nested_connection, nested_connections, root_connection
+from schema.relay.listing import Listing, nested_connections, root_connection
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
 from schema.relay.pagination import ID_KEY, SortKey
 from schema.validation import MAX_SEARCH, text_argument
@@ -165,44 +166,44 @@ class Post(Node):
         post.version = row.version
         return post
 
-    @strawberry.field(description="Who wrote the post.")
-    async def author(self, info: Info) -> LazyUser:
-        from schema.domains.users.types import load_user
+    # Relationship fields, declared by their batch resolvers: all the posts of a level in
+    # one call (schema.engine.executor.fields).
 
-        user = await load_user(info, self.author_id)
-        assert user is not None, "posts.author_id is a NOT NULL foreign key"
-        return user
+    @batch_field(description="Who wrote the post.")
+    async def author(ctx: Context, posts: list[Post]) -> list[LazyUser]:
+        from schema.domains.users.types import load_users
 
-    @strawberry.field(description="The post's comments, oldest first unless `orderBy` says.")
+        users = await load_users(ctx, [p.author_id for p in posts])
+        return required(users, "posts.author_id is a NOT NULL foreign key")
+
+    @batch_field(description="The post's comments, oldest first unless `orderBy` says.")
     async def comments(
-        self,
-        info: Info,
+        ctx: Context,
+        posts: list[Post],
         first: First = None,
         after: After = None,
         last: Last = None,
         before: Before = None,
         order_by: LazyCommentOrder | None = None,
-    ) -> Connection[LazyComment]:
+    ) -> list[Connection[LazyComment]]:
         from schema.domains.comments.types import COMMENTS
 
-        return await nested_connection(
-            info,
+        return await nested_connections(
+            ctx,
             COMMENTS,
             "Post.comments",
             models.Comment.post_id,
-            self.database_id,
+            [p.database_id for p in posts],
             order_by,
             (first, after, last, before),
         )
 
-    @strawberry.field(description="The post's tags, oldest tag first.")
-    async def tags(self, info: Info) -> list[LazyTag]:
+    @batch_field(description="The post's tags, oldest tag first.")
+    async def tags(ctx: Context, posts: list[Post]) -> list[list[LazyTag]]:
         from schema.domains.tags.types import Tag
 
-        return [
-            Tag.from_row(row)
-            for row in await loaders.tags_by_post(info.context).load(self.database_id)
-        ]
+        found = await load_batch(loaders.tags_by_post(ctx), [p.database_id for p in posts])
+        return [[Tag.from_row(row) for row in rows] for rows in found]
 
 
 register_node("Post", models.Post, Post.from_row)
@@ -226,48 +227,6 @@ foldable(
 POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
 
 
-# Batch resolvers (schema.engine.executor.batch): the fields above, for all parents of a level.
-
-
-@batched(Post.author)
-async def _authors(ctx: Context, posts: list[Post]) -> list[Any]:
-    from schema.domains.users.types import load_users
-
-    users = await load_users(ctx, [p.author_id for p in posts])
-    return required(users, "posts.author_id is a NOT NULL foreign key")
-
-
-@batched(Post.comments)
-async def _comments(
-    ctx: Context,
-    posts: list[Post],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    order_by: CommentOrder | None = None,
-) -> list[Connection[Comment]]:
-    from schema.domains.comments.types import COMMENTS
-
-    return await nested_connections(
-        ctx,
-        COMMENTS,
-        "Post.comments",
-        models.Comment.post_id,
-        [p.database_id for p in posts],
-        order_by,
-        (first, after, last, before),
-    )
-
-
-@batched(Post.tags)
-async def _tags(ctx: Context, posts: list[Post]) -> list[list[Tag]]:
-    from schema.domains.tags.types import Tag
-
-    found = await load_batch(loaders.tags_by_post(ctx), [p.database_id for p in posts])
-    return [[Tag.from_row(row) for row in rows] for rows in found]
-
-
 async def load_post(info: Info, pk: int) -> Post | None:
     """The post with primary key ``pk``, through the operation's DataLoader."""
     row = await load_one(loaders.by_id(info.context, models.Post), pk)
@@ -280,25 +239,6 @@ async def load_posts(ctx: Context, pks: list[int]) -> list[Post | None]:
     return [Post.from_row(row) if row is not None else None for row in rows]
 
 
-async def post_connection_of(
-    info: Info,
-    relation: str,
-    parent: Any,
-    parent_id: int,
-    order_by: PostOrder | None,
-    relay: RelayArgs,
-    filter: PostFilter | None,
-    join: fetch.Join | None = None,
-) -> Connection[Post]:
-    """The posts of one parent (an author, a tag) the viewer may see, filtered; see
-    ``nested_connection``."""
-    where, key = post_where(filter)
-    where += visible_posts(info.context.viewer)
-    return await nested_connection(
-        info, POSTS, relation, parent, parent_id, order_by, relay, where, key, join
-    )
-
-
 async def post_connections_of(
     ctx: Context,
     relation: str,
@@ -309,7 +249,9 @@ async def post_connections_of(
     filter: PostFilter | None,
     join: fetch.Join | None = None,
 ) -> list[Connection[Post]]:
-    """``post_connection_of`` for many parents in one call (see ``nested_connections``)."""
+    """The posts of each parent (an author, a tag) the viewer may see, filtered: a
+    connection per parent id, in order (see ``nested_connections``). Raises
+    ``BadUserInput`` for invalid arguments."""
     where, key = post_where(filter)
     where += visible_posts(ctx.viewer)
     return await nested_connections(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from db import models
 from schema.context import Context, Info
-from schema.engine.executor.batch import batched
+from schema.engine.executor.fields import batch_field
 from schema.reads import fetch
 from schema.reads.visibility import visible_tags
 from schema.relay.connection import (
@@ -62,25 +62,27 @@ class Tag(Node):
         tag.name = row.name
         return tag
 
-    @strawberry.field(description="Posts carrying this tag.")
+    # Declared by its batch resolver: all the tags of a level in one call
+    # (schema.engine.executor.fields).
+    @batch_field(description="Posts carrying this tag.")
     async def posts(
-        self,
-        info: Info,
+        ctx: Context,
+        tags: list[Tag],
         first: First = None,
         after: After = None,
         last: Last = None,
         before: Before = None,
         filter: LazyPostFilter | None = None,
         order_by: LazyPostOrder | None = None,
-    ) -> Connection[LazyPost]:
-        from schema.domains.posts.types import post_connection_of
+    ) -> list[Connection[LazyPost]]:
+        from schema.domains.posts.types import post_connections_of
 
         link = models.post_tags
-        return await post_connection_of(
-            info,
+        return await post_connections_of(
+            ctx,
             "Tag.posts",
             link.c.tag_id,
-            self.database_id,
+            [t.database_id for t in tags],
             order_by,
             (first, after, last, before),
             filter,
@@ -90,33 +92,6 @@ class Tag(Node):
 
 register_node("Tag", models.Tag, Tag.from_row)
 TAGS = Listing(models.Tag, Tag.from_row, TAG_SORT_KEYS)
-
-
-@batched(Tag.posts)
-async def _posts(
-    ctx: Context,
-    tags: list[Tag],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    filter: PostFilter | None = None,
-    order_by: PostOrder | None = None,
-) -> list[Any]:
-    """``Tag.posts`` for all parents of a level (``schema.engine.executor.batch``)."""
-    from schema.domains.posts.types import post_connections_of
-
-    link = models.post_tags
-    return await post_connections_of(
-        ctx,
-        "Tag.posts",
-        link.c.tag_id,
-        [t.database_id for t in tags],
-        order_by,
-        (first, after, last, before),
-        filter,
-        join=(link, link.c.post_id == models.Post.id),
-    )
 
 
 def normalise_tag(name: str, argument: str = "name") -> str:

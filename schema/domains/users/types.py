@@ -13,7 +13,8 @@ from db import models
 from db.reader import OMITTED
 from schema.auth.viewer import Viewer
 from schema.context import Context, Info
-from schema.engine.executor.batch import batched, load_batch, load_one
+from schema.engine.executor.batch import load_batch, load_one
+from schema.engine.executor.fields import batch_field
 from schema.reads import fetch, loaders
 from schema.reads.pruning import prunable
 from schema.reads.visibility import may_see_email, visible_comments
@@ -25,7 +26,7 @@ from schema.relay.connection import (
     Last,
     OrderDirection,
 )
-from schema.relay.listing import Listing, nested_connection, nested_connections, root_connection
+from schema.relay.listing import Listing, nested_connections, root_connection
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
 from schema.relay.pagination import ID_KEY, SortKey
 from schema.validation import MAX_SEARCH, text_argument
@@ -141,56 +142,60 @@ class User(Node):
         user.version = row.version
         return user
 
-    @strawberry.field(
-        description="The email address; null unless the viewer is this user or an admin."
-    )
-    def email(self, info: Info) -> str | None:
-        return self.email_address if may_see_email(info.context.viewer, self.database_id) else None
+    # Fields declared by their batch resolvers: all the users of a level in one call
+    # (schema.engine.executor.fields).
 
-    @strawberry.field(description="The user's posts (their drafts only for them and admins).")
+    @batch_field(description="The email address; null unless the viewer is this user or an admin.")
+    def email(ctx: Context, users: list[User]) -> list[str | None]:
+        viewer = ctx.viewer
+        if viewer is not None and viewer.is_admin:  # may_see_email's answer for every user
+            return [u.email_address for u in users]
+        return [u.email_address if may_see_email(viewer, u.database_id) else None for u in users]
+
+    @batch_field(description="The user's posts (their drafts only for them and admins).")
     async def posts(
-        self,
-        info: Info,
+        ctx: Context,
+        users: list[User],
         first: First = None,
         after: After = None,
         last: Last = None,
         before: Before = None,
         filter: LazyPostFilter | None = None,
         order_by: LazyPostOrder | None = None,
-    ) -> Connection[LazyPost]:
-        from schema.domains.posts.types import post_connection_of
+    ) -> list[Connection[LazyPost]]:
+        from schema.domains.posts.types import post_connections_of
 
-        return await post_connection_of(
-            info,
+        return await post_connections_of(
+            ctx,
             "User.posts",
             models.Post.author_id,
-            self.database_id,
+            [u.database_id for u in users],
             order_by,
             (first, after, last, before),
             filter,
         )
 
-    @strawberry.field(description="The comments the user wrote.")
+    @batch_field(description="The comments the user wrote.")
     async def comments(
-        self,
-        info: Info,
+        ctx: Context,
+        users: list[User],
         first: First = None,
         after: After = None,
         last: Last = None,
         before: Before = None,
         order_by: LazyCommentOrder | None = None,
-    ) -> Connection[LazyComment]:
+    ) -> list[Connection[LazyComment]]:
         from schema.domains.comments.types import COMMENTS
 
-        return await nested_connection(
-            info,
+        return await nested_connections(
+            ctx,
             COMMENTS,
             "User.comments",
             models.Comment.author_id,
-            self.database_id,
+            [u.database_id for u in users],
             order_by,
             (first, after, last, before),
-            visible_comments(info.context.viewer),
+            visible_comments(ctx.viewer),
         )
 
 
@@ -223,65 +228,6 @@ async def load_users(ctx: Context, pks: list[int]) -> list[User | None]:
         None if row is None else made.get(row.id) or made.setdefault(row.id, User.from_row(row))
         for row in rows
     ]
-
-
-# Batch resolvers (schema.engine.executor.batch): the fields above, for all parents of a level.
-
-
-@batched(User.email)
-def _emails(ctx: Context, users: list[User]) -> list[str | None]:
-    viewer = ctx.viewer
-    if viewer is not None and viewer.is_admin:  # may_see_email's answer for every user
-        return [u.email_address for u in users]
-    return [u.email_address if may_see_email(viewer, u.database_id) else None for u in users]
-
-
-@batched(User.posts)
-async def _posts(
-    ctx: Context,
-    users: list[User],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    filter: PostFilter | None = None,
-    order_by: PostOrder | None = None,
-) -> list[Connection[Post]]:
-    from schema.domains.posts.types import post_connections_of
-
-    return await post_connections_of(
-        ctx,
-        "User.posts",
-        models.Post.author_id,
-        [u.database_id for u in users],
-        order_by,
-        (first, after, last, before),
-        filter,
-    )
-
-
-@batched(User.comments)
-async def _comments(
-    ctx: Context,
-    users: list[User],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    order_by: CommentOrder | None = None,
-) -> list[Connection[Comment]]:
-    from schema.domains.comments.types import COMMENTS
-
-    return await nested_connections(
-        ctx,
-        COMMENTS,
-        "User.comments",
-        models.Comment.author_id,
-        [u.database_id for u in users],
-        order_by,
-        (first, after, last, before),
-        visible_comments(ctx.viewer),
-    )
 
 
 @strawberry.type

@@ -1,3 +1,3 @@
-"""The breadth-first executor for query operations: plans (``plan``), batch resolvers
-(``batch``) and the level-by-level run (``run``); ``schema.engine.execution`` plugs it into
-Strawberry."""
+"""The breadth-first executor for query operations: plans (``plan``), fields declared by their
+batch resolvers (``fields``), how batch resolvers load (``batch``) and the level-by-level run
+(``run``); ``schema.engine.execution`` plugs it into Strawberry."""

@@ -5,7 +5,10 @@ asyncio task per item), and relies on DataLoaders to merge the calls back into o
 The breadth-first executor (``schema.engine.executor.run``) calls a field's batch resolver instead:
 once per level, with all the parents, through the same DataLoader batch functions and so the
 same SQL. A field whose resolver has no batch resolver sends the operation down graphql-core's
-path (``schema.engine.executor.plan.Unsupported``).
+path (``schema.engine.executor.plan.Unsupported``). A field with one is declared by it alone
+(``schema.engine.executor.fields.batch_field``); graphql-core's per-object resolver is derived
+from it. This module is how batch resolvers load: ``load_batch`` for many keys, ``load_one``
+for a root field's one.
 
 Source: the idea of resolving a level at once is graphql-jit's and Grafast's (PostGraphile 5)
 "plans"; DataLoader's batch function contract, https://github.com/graphql/dataloader.
@@ -13,69 +16,29 @@ Source: the idea of resolving a level at once is graphql-jit's and Grafast's (Po
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+import asyncio
+from collections.abc import Hashable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-#: ``(context, parents, **arguments) -> one value per parent`` (an ``Exception`` instance for
-#: a parent whose field failed), or an awaitable of that list. ``arguments`` are the field's
-#: arguments as its Strawberry resolver receives them (Python names, input objects built).
-BatchResolver = Callable[..., Sequence[Any] | Awaitable[Sequence[Any]]]
-
-#: The Strawberry resolver function -> its batch resolver.
-_BATCHED: dict[Callable[..., Any], BatchResolver] = {}
-#: Batch resolvers of edges -> (the parent's attribute holding the nodes, the edge's field).
-_EDGES: dict[BatchResolver, tuple[str, str]] = {}
-
-
-def batched(resolver: Callable[..., Any]) -> Callable[[BatchResolver], BatchResolver]:
-    """Register the decorated function as the batch resolver of ``resolver`` (a Strawberry
-    field's resolver function, e.g. ``User.posts``). Returns the function unchanged."""
-
-    def register(batch: BatchResolver) -> BatchResolver:
-        _BATCHED[resolver] = batch
-        return batch
-
-    return register
-
-
-def edges_over(*, nodes: str, node: str) -> Callable[[BatchResolver], BatchResolver]:
-    """Declare the decorated batch resolver's values edges over their parent's list
-    ``nodes``: for each parent, one edge per item of ``getattr(parent, nodes)``, in order,
-    whose field ``node`` is that item (a Relay connection's ``edges``). When a selection
-    reads nothing of the edges but ``node`` (and ``__typename``), the breadth-first executor
-    completes them from the nodes without calling the batch resolver, so no edge objects
-    are made. Apply it above ``@batched``. Returns the function unchanged."""
-
-    def register(batch: BatchResolver) -> BatchResolver:
-        _EDGES[batch] = (nodes, node)
-        return batch
-
-    return register
-
-
-def edges_of(batch: BatchResolver) -> tuple[str, str] | None:
-    """``(nodes, node)`` as ``edges_over`` declared them for ``batch``, or ``None``."""
-    return _EDGES.get(batch)
-
-
-def batch_resolver_of(resolver: Callable[..., Any]) -> BatchResolver | None:
-    """The batch resolver registered for ``resolver``, or ``None``."""
-    return _BATCHED.get(resolver)
-
 
 def required(values: Sequence[Any], message: str) -> list[Any]:
-    """``values`` with each ``None`` replaced by ``AssertionError(message)``: the field error a
-    single resolver's ``assert value is not None, message`` raises, for a non-null field whose
-    value cannot be missing (a row behind a NOT NULL foreign key)."""
+    """``values`` with each ``None`` replaced by ``AssertionError(message)``: the field error
+    of a non-null field whose value cannot be missing (a row behind a NOT NULL foreign key)."""
     return [AssertionError(message) if value is None else value for value in values]
 
 
 #: True while the breadth-first executor resolves an operation's only root field: nothing
 #: else at that level could add keys to a DataLoader batch.
 ALONE: ContextVar[bool] = ContextVar("inkwell_alone", default=False)
+#: True while a batch resolver runs as the batch function of a per-object field's DataLoader
+#: (``fields.field_loader``, graphql-core's path): ``load_batch`` then loads through the
+#: loader's futures, so that the keys other fields ask of the same loader in the same tick
+#: (``Post.author`` and ``Comment.author`` under one ``nodes``) share its statement, as
+#: per-object loads do.
+PER_OBJECT: ContextVar[bool] = ContextVar("inkwell_per_object", default=False)
 
 
 async def load_one(loader: DataLoader[Any, Any], key: Hashable) -> Any:
@@ -93,11 +56,14 @@ async def load_one(loader: DataLoader[Any, Any], key: Hashable) -> Any:
 async def load_batch(loader: DataLoader[Any, Any], keys: Sequence[Hashable]) -> list[Any]:
     """The values of ``keys`` (duplicates allowed), in order, from ``loader``'s batch function
     called once per ``max_batch_size`` distinct keys not loaded before (a ``SharedLoader``'s
-    ``known``, unless the loader does not cache): no future per key.
+    ``known``, unless the loader does not cache): no future per key. Under ``PER_OBJECT``,
+    ``loader.load`` for each key instead (its futures, batched with other fields' keys).
 
     Raises what the batch function raises, or ``ValueError`` if it returns a list of the wrong
     length (the DataLoader contract).
     """
+    if PER_OBJECT.get():
+        return list(await asyncio.gather(*map(loader.load, keys)))
     known = getattr(loader, "known", None) if loader.cache else None
     found: dict[Hashable, Any] = known if known is not None else {}
     unique = list(dict.fromkeys(keys))

@@ -10,7 +10,7 @@ operation and per value of the variables that ``@skip``/``@include`` read
 
 Anything a plan cannot express raises ``Unsupported`` while planning, and the operation runs
 on graphql-core's own executor instead: introspection, fields whose resolvers have no batch
-resolver (``schema.engine.executor.batch``), field extensions, fragment arguments.
+resolver (``schema.engine.executor.fields``), field extensions, fragment arguments.
 
 Source: GraphQL specification, "Executing Selection Sets" and "Value Completion"
 (https://spec.graphql.org/October2021/#sec-Executing-Selection-Sets); the plan idea follows
@@ -43,7 +43,7 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
 from graphql.language import FieldNode, Visitor, visit
 
-from schema.engine.executor.batch import BatchResolver, batch_resolver_of, edges_of
+from schema.engine.executor.fields import BatchResolver, batch_resolver_of, edges_of
 from schema.engine.operation_memo import OperationMemo
 from schema.reads.folding import is_foldable
 from schema.reads.pruning import Reads, is_prunable_type
@@ -215,9 +215,9 @@ def _how_nested(plan: FieldPlan, strawberry_field: Any) -> None:
 
 
 def _edges_from_nodes(plan: FieldPlan) -> None:
-    """Plan an ``edges_over`` field as ``EDGES`` when its selection on the edge reads only
-    the edge's node (under any aliases) and ``__typename``; ``attribute`` is then the parent's
-    list of nodes."""
+    """Plan an ``edges_over`` field (``fields.batch_field``) as ``EDGES`` when its selection
+    on the edge reads only the edge's node (under any aliases) and ``__typename``;
+    ``attribute`` is then the parent's list of nodes."""
     assert plan.batch is not None
     declared = edges_of(plan.batch)
     completion = plan.completion

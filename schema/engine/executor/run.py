@@ -8,7 +8,7 @@ concurrently, and the session lock serialises their statements). Values are comp
 plain dicts and lists, the response shape; an object queues its selection for the next level,
 unless that selection has no batch field (a connection's edges, an edge's node field): then it
 is completed within the level, column by column all the same. A connection's ``edges`` read
-only for their nodes are completed from its ``nodes`` (``batch.edges_over``), one dict per
+only for their nodes are completed from its ``nodes`` (``fields.batch_field``), one dict per
 edge and no edge object. While a root or batch field resolves, ``schema.reads.pruning.SELECTED``
 holds what its selection reads, so its statements leave out the columns nothing reads.
 
@@ -263,7 +263,7 @@ class BreadthFirst:
     def _complete_edges(self, field: FieldPlan, work: Work) -> None:
         """Complete an ``EDGES`` field on every object of ``work``: each object's list of
         nodes (``field.attribute``) becomes its list of edges, each edge's node fields the
-        node itself, as if the edges had been made and read (``batch.edges_over``)."""
+        node itself, as if the edges had been made and read (``batch_field``'s ``edges_over``)."""
         _selection, sources, dicts, positions = work
         key = field.key
         typename = field.parent_type.name
