@@ -1,8 +1,9 @@
 // The GraphQL-over-HTTP spec's public audit suite (graphql-http's serverAudits) against a live
 // server: node audit.mjs <url>. Prints every audit that is not ok; exits 1 on any error or
 // warning (notices, the spec's MAYs, are printed but allowed).
-// Requests carry GraphQL-Require-Preflight, as Inkwell's clients do (CSRF protection refuses
-// GET operations without it).
+// Requests carry GraphQL-Require-Preflight, so the audits of bodies in other media types meet
+// GraphQL over HTTP's rules rather than the CSRF rule (which refuses form and text POSTs
+// without it).
 import { serverAudits } from 'graphql-http';
 
 const url = process.argv[2];
