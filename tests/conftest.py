@@ -3,6 +3,7 @@ and a SQL statement counter built on engine events."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,47 @@ ADMIN_ID = 1
 TEST_SECRET = "inkwell-tests-7Hq2xV9mB4nR8sL1wZ6cK3pD5fJ0gT"
 #: Posts whose created_at and title are set equal, to exercise id tie-breaking.
 TIE_TIME = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+#: The suite runs on several processes (pytest-xdist, ``--dist loadgroup``: see pyproject.toml).
+#: The tests of one group here run on one worker, one after another, because they must not
+#: overlap (keyed by the start of their node ids):
+#: - ``relay-compiler``: the Relay suite compiles into tests/clients/relay/__generated__,
+#:   which its run on the other backend reads meanwhile;
+#: - ``chromium``: two browsers at once would crowd two cores, and the GraphiQL test keeps its
+#:   screenshot at one fixed path;
+#: - ``schemathesis``: the fuzzer keeps a cache in .schemathesis/ of the working directory,
+#:   which two runs at once would write together.
+XDIST_GROUPS = {
+    "tests/test_clients.py::test_relay[": "relay-compiler",
+    "tests/test_graphiql_browser.py::": "chromium",
+    "tests/test_fuzz.py::": "schemathesis",
+}
+
+
+#: At most this many workers for ``-n auto``: at a peak each worker's apps and servers hold
+#: about 14 PostgreSQL connections (6 workers reached 84), and PostgreSQL allows 100 by
+#: default, to be shared with whatever else uses the server (another run of the suite).
+MAX_AUTO_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many workers ``-n auto`` starts: one more than the CPUs this process may use, as
+    the tests wait on PostgreSQL, node, Chromium and server processes a lot (on 2 cores the
+    whole suite took 179 s with 2 workers, 164 s with 3, 169 s with 4), up to
+    ``MAX_AUTO_WORKERS``. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides it, as it does xdist's
+    own count, and so does ``-n N``."""
+    if override := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(override)
+    return min(len(os.sched_getaffinity(0)) + 1, MAX_AUTO_WORKERS)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (it renames grouped tests)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for prefix, group in XDIST_GROUPS.items():
+            if item.nodeid.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -200,24 +242,44 @@ async def prepare_write_db(url: str) -> None:
         await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+async def write_template_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A database as ``prepare_write_db`` leaves it, made once per backend and process (each
+    xdist worker makes its own): ``write_db_url`` copies it, which is several times cheaper
+    than migrating, seeding and hashing the demo password for every write test. The seed is
+    deterministic, so a copy holds exactly the rows a fresh ``prepare_write_db`` would. Nothing
+    may stay connected to it: PostgreSQL copies only a database nobody is connected to."""
+    async with throwaway_database(backend, tmp_path_factory.mktemp("template")) as url:
+        await prepare_write_db(url)
+        yield url
+
+
 @pytest.fixture
-async def write_app(fresh_db_url: str) -> AsyncIterator[App]:
+async def write_db_url(backend: str, write_template_url: str, tmp_path: Any) -> AsyncIterator[str]:
+    """A database of its own for a test that writes, holding what ``prepare_write_db`` makes
+    (``WRITE_SEED`` with the roles fixed): a copy of ``write_template_url``."""
+    async with throwaway_database(backend, tmp_path, template=write_template_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def write_app(write_db_url: str) -> AsyncIterator[App]:
     """The app over a database of its own (``WRITE_SEED``), anonymous by default: pass
     ``as_user=`` to sign a request in."""
-    await prepare_write_db(fresh_db_url)
-    async with running_app(app_settings(fresh_db_url)) as app:
+    async with running_app(app_settings(write_db_url)) as app:
         yield app
 
 
 @pytest.fixture
-async def live(fresh_db_url: str) -> AsyncIterator[Live]:
+async def live(write_db_url: str) -> AsyncIterator[Live]:
     """A real server process (uvicorn) over a database of its own (``WRITE_SEED``)."""
-    await prepare_write_db(fresh_db_url)
-    engine = create_engine(app_settings(fresh_db_url))
+    engine = create_engine(app_settings(write_db_url))
     try:
         with live_server(
-            DATABASE_URL=fresh_db_url, JWT_SECRET=TEST_SECRET, DB_POOL_SIZE="25"
+            DATABASE_URL=write_db_url, JWT_SECRET=TEST_SECRET, DB_POOL_SIZE="25"
         ) as base:
-            yield Live(base, fresh_db_url, engine, TEST_SECRET)
+            yield Live(base, write_db_url, engine, TEST_SECRET)
     finally:
         await engine.dispose()

@@ -24,10 +24,29 @@ from settings import Settings
 SERVER = Path(__file__).resolve().parent.parent / "server.py"
 
 
+#: Ports ``free_port`` handed out, each still bound by this process, with when it was bound.
+_reserved: list[tuple[float, socket.socket]] = []
+#: How long a handed-out port stays reserved: past ``wait_healthy``'s wait for the server.
+RESERVE_SECONDS = 60
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port for a server this process is about to start (uvicorn, PostgreSQL).
+
+    The port stays bound here (SO_REUSEADDR, never listening) for ``RESERVE_SECONDS``, so the
+    kernel gives it to nobody else meanwhile: not to another xdist worker asking for a free
+    port, nor to an outgoing connection. The server can still take it, as it binds with
+    SO_REUSEADDR too (uvicorn and PostgreSQL do) and is the only one to listen on it.
+    Releasing the port at once would let a parallel worker be handed the same port before
+    the server had bound it, and then talk to the other worker's server."""
+    now = time.monotonic()
+    while _reserved and now - _reserved[0][0] > RESERVE_SECONDS:
+        _reserved.pop(0)[1].close()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    _reserved.append((now, sock))
+    return int(sock.getsockname()[1])
 
 
 def wait_healthy(base: str, seconds: float = 30) -> None:

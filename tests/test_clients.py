@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from schema.auth.tokens import issue_token
-from tests.conftest import ADMIN_ID, OWNER, TEST_SECRET, app_settings, prepare_write_db
+from tests.conftest import ADMIN_ID, OWNER, TEST_SECRET, app_settings
 from tests.databases import REQUIRE_POSTGRES
 from tests.live import live_server
 
@@ -43,11 +43,11 @@ def node() -> str:
 
 
 @pytest.fixture
-async def seeded_db(node: str, fresh_db_url: str) -> str:
-    """``fresh_db_url`` migrated and seeded with ``WRITE_SEED`` (user 1 the admin, 2 the
-    owner of what the suites change); only once node and the packages are there."""
-    await prepare_write_db(fresh_db_url)
-    return fresh_db_url
+async def seeded_db(node: str, write_db_url: str) -> str:
+    """A database of its own seeded with ``WRITE_SEED`` (user 1 the admin, 2 the owner of
+    what the suites change; a copy of the prepared template, see ``write_db_url``); only
+    once node and the packages are there (``node`` is set up first)."""
+    return write_db_url
 
 
 async def run_suite(node: str, suite: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
