@@ -41,10 +41,12 @@ def streams(
     accepts no JSON; otherwise only for a subscription (a document that does not parse or
     has more than ``max_tokens`` tokens, or a persisted query sent without its text, is
     answered as JSON, which reports the problem)."""
-    if accepts_json(accept) and query is not None:
-        find = _remembered_operation_type if len(query) <= REMEMBERED_LENGTH else _operation_type
-        return find(query, operation_name, max_tokens) is OperationType.SUBSCRIPTION
-    return not accepts_json(accept)
+    if not accepts_json(accept):
+        return True
+    if query is None:
+        return False
+    find = _remembered_operation_type if len(query) <= REMEMBERED_LENGTH else _operation_type
+    return find(query, operation_name, max_tokens) is OperationType.SUBSCRIPTION
 
 
 def _operation_type(

@@ -160,7 +160,7 @@ class GraphQLApp(GraphQL[Context, None]):
         """Check the ``connection_init`` credentials (in a unit of work of its own); raise
         ``ConnectionRejectionError`` (close code 4403) for bad ones."""
         try:
-            check = context.for_operation()
+            check = context.for_operation()  # refuses credentials it cannot read
         except AuthenticationFailed as exc:
             raise ConnectionRejectionError({"message": str(exc)}) from None
         try:
