@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
 from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from db import reader as driver
 from db.errors import is_statement_timeout, is_unavailable
@@ -83,8 +84,8 @@ class Context:
     #: subscribers who see the same rows (``schema.live.stream.SharedRead``).
     _shared: SharedRead | None = field(default=None, init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
-    #: A read-only operation's connection for reads on the driver (``read``).
-    _connection: AsyncConnection | None = field(default=None, init=False, repr=False)
+    #: A read-only operation's session's connection and its asyncpg connection (``read``).
+    _driver: tuple[AsyncConnection, Any] | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -118,12 +119,17 @@ class Context:
         async with self._lock:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
-            if self._session is None:
-                maker = self.sessionmaker
-                if self.read_only and self.read_sessionmaker is not None:
-                    maker = self.read_sessionmaker
-                self._session = maker()
-            yield self._session
+            yield self._open_session()
+
+    def _open_session(self) -> AsyncSession:
+        """The operation's session, made now if no resolver has opened it yet (a read-only
+        operation's from ``read_sessionmaker``). The caller holds the lock."""
+        if self._session is None:
+            maker = self.sessionmaker
+            if self.read_only and self.read_sessionmaker is not None:
+                maker = self.read_sessionmaker
+            self._session = maker()
+        return self._session
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``work(session)`` holding the session, to completion even if cancelled.
@@ -144,24 +150,39 @@ class Context:
         self, statement: Select[Any], params: dict[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
         """Run ``statement`` on the driver (``db.reader``) for a read-only operation
-        (``reads_on_driver``), on a pooled connection of its own, checked out on first use:
-        a query needs no ``AsyncSession`` (no identity map, no transaction to end). Exclusive
-        and run to completion like ``run``, with the same errors, and ``reader.Unreadable``
-        for a statement the driver path does not take (run it with ``run`` instead).
+        (``reads_on_driver``), on the connection the operation's session holds
+        (``AsyncSession.connection()``, so the session's binds decide where it runs): the
+        ORM's SQL, rows without ORM instances. Exclusive and run to completion like ``run``,
+        with the same errors, and ``reader.Unreadable`` for a statement the driver path does
+        not take (run it with ``run`` instead).
+
+        A read on a connection the server dropped (a restart) invalidates it, closes the
+        session and runs again in a new one, on a new connection, up to as many times as
+        the pool has connections: each idle one may have been dropped too.
         """
         async with self._lock:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
-            connection = self._connection
-            if connection is None:
-                # The plain engine, not the read sessions' AUTOCOMMIT one: asyncpg runs these
-                # statements outside any transaction anyway (nothing here begins one), and
-                # the isolation-level option would cost every checkout a connection event.
-                engine: AsyncEngine = self.sessionmaker.kw["bind"]
-                # Not connected yet: the first read checks out, inside its shielded task,
-                # so a cancellation cannot lose a checked-out connection.
-                connection = self._connection = engine.connect()
-            return await self._to_completion(driver.fetch(connection, statement, params))
+            return await self._to_completion(self._read(statement, params))
+
+    async def _read(
+        self, statement: Select[Any], params: dict[str, Any] | None
+    ) -> list[tuple[Any, ...]]:
+        attempts = self.settings.db_pool_size + self.settings.db_max_overflow + 1
+        for attempt in range(attempts):
+            if self._driver is None:
+                connection = await self._open_session().connection()
+                raw = await connection.get_raw_connection()
+                self._driver = (connection, raw.driver_connection)
+            try:
+                return await driver.fetch(*self._driver, statement, params)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == attempts - 1:
+                    raise
+                session, self._session, self._driver = self._session, None, None
+                if session is not None:
+                    await session.close()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _to_completion(self, work: Awaitable[T]) -> T:
         try:
@@ -250,25 +271,15 @@ class Context:
         async with self._lock:
             self._closed = self._closed or final
             self._loaders.clear()
-            session, self._session = self._session, None
-            connection, self._connection = self._connection, None
-            if connection is not None and connection.sync_connection is None:
-                connection = None  # never connected
-            for closable in (session, connection):
-                if closable is None:
-                    continue
-                # Shielded like ``run``: a cancellation (a client leaving) must not leave the
-                # session or connection half-closed, its connection checked out.
-                try:
-                    if isinstance(closable, AsyncConnection):
-                        # A read connection goes back at once (nothing to cancel), or else
-                        # shielded like the session.
-                        if not driver.close_at_once(closable):
-                            await _shielded(closable.close())
-                    else:
-                        await _shielded(closable.close())
-                except Exception:
-                    logger.exception("closing the operation's session failed")
+            session, self._session, self._driver = self._session, None, None
+            if session is None:
+                return
+            # Shielded like ``run``: a cancellation (a client leaving) must not leave the
+            # session half-closed, its connection checked out.
+            try:
+                await _shielded(session.close())
+            except Exception:
+                logger.exception("closing the operation's session failed")
 
 
 async def _shielded[R](work: Awaitable[R]) -> R:

@@ -1,16 +1,19 @@
 """Reads on the driver (``db.reader``): the same rows as the ORM, in the same shapes; driver
 errors as SQLAlchemy's; a connection the server dropped is replaced without failing the read;
-an idle pooled connection is checked out without a greenlet."""
+reads run on the connection the operation's session holds, wherever its binds say, at any
+burst size without an error line."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from db import models, reader
 from schema.context import Context
@@ -212,40 +215,61 @@ async def test_a_projection_the_driver_refuses_is_not_handed_to_the_orm(api: App
         await ctx.close()
 
 
-async def test_an_idle_pooled_connection_is_checked_out_and_in_without_a_greenlet(
-    api: App, monkeypatch: pytest.MonkeyPatch
+async def test_a_query_reads_on_the_connection_its_session_holds(api: App) -> None:
+    # One unit of work: the driver reads and the session's own statements share a connection.
+    ctx = context(api, read_only=True)
+    try:
+        on_driver = (await fetch.scalars(ctx, select(func.pg_backend_pid())))[0]
+        assert ctx.has_session
+        in_session = await ctx.run(lambda session: session.scalar(text("SELECT pg_backend_pid()")))
+        assert on_driver == in_session
+    finally:
+        await ctx.close()
+
+
+async def test_the_sessions_bind_decides_where_a_query_reads(api: App) -> None:
+    # A session bound elsewhere (as a replica's would be) takes the driver reads with it.
+    elsewhere = create_async_engine(
+        api.settings.database_url,
+        connect_args={"server_settings": {"application_name": "inkwell-elsewhere"}},
+    )
+    try:
+        ctx = Context(
+            settings=api.settings,
+            sessionmaker=api.app.state.sessionmaker,
+            read_sessionmaker=async_sessionmaker(elsewhere),
+            read_only=True,
+        )
+        try:
+            name = await fetch.scalars(ctx, select(func.current_setting("application_name")))
+            assert name == ["inkwell-elsewhere"]
+        finally:
+            await ctx.close()
+        assert elsewhere.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await elsewhere.dispose()
+
+
+async def test_a_burst_beyond_the_pool_checks_out_and_returns_without_an_error_line(
+    api: App, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Leaves connections idle, and outlasts the greenlet checkouts that follow an earlier
-    # test's invalidation (``reader.start``).
-    for _ in range(api.engine.sync_engine.pool.size() + 1):  # type: ignore[attr-defined]
-        await api.data("{ users(first: 1) { nodes { name } } }")
-    started: list[object] = []
-    original = AsyncConnection.start
-
-    async def start(self: AsyncConnection, is_ctxmanager: bool = False) -> AsyncConnection:
-        started.append(self)
-        return await original(self, is_ctxmanager)
-
-    async def close(self: AsyncConnection) -> None:
-        started.append(("closed", self))
-        await original_close(self)
-
-    original_close = AsyncConnection.close
-    monkeypatch.setattr(AsyncConnection, "start", start)
-    monkeypatch.setattr(AsyncConnection, "close", close)
-    assert api.engine.sync_engine.pool.checkedin() > 0  # type: ignore[attr-defined]
-    data = await api.data("{ users(first: 2) { nodes { name } } }")
-    assert len(data["users"]["nodes"]) == 2
-    assert started == []  # neither checkout nor checkin took the greenlet path
-    assert api.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    pool: Any = api.engine.sync_engine.pool
+    burst = 3 * (pool.size() + api.settings.db_max_overflow)
+    with caplog.at_level(logging.DEBUG):
+        answers = await asyncio.gather(
+            *(api.data("{ users(first: 3) { nodes { name } } }") for _ in range(burst))
+        )
+    assert all(len(data["users"]["nodes"]) == 3 for data in answers)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "MissingGreenlet" not in caplog.text
+    assert pool.checkedout() == 0
 
 
 async def test_connections_a_restart_dropped_reconnect_without_a_stray_coroutine(
     api: App, recwarn: pytest.WarningsRecorder
 ) -> None:
-    # Every pooled connection of the app ends, as in a database restart: the idle ones need
-    # reconnecting at their next checkout, which must then take the greenlet path (not try
-    # the direct one, whose failed connect would leave an un-awaited coroutine behind).
+    # Every pooled connection of the app ends, as in a database restart: each idle one is
+    # found dead at its next read, invalidated, and the read runs again on a new connection.
     pool: Any = api.engine.sync_engine.pool
     contexts = [context(api, read_only=True) for _ in range(pool.size())]
     for ctx in contexts:  # every connection of the pool checked out once
