@@ -2,7 +2,7 @@
 
 The differential test (``test_executor``) checks that both executors answer alike; these check
 the structure that makes them: every field with a resolver below the root types is declared by
-its batch resolver (``schema.engine.executor.fields.batch_field``), its arguments and type
+its batch resolver (``schema.reads.batch_fields.batch_field``), its arguments and type
 those of the batch resolver, and graphql-core's path reaches that batch resolver through one
 DataLoader call for all the siblings asking the field with the same arguments.
 """
@@ -20,8 +20,8 @@ from schema.context import Context
 from schema.domains.posts.types import Post, PostFilter, PostStatus
 from schema.domains.tags.types import Tag
 from schema.domains.users.types import User
-from schema.engine.executor import fields
-from schema.engine.executor.fields import batch_field, batch_resolver_of, field_loader
+from schema.reads import batch_fields
+from schema.reads.batch_fields import batch_field, batch_resolver_of, field_loader
 from tests.conftest import App, app_settings, running_app
 
 ROOTS = {"Query", "Mutation", "Subscription"}
@@ -64,7 +64,7 @@ def test_every_resolver_below_the_roots_is_derived_from_its_batch_resolver() -> 
         ), name
         assert inspect.iscoroutinefunction(resolver) == inspect.iscoroutinefunction(batch), name
     # Every batch field is in the schema: none is registered for a resolver no field uses.
-    assert set(fields._BATCHED) <= {field.base_resolver.wrapped_func for _, field in found}
+    assert set(batch_fields._BATCHED) <= {field.base_resolver.wrapped_func for _, field in found}
 
 
 def test_a_batch_field_has_the_shape_of_a_batch_resolver() -> None:
@@ -80,7 +80,7 @@ def test_a_batch_field_has_the_shape_of_a_batch_resolver() -> None:
     for function in (no_parents, not_a_list, star):
         with pytest.raises(TypeError):
             batch_field()(function)
-        assert function not in fields._BATCHED.values()
+        assert function not in batch_fields._BATCHED.values()
 
 
 def test_equal_arguments_share_a_field_loader() -> None:
@@ -112,14 +112,14 @@ async def executors(read_db_url: str) -> AsyncIterator[dict[str, App]]:
 def spy_on(monkeypatch: pytest.MonkeyPatch, resolver: Any) -> list[int]:
     """Record the number of parents of each call of ``resolver``'s batch resolver, on
     either path (both reach it through its registration)."""
-    batch = fields._BATCHED[resolver]
+    batch = batch_fields._BATCHED[resolver]
     calls: list[int] = []
 
     async def spy(ctx: Context, parents: list[Any], **arguments: Any) -> Any:
         calls.append(len(parents))
         return await batch(ctx, parents, **arguments)  # type: ignore[misc]
 
-    monkeypatch.setitem(fields._BATCHED, resolver, spy)
+    monkeypatch.setitem(batch_fields._BATCHED, resolver, spy)
     return calls
 
 

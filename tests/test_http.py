@@ -71,7 +71,7 @@ async def test_graphiql_page_has_a_default_query_and_opens_no_session(api: App) 
 
 
 async def test_default_graphiql_query_runs(api: App) -> None:
-    from schema.transport.view import DEFAULT_QUERY
+    from schema.transport.graphiql import DEFAULT_QUERY
 
     data = await api.data(DEFAULT_QUERY)
     assert data["users"]["edges"]

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from schema.writes import flush
+from schema.writes import editable
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.truth import count_rows, digest, pk, table
 
@@ -360,7 +360,7 @@ async def test_a_post_cannot_vanish_while_a_comment_is_added(
     foreign key catches it, a NotFound rather than a server error.
     """
     post = await create_post(write_app, publish=True)
-    real_load = flush.load_for_write
+    real_load = editable.load_for_write
     delete_failed: list[str] = []
 
     async def load_then_delete(ctx: Any, entity: Any, pk: int, **kwargs: Any) -> Any:
@@ -375,7 +375,7 @@ async def test_a_post_cannot_vanish_while_a_comment_is_added(
                 delete_failed.append(str(exc.orig))
         return row
 
-    monkeypatch.setattr(flush, "load_for_write", load_then_delete)
+    monkeypatch.setattr(editable, "load_for_write", load_then_delete)
     body = await write_app.gql(
         'mutation($p: ID!) { addComment(input: {postId: $p, body: "racing"}) { __typename } }',
         {"p": post["id"]},

@@ -9,15 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from schema.errors import BadUserInput
-from schema.relay.pagination import (
-    ID_KEY,
-    Ordering,
-    SortKey,
-    decode_cursor,
-    encode_cursor,
-    make_page,
-    page_args,
-)
+from schema.reads.keyset import ID_KEY, Ordering, SortKey, make_page
+from schema.relay.pagination import decode_cursor, encode_cursor, page_args
 
 CREATED = Ordering(SortKey("createdAt", "created_at", "datetime"))
 PUBLISHED = Ordering(SortKey("publishedAt", "published_at", "datetime", nullable=True))

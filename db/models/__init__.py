@@ -2,8 +2,19 @@
 
 from db.base import Base
 from db.models.comment import Comment
-from db.models.post import POST_STATUSES, Post
+from db.models.post import DRAFT, POST_STATUSES, PUBLISHED, Post
 from db.models.tag import Tag, post_tags
 from db.models.user import ROLES, User
 
-__all__ = ["POST_STATUSES", "ROLES", "Base", "Comment", "Post", "Tag", "User", "post_tags"]
+__all__ = [
+    "DRAFT",
+    "POST_STATUSES",
+    "PUBLISHED",
+    "ROLES",
+    "Base",
+    "Comment",
+    "Post",
+    "Tag",
+    "User",
+    "post_tags",
+]

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from db.models.tag import Tag
     from db.models.user import User
 
-POST_STATUSES = ("draft", "published")
+#: A post's ``status``: a draft, seen only by its author and admins, until published.
+DRAFT = "draft"
+PUBLISHED = "published"
+POST_STATUSES = (DRAFT, PUBLISHED)
 
 
 class Post(TimestampedVersioned, Base):

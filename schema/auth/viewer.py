@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from db import models
 from schema.auth.tokens import token_subject
 from schema.errors import AuthenticationFailed
+from schema.reads import loaders
+from schema.reads.batch import load_batch
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -72,9 +74,6 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         if remembered is not None:
             return remembered
         generation = cache.generation
-    from schema.engine.executor.batch import load_batch
-    from schema.reads import loaders
-
     users = loaders.by_id(ctx, models.User)
     if ctx.reader is not ctx:
         # Subscribers reading one event in a shared unit of work share the lookup too.

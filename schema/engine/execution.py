@@ -28,7 +28,7 @@ from graphql.execution.collect_fields import DeferUsage, FieldDetails
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.context import Context
-from schema.engine.executor.plan import PlanCache
+from schema.engine.executor.plan_cache import PlanCache
 from schema.engine.executor.run import BreadthFirst
 
 #: Distinct (operation, @skip/@include values) plans kept per schema.

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from db import models
-from schema.reads.visibility import PUBLISHED
+from db.models import PUBLISHED
 
 
 class EventKind(StrEnum):

@@ -27,7 +27,7 @@ from sqlalchemy.orm import aliased
 
 from db import reader
 from schema.context import Context
-from schema.relay.pagination import PageArgs, order_by, seek
+from schema.reads.keyset import PageArgs, order_by, seek
 
 #: The type of a bound array of ids (made once: a type object per statement costs more than
 #: the rest of the clause).

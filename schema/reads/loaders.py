@@ -22,8 +22,8 @@ from strawberry.dataloader import DataLoader
 
 from db import models
 from schema.reads import fetch, folding, pruning
+from schema.reads.keyset import Page, PageArgs, make_page
 from schema.reads.visibility import is_public, visible
-from schema.relay.pagination import Page, PageArgs, make_page
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -41,7 +41,7 @@ class SharedLoader(DataLoader[Any, Any]):
     future directly would cancel it for everyone, failing healthy fields elsewhere in the
     response. ``asyncio.shield`` gives each awaiter its own wrapper to cancel.
 
-    ``known`` is the cache of the breadth-first executor's batches (``executor.batch.
+    ``known`` is the cache of the breadth-first executor's batches (``schema.reads.batch.
     load_batch``), which call the batch function without a future per key: the values it has
     loaded, by key, so an object reached again at another level is not read again.
     """
@@ -87,7 +87,7 @@ class Loaders:
     def for_field(
         self, key: Hashable, load: Callable[[list[Any]], Awaitable[Sequence[Any]]]
     ) -> SharedLoader:
-        """The loader of a field's per-object resolver (``executor.fields.field_loader``) for
+        """The loader of a field's per-object resolver (``batch_fields.field_loader``) for
         ``key``, created with batch function ``load`` (the field's batch resolver) if new. Its
         keys are parent objects: it caches nothing (the batch resolver's own loaders cache
         the rows), and its batches have no size limit, reaching the batch resolver whole as

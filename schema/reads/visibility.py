@@ -8,14 +8,15 @@ and ``node(id:)`` of a hidden draft is null, as for a row that does not exist.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from db import models
-from schema.auth.viewer import Viewer
+from db.models import PUBLISHED
 
-PUBLISHED = "published"
+if TYPE_CHECKING:
+    from schema.auth.viewer import Viewer
 
 
 def visible_posts(viewer: Viewer | None) -> list[ColumnElement[bool]]:

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Generic, TypeVar
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from schema.engine.executor.batch import load_batch
-from schema.engine.executor.fields import batch_field
-from schema.relay.pagination import Ordering, Page, encode_cursor
+from schema.reads.batch import load_batch
+from schema.reads.batch_fields import batch_field
+from schema.reads.keyset import Ordering, Page
+from schema.relay.pagination import encode_cursor
 
 NodeT = TypeVar("NodeT")
 

@@ -1,11 +1,13 @@
 """Resolving connection fields: a root list, or the list under each of many parents.
 
 A ``Listing`` says what a connection lists (a model, how a row becomes a node, which orders it
-offers); ``root_connection`` and ``nested_connections`` validate the Relay arguments, fetch the
-page (one keyset query, or one windowed statement for all the parents of a level, through a
-DataLoader) and wrap it, with ``totalCount`` counted only if selected. ``nested_connections``
-serves a relationship field's batch resolver (``schema.engine.executor.fields``), whichever
-executor calls it.
+offers, how its filter becomes SQL); ``root_connection`` and ``nested_connections`` validate the
+Relay arguments, fetch the page (one keyset query, or one windowed statement for all the
+parents of a level, through a DataLoader) and wrap it, with ``totalCount`` counted only if
+selected. ``nested_connections`` serves a relationship field's batch resolver
+(``schema.reads.batch_fields``), whichever executor calls it. It finds the listing by model
+(``register_listing``): a domain lists another domain's rows (``User.posts``) without
+importing it.
 """
 
 from __future__ import annotations
@@ -17,21 +19,25 @@ from typing import Any
 from sqlalchemy import ColumnElement
 
 from schema.context import Context, Info
-from schema.engine.executor.batch import load_batch
 from schema.reads import fetch, loaders, pruning
+from schema.reads.batch import load_batch
+from schema.reads.keyset import Ordering, Page, PageArgs, SortKey, make_page
 from schema.relay.connection import Connection, OrderDirection, RelayArgs, build_connection
-from schema.relay.pagination import Ordering, Page, PageArgs, SortKey, make_page, page_args
+from schema.relay.pagination import page_args
 from settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
     """What a connection lists: ``model`` rows, made nodes by ``to_node``, ordered by one of
-    ``sort_keys`` (keyed by the domain's ``XOrderField`` enum members)."""
+    ``sort_keys`` (keyed by the domain's ``XOrderField`` enum members). ``conditions``, for a
+    listing with a ``filter`` argument, makes the domain's filter input (or ``None``) SQL
+    conditions and a hashable key identifying them."""
 
     model: Any
     to_node: Callable[[Any], Any]
     sort_keys: dict[Any, SortKey]
+    conditions: Callable[[Any], tuple[list[ColumnElement[bool]], Hashable]] | None = None
 
     def page_args(self, settings: Settings, order: Any, relay: RelayArgs) -> PageArgs:
         """Validate a field's ``orderBy`` and Relay arguments against the configured page
@@ -53,6 +59,16 @@ class Listing:
             default_size=settings.default_page_size,
             max_size=settings.max_page_size,
         )
+
+
+#: Registered by each domain module at import: model -> the listing of its rows.
+_LISTINGS: dict[Any, Listing] = {}
+
+
+def register_listing(listing: Listing) -> Listing:
+    """Make ``listing`` the one ``nested_connections`` uses for its model; returns it."""
+    _LISTINGS[listing.model] = listing
+    return listing
 
 
 async def root_connection(
@@ -94,27 +110,36 @@ async def root_connection(
 
 async def nested_connections(
     ctx: Context,
-    listing: Listing,
+    model: Any,
     relation: str,
     parent: Any,
     parent_ids: Sequence[int],
     order: Any,
     relay: RelayArgs,
     where: Sequence[ColumnElement[bool]] = (),
-    filter_key: Hashable = None,
+    *,
+    filter: Any = None,
     join: fetch.Join | None = None,
 ) -> list[Connection[Any]]:
-    """The connection of each of ``parent_ids`` (e.g. authors' posts), in order: one
-    windowed statement for them all, and one ``GROUP BY`` for their counts if ``totalCount``
-    is selected (through DataLoaders shared by every call with the same arguments).
+    """The connection of ``model`` rows of each of ``parent_ids`` (e.g. authors' posts), in
+    order: one windowed statement for them all, and one ``GROUP BY`` for their counts if
+    ``totalCount`` is selected (through DataLoaders shared by every call with the same
+    arguments).
 
     ``relation`` names the relationship (``"User.posts"``); ``parent`` is the column holding
     the parent's id (``posts.author_id``, ``post_tags.tag_id``), reached through ``join`` when
-    it lives in an association table; ``filter_key`` is a hashable form of ``where``.
-    Raises ``BadUserInput`` for invalid arguments.
+    it lives in an association table; ``where`` holds the viewer's visibility conditions;
+    ``filter`` is the field's filter input, made conditions by the listing (which must take
+    one when it is given). Raises ``BadUserInput`` for invalid arguments.
     """
+    listing = _LISTINGS[model]
+    filter_key: Hashable = None
+    if listing.conditions is not None:
+        conditions, filter_key = listing.conditions(filter)
+        where = [*conditions, *where]
+    elif filter is not None:
+        raise TypeError(f"the listing of {model.__name__} takes no filter")
     args = listing.page_args(ctx.settings, order, relay)
-    model = listing.model
     pages = loaders.pages(
         ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
     )

@@ -15,8 +15,8 @@ from typing import Any, NewType
 
 import strawberry
 
-from schema.engine.executor.fields import batch_field
 from schema.errors import BadUserInput
+from schema.reads.batch_fields import batch_field
 from schema.validation import MAX_PK, echo
 
 
@@ -74,11 +74,14 @@ class NodeKind:
 
 #: Registered by each domain module at import: GraphQL type name -> NodeKind.
 NODE_KINDS: dict[str, NodeKind] = {}
+#: The same kinds by model: how a domain makes another domain's objects from their rows
+#: (``schema.relay.node_loading``) without importing it.
+MODEL_KINDS: dict[Any, NodeKind] = {}
 
 
 def register_node(type_name: str, model: Any, from_row: Callable[[Any], Node]) -> None:
     """Make ``type_name`` loadable by ``node(id:)``: rows of ``model`` via ``from_row``."""
-    NODE_KINDS[type_name] = NodeKind(model, from_row)
+    NODE_KINDS[type_name] = MODEL_KINDS[model] = NodeKind(model, from_row)
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:

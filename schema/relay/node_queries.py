@@ -7,9 +7,9 @@ import asyncio
 import strawberry
 
 from schema.context import Info
-from schema.engine.executor.batch import load_one
 from schema.errors import BadUserInput
 from schema.reads import loaders
+from schema.reads.batch import load_one
 from schema.relay.node import NODE_KINDS, Node, NodeKind, from_global_id
 from schema.validation import echo
 

@@ -52,37 +52,6 @@ SUBSCRIPTION_TRANSPORTS = (
 #: The challenge of a 401: the bearer token was refused (RFC 6750 §3).
 INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
 
-#: What GraphiQL shows on first open: a nested read that exercises every relationship.
-DEFAULT_QUERY = """\
-# Welcome to Inkwell. Press the run button (or Ctrl-Enter).
-# extensions.sql in the response shows the SQL statements this query cost:
-# one per level of nesting, however many rows come back.
-query RecentWriting {
-  users(first: 3) {
-    totalCount
-    edges {
-      node {
-        name
-        posts(first: 2, orderBy: {field: CREATED_AT, direction: DESC}) {
-          edges {
-            node {
-              title
-              status
-              tags { name }
-              comments(first: 2) {
-                totalCount
-                nodes { body author { name } }
-              }
-            }
-          }
-        }
-      }
-    }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-"""
-
 
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI GraphQL app, creating one ``Context`` per operation: per HTTP
@@ -121,7 +90,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings = settings
         # GraphiQL from Inkwell's own vendored files (schema.transport.graphiql), no CDN.
-        self._ide_html = graphiql.page_html(DEFAULT_QUERY)
+        self._ide_html = graphiql.page_html(graphiql.DEFAULT_QUERY)
 
     @property
     def graphql_ide_html(self) -> str:

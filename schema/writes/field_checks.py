@@ -16,7 +16,7 @@ import strawberry
 from db import models
 from schema.errors import BadUserInput
 from schema.relay.node import parse_id
-from schema.validation import encodable, max_length_of
+from schema.validation import encodable, max_length_of, text_argument
 from schema.writes.results import FieldError, ValidationError
 
 TITLE_MAX = max_length_of(models.Post.__table__.c.title)
@@ -39,6 +39,12 @@ def normalise_email(email: str) -> str:
     """Emails are stored trimmed and lower-case (so the UNIQUE constraint ignores case), and
     every lookup normalises the same way (``FieldChecks.email`` for writes)."""
     return email.strip().lower()
+
+
+def normalise_tag(name: str, argument: str = "name") -> str:
+    """A tag name as stored: trimmed and lower-case (``FieldChecks.tag_names`` for writes).
+    Raises ``BadUserInput`` for text that cannot be a tag name (too long, NUL)."""
+    return text_argument(name.strip().lower(), argument, TAG_NAME_MAX)
 
 
 class FieldChecks:

@@ -1,5 +1,8 @@
 """The write side of the unit of work: flushing changes, mapping what the database says about
-them to typed results, and keeping the operation's DataLoaders true to what was written.
+them to typed results, keeping the operation's DataLoaders true to what was written, and
+queueing the events a write announces. Finding the row a viewer may change is
+``schema.writes.editable``; inserting rows concurrent transactions may insert too,
+``schema.writes.on_conflict``.
 
 Resolvers change ORM objects; ``save`` flushes them (the ORM's unit of work orders the
 INSERT/UPDATE/DELETE statements) without committing: the transaction extension commits once for
@@ -11,31 +14,20 @@ Source: SQLAlchemy docs, "Configuring a Version Counter" and "Session Basics: Fl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from sqlalchemy import Insert, insert, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
-from db import models
 from db.errors import violates
 from schema.context import Context
 from schema.live.events import Event
 from schema.reads import fetch, loaders
-from schema.reads.visibility import visible
-from schema.relay.node import to_global_id
-from schema.writes.field_checks import FieldChecks
-from schema.writes.results import (
-    MutationError,
-    VersionConflict,
-    forbidden,
-    not_found,
-    sign_in_required,
-)
+from schema.writes.results import MutationError, VersionConflict, not_found
 
 #: constraint name -> the typed error its violation means (built only when it happens).
 ConstraintErrors = Mapping[str, Callable[[], MutationError]]
@@ -188,129 +180,9 @@ async def insert_rows(
     return sorted(objects, key=lambda row: row.id) if sqlite else objects
 
 
-def insert_ignoring_conflicts(ctx: Context, table: Any, index_elements: Sequence[str]) -> Insert:
-    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING`` for the session's database:
-    a row that a concurrent transaction inserted first is skipped, not an error (PostgreSQL
-    waits for that transaction to finish, so the row is there to read afterwards)."""
-    dialect = sqlite if ctx.settings.is_sqlite else postgresql
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
-
-
-async def ensure_tags(ctx: Context, names: Iterable[str]) -> dict[str, models.Tag]:
-    """The tags named ``names`` (normalised), created if new: two statements whatever the
-    number of names, and safe against concurrent creation of the same tag (both callers get
-    the one row).
-
-    Names are inserted in sorted order: two transactions inserting overlapping sets then
-    take the unique index's entries in the same order and cannot deadlock.
-    """
-    wanted = sorted(set(names))
-    if not wanted:
-        return {}
-    Tag = models.Tag
-    insert = insert_ignoring_conflicts(ctx, Tag, ["name"]).values([{"name": n} for n in wanted])
-
-    async def work(session: Any) -> list[models.Tag]:
-        await session.execute(insert)
-        return list((await session.scalars(select(Tag).where(Tag.name.in_(wanted)))).all())
-
-    tags = await ctx.run(work)
-    return {tag.name: tag for tag in tags}
-
-
-@dataclass(frozen=True, slots=True)
-class Owned:
-    """A model whose rows belong to a user: ``owner(row)`` is that user's id (a post's or
-    comment's author, a user themself). Members change what they own; admins anything."""
-
-    entity: Any
-    owner: Callable[[Any], int]
-
-
-async def find_editable(
-    ctx: Context,
-    owned: Owned,
-    global_id: strawberry.ID,
-    action: str,
-    *,
-    checks: FieldChecks | None = None,
-    field: str = "id",
-) -> tuple[Any, Target] | MutationError:
-    """The row of ``owned.entity`` that ``global_id`` (the input field ``field``) names, if
-    the viewer may change it.
-
-    Returns ``Unauthenticated`` for an anonymous viewer, ``ValidationError`` for a malformed
-    ID (with any errors already recorded in ``checks``), ``NotFound`` for a row that does not
-    exist or that the viewer may not see (a draft's existence is not revealed), and
-    ``Forbidden`` when the viewer neither owns the row nor is an admin; ``action`` completes
-    "You may not ...".
-    """
-    viewer = ctx.viewer
-    if viewer is None:
-        return sign_in_required()
-    checks = checks or FieldChecks()
-    entity = owned.entity
-    pk = checks.id(field, global_id, entity.__name__)
-    if invalid := checks.result():
-        return invalid
-    row = await load_for_write(ctx, entity, pk)
-    if row is None:
-        return not_found(entity.__name__, global_id)
-    if not viewer.may_edit(owned.owner(row)):
-        return forbidden(action)
-    return row, Target(entity, pk, to_global_id(entity.__name__, pk))
-
-
-async def load_for_write(ctx: Context, entity: Any, pk: int, *, share: bool = False) -> Any:
-    """Row ``pk`` of ``entity`` as the database has it now, locked until the operation ends,
-    or ``None`` if it does not exist or the viewer may not see it.
-
-    PostgreSQL locks the row (``FOR UPDATE``; ``FOR SHARE`` when ``share``, for a row the
-    write only depends on), so a concurrent writer of the same row waits for this operation
-    and then reads what it did: its version check reports a conflict instead of failing at
-    the UPDATE, and a check made here (a post is published) still holds at commit. SQLite
-    takes no row locks; its writers run one at a time, and the versioned UPDATE still
-    catches a race. ``populate_existing`` replaces what the identity map holds from earlier
-    in the operation, so the version compared is the current one.
-    Source: PostgreSQL docs, "Explicit Locking: Row-Level Locks"; SQLAlchemy docs,
-    "Populate Existing".
-    """
-    statement = (
-        select(entity)
-        .where(entity.id == pk, *visible(ctx.viewer, entity))
-        .with_for_update(read=share, of=entity)
-        .execution_options(populate_existing=True)
-    )
-    rows = await fetch.scalars(ctx, statement)
-    return rows[0] if rows else None
-
-
 def announce(ctx: Context, *events: Event) -> None:
     """Queue ``events`` on the operation's transaction: subscribers hear of them once it
     commits, and never if it rolls back. Raises ``RuntimeError`` outside a mutation."""
     if ctx.transaction is None:
         raise RuntimeError("events are announced by mutations, inside their transaction")
     ctx.transaction.announce(*events)
-
-
-async def delete_editable(
-    ctx: Context,
-    owned: Owned,
-    global_id: strawberry.ID,
-    action: str,
-    *,
-    events: Callable[[Any], Awaitable[Sequence[Event]]] | None = None,
-) -> strawberry.ID | MutationError:
-    """Delete the row ``global_id`` names if the viewer may (see ``find_editable``); the
-    database's ON DELETE CASCADE removes what hangs off it. Returns the deleted row's global
-    ID, or the typed error that stopped it. ``events(row)``, read before the delete, are
-    announced once it succeeded."""
-    found = await find_editable(ctx, owned, global_id, action)
-    if isinstance(found, MutationError):
-        return found
-    row, target = found
-    gone = await events(row) if events is not None else ()
-    if failed := await save(ctx, target=target, delete=[row]):
-        return failed
-    announce(ctx, *gone)
-    return target.global_id

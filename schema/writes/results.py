@@ -109,6 +109,12 @@ def not_found(type_name: str, global_id: strawberry.ID) -> NotFound:
     return NotFound(message=f"No {type_name} has this ID.", node_id=global_id)
 
 
+#: The typed errors of a mutation that changes or deletes an existing row: its result is the
+#: union of its payload and these, in this order.
+ChangeErrors = (
+    ValidationError | NotFound | Forbidden | Unauthenticated | VersionConflict | RolledBack
+)
+
 ERROR_TYPES = [
     ValidationError,
     NotFound,

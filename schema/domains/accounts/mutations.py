@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from sqlalchemy import update
@@ -14,19 +14,24 @@ from schema.auth.passwords import hash_password, needs_rehash, verify_password
 from schema.auth.tokens import issue_token
 from schema.auth.viewer import Viewer
 from schema.context import Info
-from schema.domains.users.types import User
 from schema.reads import fetch
+from schema.relay.node_loading import to_node
 from schema.writes.boundary import AtomicMutation
 from schema.writes.field_checks import NAME_MAX, PASSWORD_MAX, FieldChecks
-from schema.writes.flush import insert_ignoring_conflicts
+from schema.writes.on_conflict import insert_ignoring_conflicts
 from schema.writes.results import EmailTaken, RolledBack, Unauthenticated, ValidationError
+
+if TYPE_CHECKING:
+    from schema.domains.users.types import User
+
+LazyUser = Annotated["User", strawberry.lazy("schema.domains.users.types")]
 
 
 @strawberry.type(description="A signed-in session: send `Authorization: Bearer <token>`.")
 class AuthPayload:
     token: str = strawberry.field(description="The access token (a JWT).")
     expires_at: datetime = strawberry.field(description="When the token stops working.")
-    viewer: User = strawberry.field(description="The signed-in user.")
+    viewer: LazyUser = strawberry.field(description="The signed-in user.")
 
 
 @strawberry.input(description="A new account.")
@@ -55,7 +60,9 @@ def _signed_in(info: Info, row: models.User) -> AuthPayload:
     (the payload shows their email; a later field may, say, create their first post)."""
     info.context.viewer = Viewer(row.id, row.role)
     access = issue_token(info.context.settings, row.id)
-    return AuthPayload(token=access.token, expires_at=access.expires_at, viewer=User.from_row(row))
+    return AuthPayload(
+        token=access.token, expires_at=access.expires_at, viewer=to_node(models.User)(row)
+    )
 
 
 async def _rehash(info: Info, user_id: int, old_hash: str, password: str) -> None:

@@ -9,19 +9,18 @@ import strawberry
 from db import models
 from schema.context import Info
 from schema.domains.comments.types import Comment
-from schema.domains.posts.types import PostStatus
 from schema.live.events import comment_added
-from schema.writes import flush
+from schema.writes import editable, flush
 from schema.writes.boundary import AtomicMutation
 from schema.writes.field_checks import BODY_MAX, FieldChecks
 from schema.writes.results import (
+    ChangeErrors,
     Forbidden,
     MutationError,
     NotFound,
     RolledBack,
     Unauthenticated,
     ValidationError,
-    VersionConflict,
     account_gone,
     forbidden,
     not_found,
@@ -67,29 +66,17 @@ AddCommentResult = Annotated[
     strawberry.union("AddCommentResult"),
 ]
 UpdateCommentResult = Annotated[
-    CommentPayload
-    | ValidationError
-    | NotFound
-    | Forbidden
-    | Unauthenticated
-    | VersionConflict
-    | RolledBack,
+    CommentPayload | ChangeErrors,
     strawberry.union("UpdateCommentResult"),
 ]
 DeleteCommentResult = Annotated[
-    DeleteCommentPayload
-    | ValidationError
-    | NotFound
-    | Forbidden
-    | Unauthenticated
-    | VersionConflict
-    | RolledBack,
+    DeleteCommentPayload | ChangeErrors,
     strawberry.union("DeleteCommentResult"),
 ]
 
 
 #: Comments belong to their author.
-OWNED_COMMENTS = flush.Owned(models.Comment, lambda row: row.author_id)
+OWNED_COMMENTS = editable.Owned(models.Comment, lambda row: row.author_id)
 
 
 @strawberry.type
@@ -110,10 +97,10 @@ class CommentMutations:
             return invalid
         # Locked FOR SHARE: the post cannot be unpublished or deleted between this check and
         # the commit (a concurrent unpublish waits for it).
-        post = await flush.load_for_write(ctx, models.Post, post_id, share=True)
+        post = await editable.load_for_write(ctx, models.Post, post_id, share=True)
         if post is None:
             return not_found("Post", input.post_id)
-        if post.status != PostStatus.PUBLISHED.value and post.author_id != viewer.id:
+        if post.status != models.PUBLISHED and post.author_id != viewer.id:
             return forbidden("comment on a draft that is not yours")
         row = models.Comment(post_id=post.id, author_id=viewer.id, body=body)
         # The post may be deleted between the check above and the INSERT: the foreign key
@@ -137,7 +124,7 @@ class CommentMutations:
     ) -> UpdateCommentResult | None:
         checks = FieldChecks()
         body = checks.text("body", input.body, min_length=1, max_length=BODY_MAX)
-        found = await flush.find_editable(
+        found = await editable.find_editable(
             info.context, OWNED_COMMENTS, input.id, "edit this comment", checks=checks
         )
         if isinstance(found, MutationError):
@@ -154,7 +141,7 @@ class CommentMutations:
         description="Delete a comment (its author or an admin).", extensions=[AtomicMutation()]
     )
     async def delete_comment(self, info: Info, input: CommentIdInput) -> DeleteCommentResult | None:
-        deleted = await flush.delete_editable(
+        deleted = await editable.delete_editable(
             info.context, OWNED_COMMENTS, input.id, "delete this comment"
         )
         if isinstance(deleted, MutationError):

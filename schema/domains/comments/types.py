@@ -10,14 +10,15 @@ import strawberry
 
 from db import models
 from schema.context import Context
-from schema.engine.executor.batch import required
-from schema.engine.executor.fields import batch_field
+from schema.reads.batch import required
+from schema.reads.batch_fields import batch_field
 from schema.reads.folding import foldable
+from schema.reads.keyset import ID_KEY, SortKey
 from schema.reads.pruning import prunable
 from schema.relay.connection import OrderDirection
-from schema.relay.listing import Listing
+from schema.relay.listing import Listing, register_listing
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, register_node
-from schema.relay.pagination import ID_KEY, SortKey
+from schema.relay.node_loading import load_nodes
 
 if TYPE_CHECKING:
     from schema.domains.posts.types import Post
@@ -69,20 +70,16 @@ class Comment(Node):
         return comment
 
     # Relationship fields, declared by their batch resolvers: all the comments of a level
-    # in one call (schema.engine.executor.fields).
+    # in one call (schema.reads.batch_fields).
 
     @batch_field(description="Who wrote the comment.")
     async def author(ctx: Context, comments: list[Comment]) -> list[LazyUser]:
-        from schema.domains.users.types import load_users
-
-        users = await load_users(ctx, [c.author_id for c in comments])
+        users = await load_nodes(ctx, models.User, [c.author_id for c in comments])
         return required(users, "comments.author_id is a NOT NULL foreign key")
 
     @batch_field(description="The post the comment is on.")
     async def post(ctx: Context, comments: list[Comment]) -> list[LazyPost]:
-        from schema.domains.posts.types import load_posts
-
-        posts = await load_posts(ctx, [c.post_id for c in comments])
+        posts = await load_nodes(ctx, models.Post, [c.post_id for c in comments])
         return required(posts, "comments.post_id is a NOT NULL foreign key")
 
 
@@ -97,4 +94,4 @@ prunable(
 )
 # A comment's author may be read with it, in its statement (schema.reads.folding).
 foldable(models.Comment, "Comment", author=(models.User, "author_id"))
-COMMENTS = Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS)
+COMMENTS = register_listing(Listing(models.Comment, Comment.from_row, COMMENT_SORT_KEYS))

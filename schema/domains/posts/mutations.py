@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from sqlalchemy import delete, insert
@@ -11,20 +11,33 @@ from sqlalchemy import delete, insert
 from db import models
 from db.types import utcnow
 from schema.context import Context, Info
+from schema.domains.posts.inputs import (
+    CreatePostInput,
+    CreatePostsInput,
+    PostIdInput,
+    SetPostTagsInput,
+    UpdatePostInput,
+)
+from schema.domains.posts.payloads import (
+    ChangeResult,
+    CreatePostResult,
+    CreatePostsPayload,
+    CreatePostsResult,
+    DeletePostPayload,
+    DeletePostResult,
+    PostPayload,
+    PublishPostResult,
+    SetPostTagsResult,
+    UpdatePostResult,
+)
 from schema.domains.posts.types import Post, PostStatus
 from schema.live.events import Event, EventKind, post_event
 from schema.reads import loaders
-from schema.writes import flush
+from schema.writes import editable, flush, on_conflict
 from schema.writes.boundary import AtomicMutation
 from schema.writes.field_checks import CONTENT_MAX, TITLE_MAX, FieldChecks, given
 from schema.writes.results import (
-    Forbidden,
     MutationError,
-    NotFound,
-    RolledBack,
-    Unauthenticated,
-    ValidationError,
-    VersionConflict,
     account_gone,
     sign_in_required,
 )
@@ -32,91 +45,6 @@ from schema.writes.results import (
 AUTHOR_FOREIGN_KEY = "fk_posts_author_id_users"
 #: Most posts one ``createPosts`` takes.
 MAX_BULK_POSTS = 100
-
-
-@strawberry.input(description="A new post; a draft unless `publish` is true.")
-class CreatePostInput:
-    title: str = strawberry.field(description="1-200 characters.")
-    content: str = strawberry.field(default="", description="Up to 100,000 characters.")
-    tag_names: list[str] = strawberry.field(
-        default_factory=list,
-        description="Up to 10 tag names (trimmed, lower-cased; new tags are created).",
-    )
-    publish: bool = False
-
-
-@strawberry.input(description="Up to 100 new posts, created in one statement per table.")
-class CreatePostsInput:
-    posts: list[CreatePostInput]
-
-
-@strawberry.input(description="Changes to a post; fields left out keep their value.")
-class UpdatePostInput:
-    id: strawberry.ID
-    expected_version: int = strawberry.field(
-        description="The `version` the change was based on; if the post has moved on, the "
-        "result is `VersionConflict` and nothing changes."
-    )
-    title: str | None = strawberry.UNSET
-    content: str | None = strawberry.UNSET
-
-
-@strawberry.input(description="The post a mutation is about.")
-class PostIdInput:
-    id: strawberry.ID
-
-
-@strawberry.input(description="Replace a post's tags with these (an empty list removes all).")
-class SetPostTagsInput:
-    post_id: strawberry.ID
-    tag_names: list[str]
-
-
-@strawberry.type
-class PostPayload:
-    post: Post
-
-
-@strawberry.type
-class CreatePostsPayload:
-    posts: list[Post]
-
-
-@strawberry.type
-class DeletePostPayload:
-    deleted_id: strawberry.ID = strawberry.field(description="The ID of the deleted post.")
-
-
-CreatePostResult = Annotated[
-    PostPayload | ValidationError | Unauthenticated | RolledBack,
-    strawberry.union("CreatePostResult"),
-]
-CreatePostsResult = Annotated[
-    CreatePostsPayload | ValidationError | Unauthenticated | RolledBack,
-    strawberry.union("CreatePostsResult"),
-]
-_Changed = (
-    PostPayload
-    | ValidationError
-    | NotFound
-    | Forbidden
-    | Unauthenticated
-    | VersionConflict
-    | RolledBack
-)
-UpdatePostResult = Annotated[_Changed, strawberry.union("UpdatePostResult")]
-PublishPostResult = Annotated[_Changed, strawberry.union("PublishPostResult")]
-SetPostTagsResult = Annotated[_Changed, strawberry.union("SetPostTagsResult")]
-DeletePostResult = Annotated[
-    DeletePostPayload
-    | ValidationError
-    | NotFound
-    | Forbidden
-    | Unauthenticated
-    | VersionConflict
-    | RolledBack,
-    strawberry.union("DeletePostResult"),
-]
 
 
 def _new_post(checks: FieldChecks, author_id: int, input: CreatePostInput) -> dict[str, Any]:
@@ -155,7 +83,7 @@ async def _create_posts(
     if isinstance(rows, MutationError):
         return rows
     flush.written(ctx, *rows)
-    tags = await flush.ensure_tags(ctx, (name for names in tag_names for name in names))
+    tags = await on_conflict.ensure_tags(ctx, (name for names in tag_names for name in names))
     links = [
         {"post_id": row.id, "tag_id": tags[name].id}
         for row, names in zip(rows, tag_names, strict=True)
@@ -172,10 +100,12 @@ async def _create_posts(
 
 
 #: Posts belong to their author.
-OWNED_POSTS = flush.Owned(models.Post, lambda row: row.author_id)
+OWNED_POSTS = editable.Owned(models.Post, lambda row: row.author_id)
 
 
-async def _saved(info: Info, row: models.Post, target: flush.Target, *kinds: EventKind) -> _Changed:
+async def _saved(
+    info: Info, row: models.Post, target: flush.Target, *kinds: EventKind
+) -> ChangeResult:
     """Flush the change to ``row`` and announce ``kinds`` of event about it, if the flush
     changed the row at all (a new version: setting a value it already had is no change)."""
     version = row.version
@@ -225,7 +155,7 @@ class PostMutations:
             title = checks.text("title", input.title, min_length=1, max_length=TITLE_MAX)
         if given(input.content):
             content = checks.text("content", input.content, max_length=CONTENT_MAX, strip=False)
-        found = await flush.find_editable(
+        found = await editable.find_editable(
             info.context, OWNED_POSTS, input.id, "edit this post", checks=checks
         )
         if isinstance(found, MutationError):
@@ -245,7 +175,9 @@ class PostMutations:
         extensions=[AtomicMutation()],
     )
     async def publish_post(self, info: Info, input: PostIdInput) -> PublishPostResult | None:
-        found = await flush.find_editable(info.context, OWNED_POSTS, input.id, "publish this post")
+        found = await editable.find_editable(
+            info.context, OWNED_POSTS, input.id, "publish this post"
+        )
         if isinstance(found, MutationError):
             return found  # type: ignore[return-value]
         row, target = found
@@ -258,7 +190,7 @@ class PostMutations:
         extensions=[AtomicMutation()],
     )
     async def unpublish_post(self, info: Info, input: PostIdInput) -> PublishPostResult | None:
-        found = await flush.find_editable(
+        found = await editable.find_editable(
             info.context, OWNED_POSTS, input.id, "unpublish this post"
         )
         if isinstance(found, MutationError):
@@ -273,7 +205,7 @@ class PostMutations:
         extensions=[AtomicMutation()],
     )
     async def delete_post(self, info: Info, input: PostIdInput) -> DeletePostResult | None:
-        deleted = await flush.delete_editable(
+        deleted = await editable.delete_editable(
             info.context, OWNED_POSTS, input.id, "delete this post", events=_deleted_post
         )
         if isinstance(deleted, MutationError):
@@ -287,7 +219,7 @@ class PostMutations:
     async def set_post_tags(self, info: Info, input: SetPostTagsInput) -> SetPostTagsResult | None:
         checks = FieldChecks()
         names = checks.tag_names("tagNames", input.tag_names)
-        found = await flush.find_editable(
+        found = await editable.find_editable(
             info.context, OWNED_POSTS, input.post_id, "tag this post", checks=checks, field="postId"
         )
         if isinstance(found, MutationError):
@@ -299,13 +231,13 @@ class PostMutations:
         row.updated_at = utcnow()
         if failed := await flush.save(ctx, target=target, prime=[row]):
             return failed  # type: ignore[return-value]
-        tags = await flush.ensure_tags(ctx, names)
+        tags = await on_conflict.ensure_tags(ctx, names)
         link = models.post_tags
         keep = [tag.id for tag in tags.values()]
         unlink = delete(link).where(link.c.post_id == row.id, link.c.tag_id.not_in(keep))
         await ctx.run(lambda session: session.execute(unlink))
         if keep:
-            relink = flush.insert_ignoring_conflicts(ctx, link, ["post_id", "tag_id"]).values(
+            relink = on_conflict.insert_ignoring_conflicts(ctx, link, ["post_id", "tag_id"]).values(
                 [{"post_id": row.id, "tag_id": tag_id} for tag_id in keep]
             )
             await ctx.run(lambda session: session.execute(relink))

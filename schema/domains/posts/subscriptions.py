@@ -9,19 +9,25 @@ admins. Over WebSocket (graphql-transport-ws or graphql-ws) at ``/graphql``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from db import models
 from schema.context import Info
-from schema.domains.comments.types import Comment
-from schema.domains.posts.mutations import DeletePostPayload
+from schema.domains.posts.payloads import DeletePostPayload
 from schema.domains.posts.types import Post, PostStatus, load_post
-from schema.domains.tags.types import normalise_tag
 from schema.live.events import Event, EventKind
 from schema.live.stream import follow
 from schema.reads import loaders
 from schema.relay.node import parse_id, to_global_id
+from schema.relay.node_loading import to_node
+from schema.writes.field_checks import normalise_tag
+
+if TYPE_CHECKING:
+    from schema.domains.comments.types import Comment
+
+LazyComment = Annotated["Comment", strawberry.lazy("schema.domains.comments.types")]
 
 
 @strawberry.type
@@ -66,12 +72,12 @@ class Subscription:
     @strawberry.subscription(description="Comments as they are added to a post.")
     async def comment_added(
         self, info: Info, post_id: strawberry.ID
-    ) -> AsyncGenerator[Comment, None]:
+    ) -> AsyncGenerator[LazyComment, None]:
         pk = parse_id(post_id, "Post", "postId")
 
         async def resolve(event: Event) -> Comment | None:
             row = await loaders.by_id(info.context, models.Comment).load(event.id)
-            return Comment.from_row(row) if row is not None else None
+            return to_node(models.Comment)(row) if row is not None else None
 
         def match(event: Event) -> bool:
             return event.post_id == pk

@@ -11,12 +11,12 @@ from sqlalchemy import ColumnElement, exists, select
 
 from db import models
 from schema.context import Context, Info
-from schema.domains.tags.types import normalise_tag
-from schema.engine.executor.batch import load_batch, load_one, required
-from schema.engine.executor.fields import batch_field
 from schema.errors import BadUserInput
-from schema.reads import fetch, loaders
+from schema.reads import loaders
+from schema.reads.batch import load_batch, load_one, required
+from schema.reads.batch_fields import batch_field
 from schema.reads.folding import Linked, foldable
+from schema.reads.keyset import ID_KEY, SortKey
 from schema.reads.pruning import prunable
 from schema.reads.visibility import visible_posts
 from schema.relay.connection import (
@@ -26,12 +26,12 @@ from schema.relay.connection import (
     First,
     Last,
     OrderDirection,
-    RelayArgs,
 )
-from schema.relay.listing import Listing, nested_connections, root_connection
+from schema.relay.listing import Listing, nested_connections, register_listing, root_connection
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
-from schema.relay.pagination import ID_KEY, SortKey
+from schema.relay.node_loading import load_nodes, to_node
 from schema.validation import MAX_SEARCH, text_argument
+from schema.writes.field_checks import normalise_tag
 
 if TYPE_CHECKING:
     from schema.domains.comments.types import Comment, CommentOrder
@@ -167,13 +167,11 @@ class Post(Node):
         return post
 
     # Relationship fields, declared by their batch resolvers: all the posts of a level in
-    # one call (schema.engine.executor.fields).
+    # one call (schema.reads.batch_fields).
 
     @batch_field(description="Who wrote the post.")
     async def author(ctx: Context, posts: list[Post]) -> list[LazyUser]:
-        from schema.domains.users.types import load_users
-
-        users = await load_users(ctx, [p.author_id for p in posts])
+        users = await load_nodes(ctx, models.User, [p.author_id for p in posts])
         return required(users, "posts.author_id is a NOT NULL foreign key")
 
     @batch_field(description="The post's comments, oldest first unless `orderBy` says.")
@@ -186,11 +184,9 @@ class Post(Node):
         before: Before = None,
         order_by: LazyCommentOrder | None = None,
     ) -> list[Connection[LazyComment]]:
-        from schema.domains.comments.types import COMMENTS
-
         return await nested_connections(
             ctx,
-            COMMENTS,
+            models.Comment,
             "Post.comments",
             models.Comment.post_id,
             [p.database_id for p in posts],
@@ -200,10 +196,9 @@ class Post(Node):
 
     @batch_field(description="The post's tags, oldest tag first.")
     async def tags(ctx: Context, posts: list[Post]) -> list[list[LazyTag]]:
-        from schema.domains.tags.types import Tag
-
         found = await load_batch(loaders.tags_by_post(ctx), [p.database_id for p in posts])
-        return [[Tag.from_row(row) for row in rows] for rows in found]
+        to_tag = to_node(models.Tag)
+        return [[to_tag(row) for row in rows] for rows in found]
 
 
 register_node("Post", models.Post, Post.from_row)
@@ -224,39 +219,13 @@ foldable(
     author=(models.User, "author_id"),
     tags=Linked(models.Tag, models.post_tags, "post_id", "tag_id", loaders.tags_by_post),
 )
-POSTS = Listing(models.Post, Post.from_row, POST_SORT_KEYS)
+POSTS = register_listing(Listing(models.Post, Post.from_row, POST_SORT_KEYS, post_where))
 
 
 async def load_post(info: Info, pk: int) -> Post | None:
     """The post with primary key ``pk``, through the operation's DataLoader."""
     row = await load_one(loaders.by_id(info.context, models.Post), pk)
     return Post.from_row(row) if row is not None else None
-
-
-async def load_posts(ctx: Context, pks: list[int]) -> list[Post | None]:
-    """``load_post`` for many keys in one batch."""
-    rows = await load_batch(loaders.by_id(ctx, models.Post), pks)
-    return [Post.from_row(row) if row is not None else None for row in rows]
-
-
-async def post_connections_of(
-    ctx: Context,
-    relation: str,
-    parent: Any,
-    parent_ids: list[int],
-    order_by: PostOrder | None,
-    relay: RelayArgs,
-    filter: PostFilter | None,
-    join: fetch.Join | None = None,
-) -> list[Connection[Post]]:
-    """The posts of each parent (an author, a tag) the viewer may see, filtered: a
-    connection per parent id, in order (see ``nested_connections``). Raises
-    ``BadUserInput`` for invalid arguments."""
-    where, key = post_where(filter)
-    where += visible_posts(ctx.viewer)
-    return await nested_connections(
-        ctx, POSTS, relation, parent, parent_ids, order_by, relay, where, key, join
-    )
 
 
 @strawberry.type

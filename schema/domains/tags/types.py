@@ -9,9 +9,10 @@ import strawberry
 
 from db import models
 from schema.context import Context, Info
-from schema.engine.executor.fields import batch_field
 from schema.reads import fetch
-from schema.reads.visibility import visible_tags
+from schema.reads.batch_fields import batch_field
+from schema.reads.keyset import ID_KEY, SortKey
+from schema.reads.visibility import visible_posts, visible_tags
 from schema.relay.connection import (
     After,
     Before,
@@ -20,11 +21,9 @@ from schema.relay.connection import (
     Last,
     OrderDirection,
 )
-from schema.relay.listing import Listing, root_connection
+from schema.relay.listing import Listing, nested_connections, register_listing, root_connection
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, register_node
-from schema.relay.pagination import ID_KEY, SortKey
-from schema.validation import text_argument
-from schema.writes.field_checks import TAG_NAME_MAX
+from schema.writes.field_checks import normalise_tag
 
 if TYPE_CHECKING:
     from schema.domains.posts.types import Post, PostFilter, PostOrder
@@ -63,7 +62,7 @@ class Tag(Node):
         return tag
 
     # Declared by its batch resolver: all the tags of a level in one call
-    # (schema.engine.executor.fields).
+    # (schema.reads.batch_fields).
     @batch_field(description="Posts carrying this tag.")
     async def posts(
         ctx: Context,
@@ -75,29 +74,23 @@ class Tag(Node):
         filter: LazyPostFilter | None = None,
         order_by: LazyPostOrder | None = None,
     ) -> list[Connection[LazyPost]]:
-        from schema.domains.posts.types import post_connections_of
-
         link = models.post_tags
-        return await post_connections_of(
+        return await nested_connections(
             ctx,
+            models.Post,
             "Tag.posts",
             link.c.tag_id,
             [t.database_id for t in tags],
             order_by,
             (first, after, last, before),
-            filter,
+            visible_posts(ctx.viewer),
+            filter=filter,
             join=(link, link.c.post_id == models.Post.id),
         )
 
 
 register_node("Tag", models.Tag, Tag.from_row)
-TAGS = Listing(models.Tag, Tag.from_row, TAG_SORT_KEYS)
-
-
-def normalise_tag(name: str, argument: str = "name") -> str:
-    """A tag name as stored: trimmed and lower-case. Raises ``BadUserInput`` for text that
-    cannot be a tag name (too long, NUL)."""
-    return text_argument(name.strip().lower(), argument, TAG_NAME_MAX)
+TAGS = register_listing(Listing(models.Tag, Tag.from_row, TAG_SORT_KEYS))
 
 
 @strawberry.type

@@ -14,20 +14,14 @@ from schema.context import Info
 from schema.domains.users.types import Role, User
 from schema.live.events import Event, EventKind
 from schema.reads import fetch
-from schema.reads.visibility import PUBLISHED
 from schema.relay.node import parse_id
-from schema.writes import flush
+from schema.writes import editable, flush
 from schema.writes.boundary import AtomicMutation
 from schema.writes.field_checks import BIO_MAX, NAME_MAX, FieldChecks, given
 from schema.writes.results import (
+    ChangeErrors,
     EmailTaken,
-    Forbidden,
     MutationError,
-    NotFound,
-    RolledBack,
-    Unauthenticated,
-    ValidationError,
-    VersionConflict,
     forbidden,
 )
 
@@ -63,31 +57,17 @@ class DeleteUserPayload:
     deleted_id: strawberry.ID = strawberry.field(description="The ID of the deleted user.")
 
 
-_Changed = (
-    UserPayload
-    | ValidationError
-    | NotFound
-    | Forbidden
-    | Unauthenticated
-    | VersionConflict
-    | RolledBack
-)
+_Changed = UserPayload | ChangeErrors
 UpdateUserResult = Annotated[_Changed | EmailTaken, strawberry.union("UpdateUserResult")]
 DeactivateUserResult = Annotated[_Changed, strawberry.union("DeactivateUserResult")]
 DeleteUserResult = Annotated[
-    DeleteUserPayload
-    | ValidationError
-    | NotFound
-    | Forbidden
-    | Unauthenticated
-    | VersionConflict
-    | RolledBack,
+    DeleteUserPayload | ChangeErrors,
     strawberry.union("DeleteUserResult"),
 ]
 
 
 #: A user's account belongs to that user.
-OWNED_USERS = flush.Owned(models.User, lambda row: row.id)
+OWNED_USERS = editable.Owned(models.User, lambda row: row.id)
 
 
 def _account_changed(
@@ -131,7 +111,7 @@ class UserMutations:
             checks.add("role", "Must not be null.")
         elif given(input.role) and input.role is Role.EDITOR:
             checks.add("role", "EDITOR is read-only here: Inkwell assigns MEMBER or ADMIN.")
-        found = await flush.find_editable(
+        found = await editable.find_editable(
             info.context, OWNED_USERS, input.id, "edit this user", checks=checks
         )
         if isinstance(found, MutationError):
@@ -176,7 +156,7 @@ class UserMutations:
         extensions=[AtomicMutation()],
     )
     async def deactivate_user(self, info: Info, input: UserIdInput) -> DeactivateUserResult | None:
-        found = await flush.find_editable(
+        found = await editable.find_editable(
             info.context, OWNED_USERS, input.id, "deactivate this user"
         )
         if isinstance(found, MutationError):
@@ -202,9 +182,9 @@ class UserMutations:
             mine = select(post.id, post.status).where(post.author_id == user.id)
             rows = await fetch.rows(ctx, mine.order_by(post.id))
             kind = EventKind.POST_DELETED
-            return [Event(kind, pk, pk, user.id, status == PUBLISHED) for pk, status in rows]
+            return [Event(kind, pk, pk, user.id, status == models.PUBLISHED) for pk, status in rows]
 
-        deleted = await flush.delete_editable(
+        deleted = await editable.delete_editable(
             ctx, OWNED_USERS, input.id, "delete this user", events=posts_deleted
         )
         if isinstance(deleted, MutationError):

@@ -13,11 +13,12 @@ from db import models
 from db.reader import OMITTED
 from schema.auth.viewer import Viewer
 from schema.context import Context, Info
-from schema.engine.executor.batch import load_batch, load_one
-from schema.engine.executor.fields import batch_field
 from schema.reads import fetch, loaders
+from schema.reads.batch import load_one
+from schema.reads.batch_fields import batch_field
+from schema.reads.keyset import ID_KEY, SortKey
 from schema.reads.pruning import prunable
-from schema.reads.visibility import may_see_email, visible_comments
+from schema.reads.visibility import may_see_email, visible_comments, visible_posts
 from schema.relay.connection import (
     After,
     Before,
@@ -26,9 +27,8 @@ from schema.relay.connection import (
     Last,
     OrderDirection,
 )
-from schema.relay.listing import Listing, nested_connections, root_connection
+from schema.relay.listing import Listing, nested_connections, register_listing, root_connection
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
-from schema.relay.pagination import ID_KEY, SortKey
 from schema.validation import MAX_SEARCH, text_argument
 from schema.writes.field_checks import EMAIL_MAX, normalise_email
 
@@ -143,7 +143,7 @@ class User(Node):
         return user
 
     # Fields declared by their batch resolvers: all the users of a level in one call
-    # (schema.engine.executor.fields).
+    # (schema.reads.batch_fields).
 
     @batch_field(description="The email address; null unless the viewer is this user or an admin.")
     def email(ctx: Context, users: list[User]) -> list[str | None]:
@@ -163,16 +163,16 @@ class User(Node):
         filter: LazyPostFilter | None = None,
         order_by: LazyPostOrder | None = None,
     ) -> list[Connection[LazyPost]]:
-        from schema.domains.posts.types import post_connections_of
-
-        return await post_connections_of(
+        return await nested_connections(
             ctx,
+            models.Post,
             "User.posts",
             models.Post.author_id,
             [u.database_id for u in users],
             order_by,
             (first, after, last, before),
-            filter,
+            visible_posts(ctx.viewer),
+            filter=filter,
         )
 
     @batch_field(description="The comments the user wrote.")
@@ -185,11 +185,9 @@ class User(Node):
         before: Before = None,
         order_by: LazyCommentOrder | None = None,
     ) -> list[Connection[LazyComment]]:
-        from schema.domains.comments.types import COMMENTS
-
         return await nested_connections(
             ctx,
-            COMMENTS,
+            models.Comment,
             "User.comments",
             models.Comment.author_id,
             [u.database_id for u in users],
@@ -211,23 +209,13 @@ prunable(
     updated_at=("updated_at",),
     version=("version",),
 )
-USERS = Listing(models.User, User.from_row, USER_SORT_KEYS)
+USERS = register_listing(Listing(models.User, User.from_row, USER_SORT_KEYS))
 
 
 async def load_user(info: Info, pk: int) -> User | None:
     """The user with primary key ``pk``, through the operation's DataLoader."""
     row = await load_one(loaders.by_id(info.context, models.User), pk)
     return User.from_row(row) if row is not None else None
-
-
-async def load_users(ctx: Context, pks: list[int]) -> list[User | None]:
-    """``load_user`` for many keys in one batch (duplicates share one ``User``)."""
-    rows = await load_batch(loaders.by_id(ctx, models.User), pks)
-    made: dict[int, User] = {}
-    return [
-        None if row is None else made.get(row.id) or made.setdefault(row.id, User.from_row(row))
-        for row in rows
-    ]
 
 
 @strawberry.type

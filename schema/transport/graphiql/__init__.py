@@ -93,6 +93,38 @@ def _tag(role: str) -> str:
     return f'<script src="{url}" integrity="{asset.integrity}"></script>'
 
 
+#: What GraphiQL shows on first open: a nested read that exercises every relationship.
+DEFAULT_QUERY = """\
+# Welcome to Inkwell. Press the run button (or Ctrl-Enter).
+# extensions.sql in the response shows the SQL statements this query cost:
+# one per level of nesting, however many rows come back.
+query RecentWriting {
+  users(first: 3) {
+    totalCount
+    edges {
+      node {
+        name
+        posts(first: 2, orderBy: {field: CREATED_AT, direction: DESC}) {
+          edges {
+            node {
+              title
+              status
+              tags { name }
+              comments(first: 2) {
+                totalCount
+                nodes { body author { name } }
+              }
+            }
+          }
+        }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
 def page_html(default_query: str) -> str:
     """The GraphiQL page: ``default_query`` in the first tab (later visits restore the
     user's tabs), the explorer plugin, every asset from ``/graphql/static/`` with its SRI

@@ -6,9 +6,11 @@ The breadth-first executor (``schema.engine.executor.run``) calls a field's batc
 once per level, with all the parents, through the same DataLoader batch functions and so the
 same SQL. A field whose resolver has no batch resolver sends the operation down graphql-core's
 path (``schema.engine.executor.plan.Unsupported``). A field with one is declared by it alone
-(``schema.engine.executor.fields.batch_field``); graphql-core's per-object resolver is derived
+(``schema.reads.batch_fields.batch_field``); graphql-core's per-object resolver is derived
 from it. This module is how batch resolvers load: ``load_batch`` for many keys, ``load_one``
-for a root field's one.
+for a root field's one. It belongs to the read path, not to the engine: everything that reads
+loads through it (connections, the viewer's lookup, the domains' fields), and the engine only
+marks an operation's only root field (``ALONE``).
 
 Source: the idea of resolving a level at once is graphql-jit's and Grafast's (PostGraphile 5)
 "plans"; DataLoader's batch function contract, https://github.com/graphql/dataloader.

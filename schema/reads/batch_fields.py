@@ -1,14 +1,17 @@
 """Batch fields: a field declared once, by its batch resolver.
 
 The breadth-first executor (``schema.engine.executor.run``) resolves a field for all the
-parents of a level with one call of its batch resolver (``schema.engine.executor.batch``).
+parents of a level with one call of its batch resolver (``schema.reads.batch``).
 graphql-core's path (introspection fallbacks, mutation payloads, subscription events,
 ``QUERY_EXECUTOR=graphql-core``) calls a resolver per object. ``batch_field`` declares a field
 by its batch resolver alone and derives the per-object resolver from it: each object's call
 loads through a per-operation DataLoader whose batch function is the batch resolver, keyed by
 the field and its argument values (``field_loader``), so the siblings asking the same field
 with the same arguments are resolved by one call of it, as a level is by the breadth-first
-executor. Nothing about the field is written twice, so the two paths cannot drift.
+executor. Nothing about the field is written twice, so the two paths cannot drift. The
+breadth-first executor reads what is declared here (``batch_resolver_of``, ``edges_of``);
+declaring a field needs nothing of the engine, so the Relay types and the domains declare
+theirs from the read path.
 
 Source: the DataLoader pattern, in which per-object loads made in one tick reach one call of
 a batch function, graphql/dataloader README (https://github.com/graphql/dataloader); Strawberry
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args, get_origin
 import strawberry
 from strawberry.types.field import StrawberryField
 
-from schema.engine.executor.batch import PER_OBJECT
+from schema.reads.batch import PER_OBJECT
 
 if TYPE_CHECKING:
     from schema.context import Context

@@ -1,0 +1,133 @@
+"""Keyset (seek) pagination in SQL: sort keys, orderings, page bounds and the clauses they imply.
+
+A connection is ordered by one sort key plus the primary key as a tie-breaker, so the order is
+total and a cursor (the sort values of one row) names a unique position. A page is "the rows
+strictly after the ``after`` cursor (and before ``before``), the first/last N of them": an
+index range scan, never OFFSET, so a page costs the same deep in a list as at its start and a
+concurrent insert neither duplicates nor skips rows. The Relay side (arguments, opaque
+cursors) is ``schema.relay.pagination``.
+
+Source: Markus Winand, "We need tool support for keyset pagination"
+(https://use-the-index-luke.com/no-offset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, or_
+
+SortKind = Literal["int", "str", "datetime"]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One orderable column: its GraphQL name, model attribute, value kind and nullability."""
+
+    name: str
+    attr: str
+    kind: SortKind
+    nullable: bool = False
+
+
+ID_KEY = SortKey("id", "id", "int")
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    """A total order: ``key`` (ties broken by ``id`` in the same direction), NULLs last."""
+
+    key: SortKey = ID_KEY
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PageArgs:
+    """Validated connection arguments, hashable so they can key a DataLoader.
+
+    ``after``/``before`` hold decoded cursor values: ``(sort value, id)``.
+    """
+
+    ordering: Ordering
+    limit: int
+    backwards: bool
+    after: tuple[Any, int] | None = None
+    before: tuple[Any, int] | None = None
+
+
+def order_by(entity: Any, ordering: Ordering, *, reverse: bool = False) -> list[ColumnElement[Any]]:
+    """ORDER BY clauses for ``ordering`` over ``entity`` (a model or an alias of one).
+
+    ``reverse`` flips every direction (and NULL placement): fetching the last N rows reads the
+    order backwards and the page is re-reversed in Python.
+    """
+    descending = ordering.descending != reverse
+    columns = [getattr(entity, ordering.key.attr)] if ordering.key is not ID_KEY else []
+    clauses: list[ColumnElement[Any]] = []
+    for column in [*columns, entity.id]:
+        clause = column.desc() if descending else column.asc()
+        if ordering.key.nullable and column is not entity.id:
+            clause = clause.nulls_first() if reverse else clause.nulls_last()
+        clauses.append(clause)
+    return clauses
+
+
+def seek(entity: Any, args: PageArgs) -> list[ColumnElement[bool]]:
+    """WHERE clauses keeping the rows strictly between the ``after`` and ``before`` cursors."""
+    clauses = []
+    if args.after is not None:
+        clauses.append(_beyond(entity, args.ordering, args.after, forward=True))
+    if args.before is not None:
+        clauses.append(_beyond(entity, args.ordering, args.before, forward=False))
+    return clauses
+
+
+def _beyond(
+    entity: Any, ordering: Ordering, position: tuple[Any, int], *, forward: bool
+) -> ColumnElement[bool]:
+    """Rows after (``forward``) or before ``position`` in ``ordering``, NULLs sorting last."""
+    value, row_id = position
+    greater = ordering.descending != forward  # "past" means ">" (else "<")
+
+    def past(column: Any, bound: Any) -> ColumnElement[bool]:
+        return column > bound if greater else column < bound
+
+    id_past = past(entity.id, row_id)
+    if ordering.key is ID_KEY:
+        return id_past
+    column = getattr(entity, ordering.key.attr)
+    if value is None:  # only nullable keys: NULLs sort after every value
+        return (
+            and_(column.is_(None), id_past)
+            if forward
+            else or_(column.is_not(None), and_(column.is_(None), id_past))
+        )
+    clause = or_(past(column, value), and_(column == value, id_past))
+    if ordering.key.nullable and forward:
+        clause = or_(clause, column.is_(None))
+    return clause
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of rows in connection order, with the Relay ``PageInfo`` booleans."""
+
+    rows: list[Any]
+    has_next: bool
+    has_previous: bool
+
+
+def make_page(rows: Sequence[Any], args: PageArgs) -> Page:
+    """Turn the ``limit + 1`` rows a page query fetched into a ``Page``.
+
+    The extra row only tells whether more rows lie in the fetch direction. Per the Relay
+    spec, the flag for the other direction is true when a cursor bounds that side.
+    """
+    more = len(rows) > args.limit
+    page = list(rows[: args.limit])
+    if args.backwards:
+        page.reverse()
+        return Page(page, has_next=args.before is not None, has_previous=more)
+    return Page(page, has_next=more, has_previous=args.after is not None)

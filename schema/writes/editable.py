@@ -1,0 +1,116 @@
+"""The row a mutation changes: found by its global ID, checked against the viewer, locked.
+
+Members change what they own, admins anything (``Owned``). ``find_editable`` turns every way
+this can fail into the typed error the client reads (not signed in, a malformed ID, a row
+that does not exist or is hidden from the viewer, one they may not change); the row comes
+back locked (``load_for_write``), so the checks still hold when the operation commits.
+``delete_editable`` is the whole of a delete mutation on such a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+
+from schema.context import Context
+from schema.live.events import Event
+from schema.reads import fetch
+from schema.reads.visibility import visible
+from schema.relay.node import to_global_id
+from schema.writes.field_checks import FieldChecks
+from schema.writes.flush import Target, announce, save
+from schema.writes.results import MutationError, forbidden, not_found, sign_in_required
+
+
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """A model whose rows belong to a user: ``owner(row)`` is that user's id (a post's or
+    comment's author, a user themself). Members change what they own; admins anything."""
+
+    entity: Any
+    owner: Callable[[Any], int]
+
+
+async def find_editable(
+    ctx: Context,
+    owned: Owned,
+    global_id: strawberry.ID,
+    action: str,
+    *,
+    checks: FieldChecks | None = None,
+    field: str = "id",
+) -> tuple[Any, Target] | MutationError:
+    """The row of ``owned.entity`` that ``global_id`` (the input field ``field``) names, if
+    the viewer may change it.
+
+    Returns ``Unauthenticated`` for an anonymous viewer, ``ValidationError`` for a malformed
+    ID (with any errors already recorded in ``checks``), ``NotFound`` for a row that does not
+    exist or that the viewer may not see (a draft's existence is not revealed), and
+    ``Forbidden`` when the viewer neither owns the row nor is an admin; ``action`` completes
+    "You may not ...".
+    """
+    viewer = ctx.viewer
+    if viewer is None:
+        return sign_in_required()
+    checks = checks or FieldChecks()
+    entity = owned.entity
+    pk = checks.id(field, global_id, entity.__name__)
+    if invalid := checks.result():
+        return invalid
+    row = await load_for_write(ctx, entity, pk)
+    if row is None:
+        return not_found(entity.__name__, global_id)
+    if not viewer.may_edit(owned.owner(row)):
+        return forbidden(action)
+    return row, Target(entity, pk, to_global_id(entity.__name__, pk))
+
+
+async def load_for_write(ctx: Context, entity: Any, pk: int, *, share: bool = False) -> Any:
+    """Row ``pk`` of ``entity`` as the database has it now, locked until the operation ends,
+    or ``None`` if it does not exist or the viewer may not see it.
+
+    PostgreSQL locks the row (``FOR UPDATE``; ``FOR SHARE`` when ``share``, for a row the
+    write only depends on), so a concurrent writer of the same row waits for this operation
+    and then reads what it did: its version check reports a conflict instead of failing at
+    the UPDATE, and a check made here (a post is published) still holds at commit. SQLite
+    takes no row locks; its writers run one at a time, and the versioned UPDATE still
+    catches a race. ``populate_existing`` replaces what the identity map holds from earlier
+    in the operation, so the version compared is the current one.
+    Source: PostgreSQL docs, "Explicit Locking: Row-Level Locks"; SQLAlchemy docs,
+    "Populate Existing".
+    """
+    statement = (
+        select(entity)
+        .where(entity.id == pk, *visible(ctx.viewer, entity))
+        .with_for_update(read=share, of=entity)
+        .execution_options(populate_existing=True)
+    )
+    rows = await fetch.scalars(ctx, statement)
+    return rows[0] if rows else None
+
+
+async def delete_editable(
+    ctx: Context,
+    owned: Owned,
+    global_id: strawberry.ID,
+    action: str,
+    *,
+    events: Callable[[Any], Awaitable[Sequence[Event]]] | None = None,
+) -> strawberry.ID | MutationError:
+    """Delete the row ``global_id`` names if the viewer may (see ``find_editable``); the
+    database's ON DELETE CASCADE removes what hangs off it. Returns the deleted row's global
+    ID, or the typed error that stopped it. ``events(row)``, read before the delete, are
+    announced once it succeeded."""
+    found = await find_editable(ctx, owned, global_id, action)
+    if isinstance(found, MutationError):
+        return found
+    row, target = found
+    gone = await events(row) if events is not None else ()
+    if failed := await save(ctx, target=target, delete=[row]):
+        return failed
+    announce(ctx, *gone)
+    return target.global_id
