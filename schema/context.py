@@ -15,10 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from db import reader as driver
-from db.errors import is_statement_timeout, is_unavailable
 from db.stats import SqlStats
 from schema.auth.connection_init import connection_authorization
-from schema.errors import RequestTimeout, ServiceUnavailable
+from schema.completion import shielded, to_completion
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -185,15 +184,7 @@ class Context:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _to_completion(self, work: Awaitable[T]) -> T:
-        try:
-            return await _shielded(work)
-        except Exception as exc:
-            if is_unavailable(exc):
-                logger.warning("database unavailable: %r", exc)
-                raise ServiceUnavailable() from exc
-            if is_statement_timeout(exc):
-                raise RequestTimeout(self.settings.db_statement_timeout_seconds) from exc
-            raise
+        return await to_completion(work, self.settings.db_statement_timeout_seconds)
 
     async def commit(self) -> None:
         """Commit the unit of work: flush what is pending, then COMMIT (nothing to do if no
@@ -277,33 +268,9 @@ class Context:
             # Shielded like ``run``: a cancellation (a client leaving) must not leave the
             # session half-closed, its connection checked out.
             try:
-                await _shielded(session.close())
+                await shielded(session.close())
             except Exception:
                 logger.exception("closing the operation's session failed")
-
-
-async def _shielded[R](work: Awaitable[R]) -> R:
-    """Await ``work`` in a task of its own that a cancellation of the caller does not reach:
-    the cancelled caller waits for it to finish, then the cancellation goes on. Raises what
-    ``work`` raises, or ``CancelledError``.
-
-    The task starts eagerly: it runs at once, up to its first wait for I/O (or to its end),
-    instead of an event-loop iteration later. Source: Python docs, ``asyncio.Task``
-    (``eager_start``, 3.12).
-    """
-    if asyncio.iscoroutine(work):
-        task = asyncio.Task(work, loop=asyncio.get_running_loop(), eager_start=True)
-        if task.done():
-            return task.result()
-    else:
-        task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancelled caller has no use for it
-        raise
 
 
 Info = strawberry.Info[Context, None]
