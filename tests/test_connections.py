@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from schema.reads import fetch
 from tests.conftest import App
 from tests.truth import pk, table
 
@@ -72,6 +73,26 @@ async def test_walking_pages_yields_every_row_once_in_order(
     variables = {"order": order}
     assert await walk(api, variables, forward=True, size=97) == expected
     assert await walk(api, variables, forward=False, size=89) == expected
+
+
+async def test_pages_after_cursors_share_one_statement_per_shape(
+    api: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cursor's values are bound parameters: a walk builds (and so compiles) its page
+    # statement once per shape, not once per page (schema.reads.keyset.cursor_params).
+    built: list[object] = []
+    original = fetch.root_page_statement
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fetch, "root_page_statement", counting)
+    expected = [r["id"] for r in await table(api.engine, "SELECT id FROM posts ORDER BY title, id")]
+    variables = {"order": {"field": "TITLE", "direction": "ASC"}}
+    assert await walk(api, variables, forward=True, size=53) == expected
+    assert len(expected) > 2 * 53
+    assert len(built) <= 2  # the first page, and every page after a cursor (or cached)
 
 
 async def test_walk_with_filter_and_small_pages(api: App) -> None:

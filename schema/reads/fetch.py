@@ -101,14 +101,20 @@ def select_where(entity: Any, *where: ColumnElement[bool]) -> Select[Any]:
 
 
 def root_page_statement(
-    entity: Any, where: Sequence[ColumnElement[bool]], args: PageArgs, omit: frozenset[str]
+    entity: Any,
+    where: Sequence[ColumnElement[bool]],
+    args: PageArgs,
+    omit: frozenset[str],
+    *,
+    bound: bool = False,
 ) -> Select[Any]:
     """One page of ``entity`` rows matching ``where``, in ``args.ordering`` (the first
     ``args.limit + 1``, to tell whether there is a next page), leaving out the columns
-    ``omit`` names (``schema.reads.pruning``)."""
+    ``omit`` names (``schema.reads.pruning``); ``bound``: the cursors' values are named
+    parameters (``keyset.cursor_params``)."""
     return (
         select(columns_of(entity, omit))
-        .where(*where, *seek(entity, args))
+        .where(*where, *seek(entity, args, bound=bound))
         .order_by(*order_by(entity, args.ordering, reverse=args.backwards))
         .limit(args.limit + 1)
     )

@@ -14,10 +14,10 @@ Source: Markus Winand, "We need tool support for keyset pagination"
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, bindparam, or_
 
 SortKind = Literal["int", "str", "datetime"]
 
@@ -74,18 +74,25 @@ def order_by(entity: Any, ordering: Ordering, *, reverse: bool = False) -> list[
     return clauses
 
 
-def seek(entity: Any, args: PageArgs) -> list[ColumnElement[bool]]:
-    """WHERE clauses keeping the rows strictly between the ``after`` and ``before`` cursors."""
+def seek(entity: Any, args: PageArgs, *, bound: bool = False) -> list[ColumnElement[bool]]:
+    """WHERE clauses keeping the rows strictly between the ``after`` and ``before`` cursors.
+
+    ``bound``: the cursors' values are named parameters (``cursor_params`` gives them), so
+    the statement is the same for every cursor of its ``shape`` and can be shared.
+    """
     clauses = []
-    if args.after is not None:
-        clauses.append(_beyond(entity, args.ordering, args.after, forward=True))
-    if args.before is not None:
-        clauses.append(_beyond(entity, args.ordering, args.before, forward=False))
+    for side, cursor, forward in (("after", args.after, True), ("before", args.before, False)):
+        if cursor is not None:
+            position: tuple[Any, Any] = cursor
+            if bound:
+                value = None if cursor[0] is None else _bound(entity, args.ordering, side)
+                position = (value, bindparam(f"inkwell_{side}_id", type_=entity.id.type))
+            clauses.append(_beyond(entity, args.ordering, position, forward=forward))
     return clauses
 
 
 def _beyond(
-    entity: Any, ordering: Ordering, position: tuple[Any, int], *, forward: bool
+    entity: Any, ordering: Ordering, position: tuple[Any, Any], *, forward: bool
 ) -> ColumnElement[bool]:
     """Rows after (``forward``) or before ``position`` in ``ordering``, NULLs sorting last."""
     value, row_id = position
@@ -108,6 +115,35 @@ def _beyond(
     if ordering.key.nullable and forward:
         clause = or_(clause, column.is_(None))
     return clause
+
+
+def _bound(entity: Any, ordering: Ordering, side: str) -> Any:
+    column = getattr(entity, ordering.key.attr)
+    return bindparam(f"inkwell_{side}_value", type_=column.type)
+
+
+def shape(args: PageArgs) -> PageArgs:
+    """``args`` with each cursor reduced to what its clauses' shape depends on: whether there
+    is one, and whether its sort value is NULL (``seek(..., bound=True)``)."""
+    if args.after is None and args.before is None:
+        return args
+    return replace(args, after=_shape(args.after), before=_shape(args.before))
+
+
+def _shape(position: tuple[Any, int] | None) -> tuple[Any, int] | None:
+    return None if position is None else (None if position[0] is None else "value", 0)
+
+
+def cursor_params(args: PageArgs) -> dict[str, Any]:
+    """The named parameters of ``seek(..., bound=True)``'s clauses for ``args``' cursors."""
+    params: dict[str, Any] = {}
+    for side, position in (("after", args.after), ("before", args.before)):
+        if position is not None:
+            value, row_id = position
+            params[f"inkwell_{side}_id"] = row_id
+            if value is not None:
+                params[f"inkwell_{side}_value"] = value
+    return params
 
 
 @dataclass(slots=True)

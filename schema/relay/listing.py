@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement
 
 from schema.context import Context, Info
-from schema.reads import fetch, loaders, pruning
+from schema.reads import fetch, keyset, loaders, pruning
 from schema.reads.batch import load_batch
 from schema.reads.keyset import Ordering, Page, PageArgs, SortKey, make_page
 from schema.relay.connection import Connection, OrderDirection, RelayArgs, build_connection
@@ -83,10 +83,11 @@ async def root_connection(
     ``count(*)`` if ``totalCount`` is selected.
 
     ``filter_key`` is a hashable form of everything in ``where`` but the viewer's visibility
-    conditions, empty when there is no filter: an unfiltered first page's statement is built
-    once and shared (``loaders.shared_statement``). A filtered page, or one after a cursor,
-    is built for itself: search texts, dates and cursors come from clients, and each would
-    be a cache entry of its own, pushing out the statements every request shares. Raises
+    conditions, empty when there is no filter: an unfiltered page's statement is built once
+    per shape and shared (``loaders.shared_statement``), the cursors' values bound as
+    parameters (``keyset.cursor_params``), so it is compiled once per process. A filtered
+    page is built for itself: search texts and dates come from clients, and each would be a
+    cache entry of its own, pushing out the statements every request shares. Raises
     ``BadUserInput`` for invalid arguments.
     """
     ctx = info.context
@@ -94,15 +95,17 @@ async def root_connection(
     model = listing.model
     # Only the columns the selection uses (schema.reads.pruning), and the ordering's for cursors.
     omit = pruning.omitted(ctx, model, keep=(args.ordering.key.attr,))
-    if not filter_key and args.after is None and args.before is None:
+    params = None
+    if not filter_key:
         statement = loaders.shared_statement(
             ctx,
-            ("root", model, args, omit),
-            lambda: fetch.root_page_statement(model, where, args, omit),
+            ("root", model, keyset.shape(args), omit),
+            lambda: fetch.root_page_statement(model, where, args, omit, bound=True),
         )
+        params = keyset.cursor_params(args) or None
     else:
         statement = fetch.root_page_statement(model, where, args, omit)
-    page = make_page(await fetch.scalars(ctx, statement), args)
+    page = make_page(await fetch.scalars(ctx, statement, params), args)
     return build_connection(
         page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
     )
