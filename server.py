@@ -91,12 +91,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             stats.install(engine)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        # Queries read in autocommit on PostgreSQL; SQLite keeps its (local, cheap) BEGIN.
-        app.state.read_sessionmaker = (
-            app.state.sessionmaker
-            if settings.is_sqlite
-            else create_sessionmaker(engine, autocommit=True)
-        )
+        # Query operations' sessions. On PostgreSQL their reads run on the driver, on the
+        # session's connection (db.reader), and never begin a transaction: no BEGIN/ROLLBACK.
+        app.state.read_sessionmaker = app.state.sessionmaker
         app.state.broker = broker = broker_for(settings.database_url)
         # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
         app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)

@@ -74,9 +74,7 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPool
     cursor.close()
 
 
-def create_sessionmaker(
-    engine: AsyncEngine, *, autocommit: bool = False
-) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """A factory of ``AsyncSession``, one per GraphQL operation (the unit of work).
 
     ``expire_on_commit=False``: objects stay readable after commit, so a mutation's payload can
@@ -86,13 +84,5 @@ def create_sessionmaker(
     ``autoflush=False``: changes are flushed where the code says so (``schema.writes.flush.save``),
     never as a side effect of some read in between, so a failed version check or constraint
     always surfaces where it is turned into a typed result.
-
-    ``autocommit``: sessions for read-only operations, whose statements run without
-    ``BEGIN``/``ROLLBACK`` (two round trips fewer). At PostgreSQL's default READ COMMITTED,
-    each statement sees its own snapshot inside a transaction too, so the reads see exactly
-    what they would have. Source: SQLAlchemy docs, "Setting Transaction Isolation Levels
-    including DBAPI Autocommit".
     """
-    if autocommit:
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -9,24 +9,27 @@ connection the operation's ``AsyncSession`` holds (``AsyncSession.connection()``
 Session's binds decide where it runs). On the measured nested read (2,000 comment rows) that
 is 5 ms of CPU against 23 ms through the ORM. Rows come in the ORM's shapes (``db.rows``).
 
-A compiled statement is kept for as long as its statement object lives: the DataLoaders'
-statements are built once per shape and shared (``schema.reads.loaders.shared_statement``),
-so each shape is compiled once per process; a statement built for one request (a filtered
-page, a page after a cursor) is compiled for that request.
+A compiled statement is kept for as long as its statement object lives: the DataLoaders' and
+the unfiltered root pages' statements are built once per shape and shared
+(``schema.reads.loaders.shared_statement``), so each shape is compiled once per process; a
+statement built for one request (a filtered page) is compiled for that request. An expanding
+``IN`` list is rendered per call (``construct_expanded_state``), as ``Connection.execute``
+renders it.
 
 Driver errors are raised as SQLAlchemy's ``DBAPIError`` (the same ``db.errors`` checks
 apply). The engine's cursor events fire around each statement (with no cursor or execution
 context), so statement counts see every read.
 
 Source: SQLAlchemy docs, "Compiling SQL Expressions" (``ClauseElement.compile``;
-``SQLCompiler.construct_params``, ``positiontup``, ``binds``), ``TypeEngine`` (``dialect_impl``,
+``SQLCompiler.construct_params``, ``construct_expanded_state``, ``positiontup``, ``binds``),
+``TypeEngine`` (``dialect_impl``,
 ``bind_processor``, ``result_processor``), "Events" (``before_cursor_execute``).
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import rows
 from db.rows import OMITTED, Projection, entity_keys, entity_row
 
-__all__ = ["OMITTED", "Projection", "Unreadable", "entity_keys", "entity_row", "fetch"]
-
-
-class Unreadable(ValueError):
-    """A statement ``fetch`` does not run (the caller runs it through the session instead)."""
+__all__ = ["OMITTED", "Projection", "entity_keys", "entity_row", "fetch"]
 
 
 @dataclass(slots=True)
@@ -59,28 +58,34 @@ class Prepared:
     extracts: tuple[rows.Extract | None, ...]
     #: The records' class: the first entity's columns by attribute (``rows.record_class``).
     record_class: type[asyncpg.Record] | None
+    #: True when a parameter is rendered per call (an expanding ``IN`` list).
+    expanding: bool
     #: The statement's own bound values (a root page's limit), when it takes no others.
     unbound: tuple[Any, ...] | None = None
 
-    def bind(self, params: dict[str, Any] | None) -> tuple[Any, ...]:
-        """The positional parameters for ``params`` (the statement's named ones)."""
+    def bind(self, params: dict[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
+        """The SQL and its positional parameters for ``params`` (the statement's named ones)."""
+        if self.expanding:
+            state = self.compiled.construct_expanded_state(params, escape_names=False)
+            return state.statement, _processed(
+                state.parameters, state.positiontup or (), state.processors
+            )
         if not params and self.unbound is not None:
-            return self.unbound
+            return self.sql, self.unbound
         values = self.compiled.construct_params(params, escape_names=False)
-        processors = self.processors
-        return tuple(
-            processors[key](values[key]) if key in processors else values[key]
-            for key in self.positions
-        )
+        return self.sql, _processed(values, self.positions, self.processors)
 
 
-#: Per statement object, for as long as it lives: how to run it, or why the session runs it.
-_prepared: weakref.WeakKeyDictionary[Select[Any], Prepared | str] = weakref.WeakKeyDictionary()
+def _processed(
+    values: Any, positions: Sequence[str], processors: Mapping[str, Callable[[Any], Any]]
+) -> tuple[Any, ...]:
+    return tuple(
+        processors[key](values[key]) if key in processors else values[key] for key in positions
+    )
 
 
-def is_projected(statement: Select[Any]) -> bool:
-    """True when ``statement`` selects a ``Projection`` (which only ``fetch`` reads)."""
-    return any(isinstance(d["expr"], Projection) for d in statement.column_descriptions)
+#: Per statement object, for as long as it lives: how to run it.
+_prepared: weakref.WeakKeyDictionary[Select[Any], Prepared] = weakref.WeakKeyDictionary()
 
 
 def _converter(type_: Any, dialect: Dialect) -> rows.Convert:
@@ -90,9 +95,6 @@ def _converter(type_: Any, dialect: Dialect) -> rows.Convert:
 
 def _prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
     compiled: Any = statement.compile(dialect=dialect)
-    if compiled.literal_execute_params or compiled.post_compile_params:
-        # Expanding IN lists are rendered per call; reads batch keys as one array (= ANY).
-        raise Unreadable("expanding parameters")
     extracts: list[rows.Extract | None] = []
     record_class: type[asyncpg.Record] | None = None
     at = 0
@@ -131,26 +133,21 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
         processors=processors,
         extracts=tuple(extracts),
         record_class=record_class,
+        # Reads batch keys as one array (= ANY); an IN list of literal values expands.
+        expanding=bool(compiled.literal_execute_params or compiled.post_compile_params),
     )
-    if not any(bind.required for bind in compiled.binds.values()):
+    if not found_prepared.expanding and not any(b.required for b in compiled.binds.values()):
         # Every value is the statement's own: the same each time.
-        found_prepared.unbound = found_prepared.bind(None)
+        found_prepared.unbound = found_prepared.bind(None)[1]
     return found_prepared
 
 
 def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
     """How ``fetch`` runs ``statement`` on ``dialect``: compiled on first use and kept while
-    the statement object lives. Raises ``Unreadable`` for a statement it does not run
-    (expanding parameters; remembered, so refused at once the next time)."""
+    the statement object lives."""
     found = _prepared.get(statement)
-    if found is None or (not isinstance(found, str) and found.dialect is not dialect):
-        try:
-            found = _prepare(statement, dialect)
-        except Unreadable as refused:
-            found = str(refused)
-        _prepared[statement] = found
-    if isinstance(found, str):
-        raise Unreadable(found)
+    if found is None or found.dialect is not dialect:
+        found = _prepared[statement] = _prepare(statement, dialect)
     return found
 
 
@@ -166,19 +163,18 @@ async def fetch(
     binds the statement's named parameters.
 
     ``connection`` must be held exclusively (``Context.read``), be on PostgreSQL and only
-    read. Raises ``Unreadable`` before anything is sent for a statement this module does not
-    run, and ``sqlalchemy.exc.DBAPIError`` for a database error: with
+    read. Raises ``sqlalchemy.exc.DBAPIError`` for a database error: with
     ``connection_invalidated`` when the error left the connection closed (a restart), the
     connection then invalidated, so its pool never hands it out again.
     """
     found = prepare(statement, connection.dialect)
-    parameters = found.bind(params)
+    sql, parameters = found.bind(params)
     sync: Any = connection.sync_connection
     # The engine's cursor events see this statement as they see every other (statement
     # counts, timings); there is no DBAPI cursor or execution context to give them.
-    sync.dispatch.before_cursor_execute(sync, None, found.sql, parameters, None, False)
+    sync.dispatch.before_cursor_execute(sync, None, sql, parameters, None, False)
     try:
-        records = await driver.fetch(found.sql, *parameters, record_class=found.record_class)
+        records = await driver.fetch(sql, *parameters, record_class=found.record_class)
     except Exception as error:
         dead = driver.is_closed() or isinstance(
             error, (OSError, asyncpg.ConnectionDoesNotExistError)
@@ -186,9 +182,9 @@ async def fetch(
         if dead:
             await connection.invalidate(error)
         raise DBAPIError(
-            found.sql, None, error, hide_parameters=True, connection_invalidated=dead
+            sql, None, error, hide_parameters=True, connection_invalidated=dead
         ) from error
-    sync.dispatch.after_cursor_execute(sync, None, found.sql, parameters, None, False)
+    sync.dispatch.after_cursor_execute(sync, None, sql, parameters, None, False)
     extracts = found.extracts
     if extracts == (None,):  # an entity: `select(User)`, by far the most common
         return [(record,) for record in records]

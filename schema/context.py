@@ -152,8 +152,7 @@ class Context:
         (``reads_on_driver``), on the connection the operation's session holds
         (``AsyncSession.connection()``, so the session's binds decide where it runs): the
         ORM's SQL, rows without ORM instances. Exclusive and run to completion like ``run``,
-        with the same errors, and ``reader.Unreadable`` for a statement the driver path does
-        not take (run it with ``run`` instead).
+        with the same errors.
 
         A read on a connection the server dropped (a restart) invalidates it, closes the
         session and runs again in a new one, on a new connection, up to as many times as
@@ -171,8 +170,9 @@ class Context:
         for attempt in range(attempts):
             if self._driver is None:
                 connection = await self._open_session().connection()
-                raw = await connection.get_raw_connection()
-                self._driver = (connection, raw.driver_connection)
+                # Just checked out, so valid: reading its DBAPI connection does no I/O.
+                pooled: Any = connection.sync_connection
+                self._driver = (connection, pooled.connection.driver_connection)
             try:
                 return await driver.fetch(*self._driver, statement, params)
             except DBAPIError as exc:

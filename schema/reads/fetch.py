@@ -43,15 +43,7 @@ async def rows(
     """Execute ``statement`` (with ``params`` for its named parameters, e.g. ``KEYS``) and
     return all result rows (tuples), buffered."""
     if ctx.reads_on_driver:
-        try:
-            return await ctx.read(statement, params)
-        except reader.Unreadable as refused:
-            if reader.is_projected(statement):
-                # The ORM would give rows of the kept columns alone: fail here, plainly,
-                # rather than with an AttributeError in some ``from_row``.
-                message = f"a pruned statement must be read on the driver: {refused}"
-                raise RuntimeError(message) from refused
-            # nothing was sent: the session runs it
+        return await ctx.read(statement, params)
     return (await _execute(ctx, statement, params)).all()
 
 
