@@ -53,6 +53,10 @@ SUBSCRIPTION_TRANSPORTS = (
 INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
 
 
+#: The media types of Strawberry's stream transports (multipart subscriptions, SSE).
+STREAM_TYPES = ("multipart/mixed", "text/event-stream")
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI GraphQL app, creating one ``Context`` per operation: per HTTP
     request, and over a WebSocket per operation on the connection (``schema.transport.ws``).
@@ -177,7 +181,13 @@ class GraphQLApp(GraphQL[Context, None]):
         whose Accept names a stream type gets a stream only for a subscription, or when it
         accepts no JSON (``schema.transport.streams``)."""
         accept = request.headers.get("accept")
-        streaming = self._get_stream_transport_from_headers(request.headers) is not None
+        # Strawberry's transports read Accept with ``email.message`` (tens of microseconds);
+        # only one naming a stream type can match one of them.
+        streaming = (
+            accept is not None
+            and any(kind in accept.lower() for kind in STREAM_TYPES)
+            and self._get_stream_transport_from_headers(request.headers) is not None
+        )
         if (
             request.method == "POST"
             and request.content_type == "application/json"
