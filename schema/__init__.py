@@ -16,7 +16,6 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -58,23 +57,6 @@ Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, TagQueries)
 Mutation = merge_types(
     "Mutation", (AccountMutations, UserMutations, PostMutations, CommentMutations)
 )
-
-
-class RememberingNameConverter(NameConverter):
-    """Strawberry's name converter, remembering each Python name's GraphQL form: Strawberry
-    converts every argument's name again each time a resolver is called (``to_camel_case``
-    per argument per call), and the answer never changes."""
-
-    def __init__(self, auto_camel_case: bool = True) -> None:
-        super().__init__(auto_camel_case)
-        self._names: dict[tuple[str, bool], str] = {}
-
-    def apply_naming_config(self, name: str) -> str:
-        key = (name, self.auto_camel_case)
-        found = self._names.get(key)
-        if found is None:
-            found = self._names[key] = super().apply_naming_config(name)
-        return found
 
 
 class InkwellSchema(strawberry.Schema):
@@ -166,9 +148,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(
-            scalar_map={BigInt: BIGINT_SCALAR}, name_converter=RememberingNameConverter()
-        ),
+        config=StrawberryConfig(scalar_map={BigInt: BIGINT_SCALAR}),
         types=[User, Post, Comment, Tag, *ERROR_TYPES],
         extensions=extensions,
         execution_context_class=InkwellExecutor,

@@ -53,10 +53,6 @@ SUBSCRIPTION_TRANSPORTS = (
 INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
 
 
-#: The media types of Strawberry's stream transports (multipart subscriptions, SSE).
-STREAM_TYPES = ("multipart/mixed", "text/event-stream")
-
-
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI GraphQL app, creating one ``Context`` per operation: per HTTP
     request, and over a WebSocket per operation on the connection (``schema.transport.ws``).
@@ -173,47 +169,19 @@ class GraphQLApp(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        """Strawberry's, reading the common request directly: a POST of one operation as
-        ``Content-Type: application/json`` exactly, asking for no streamed response.
-        Strawberry parses every Content-Type with ``email.message`` first. Anything else,
-        or a body that does not hold one well-formed operation, is Strawberry's to read (and
-        to refuse); the body is read once either way (the request keeps it). A request
-        whose Accept names a stream type gets a stream only for a subscription, or when it
-        accepts no JSON (``schema.transport.streams``)."""
-        accept = request.headers.get("accept")
-        # Strawberry's transports read Accept with ``email.message`` (tens of microseconds);
-        # only one naming a stream type can match one of them.
-        streaming = (
-            accept is not None
-            and any(kind in accept.lower() for kind in STREAM_TYPES)
-            and self._get_stream_transport_from_headers(request.headers) is not None
-        )
-        if (
-            request.method == "POST"
-            and request.content_type == "application/json"
-            and not streaming
-        ):
-            data = self.parse_json(await request.get_body())
-            if isinstance(data, dict):
-                query, variables = data.get("query"), data.get("variables")
-                extensions = data.get("extensions")
-                if (
-                    isinstance(query, str | None)
-                    and isinstance(variables, dict | None)
-                    and isinstance(extensions, dict | None)
-                ):
-                    return GraphQLRequestData(
-                        query=query,
-                        variables=variables,
-                        operation_name=data.get("operationName"),
-                        extensions=extensions,
-                        protocol="http",
-                    )
+        """Strawberry's, except that a request whose Accept names a stream type gets a stream
+        only for a subscription, or when it accepts no JSON (``schema.transport.streams``):
+        Strawberry picks a stream transport from Accept alone."""
         data = await super().parse_http_body(request)
         if (
-            streaming
-            and isinstance(data, GraphQLRequestData)
-            and not streams(data.query, data.operation_name, accept, self.settings.max_tokens)
+            isinstance(data, GraphQLRequestData)
+            and data.protocol != "http"
+            and not streams(
+                data.query,
+                data.operation_name,
+                request.headers.get("accept"),
+                self.settings.max_tokens,
+            )
         ):
             # A query from a client that reads JSON too (schema.transport.streams).
             data.protocol = "http"

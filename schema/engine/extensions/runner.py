@@ -36,15 +36,13 @@ from strawberry.extensions.context import (
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 
-#: Per extension class: its own hooks by name, each as (kind, function).
+#: Per extension class: its own hooks by name, each as (kind, function); a generator hook as
+#: ``contextlib.contextmanager`` (or ``asynccontextmanager``) of it, made once.
 _hooks: dict[type, dict[str, tuple[int, Any]]] = {}
 _GENERATOR, _ASYNC_GENERATOR, _COROUTINE, _FUNCTION = range(4)
 _PHASES = ("on_operation", "on_parse", "on_validate", "on_execute")
 #: Per extension class: whether it overrides ``get_results`` (the default returns ``{}``).
 _reports: dict[type, bool] = {}
-
-_GeneratorHook = contextlib._GeneratorContextManager
-_AsyncGeneratorHook = contextlib._AsyncGeneratorContextManager
 
 
 def _hooks_of(extension_type: type) -> dict[str, tuple[int, Any]]:
@@ -58,9 +56,9 @@ def _hooks_of(extension_type: type) -> dict[str, tuple[int, Any]]:
             if not callable(hook):
                 raise ValueError(f"Hook {name} on {extension_type} must be callable")
             if inspect.isgeneratorfunction(hook):
-                found[name] = (_GENERATOR, hook)
+                found[name] = (_GENERATOR, contextlib.contextmanager(hook))
             elif inspect.isasyncgenfunction(hook):
-                found[name] = (_ASYNC_GENERATOR, hook)
+                found[name] = (_ASYNC_GENERATOR, contextlib.asynccontextmanager(hook))
             elif inspect.iscoroutinefunction(hook):
                 found[name] = (_COROUTINE, hook)
             else:
@@ -91,7 +89,7 @@ class _KnownHooks(ExtensionContextManagerBase):
         try:
             for kind, hook, extension in self._hooks:
                 if kind == _GENERATOR:
-                    manager = _GeneratorHook(hook, (extension,), {})
+                    manager = hook(extension)
                     manager.__enter__()
                     entered.append((False, manager))
                 elif kind == _FUNCTION:
@@ -115,11 +113,11 @@ class _KnownHooks(ExtensionContextManagerBase):
         try:
             for kind, hook, extension in self._hooks:
                 if kind == _ASYNC_GENERATOR:
-                    manager: Any = _AsyncGeneratorHook(hook, (extension,), {})
+                    manager = hook(extension)
                     await manager.__aenter__()
                     entered.append((True, manager))
                 elif kind == _GENERATOR:
-                    manager = _GeneratorHook(hook, (extension,), {})
+                    manager = hook(extension)
                     manager.__enter__()
                     entered.append((False, manager))
                 elif kind == _COROUTINE:
