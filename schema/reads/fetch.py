@@ -97,16 +97,14 @@ def root_page_statement(
     where: Sequence[ColumnElement[bool]],
     args: PageArgs,
     omit: frozenset[str],
-    *,
-    bound: bool = False,
 ) -> Select[Any]:
     """One page of ``entity`` rows matching ``where``, in ``args.ordering`` (the first
     ``args.limit + 1``, to tell whether there is a next page), leaving out the columns
-    ``omit`` names (``schema.reads.pruning``); ``bound``: the cursors' values are named
-    parameters (``keyset.cursor_params``)."""
+    ``omit`` names (``schema.reads.pruning``); it takes the cursors' values as parameters
+    (``keyset.cursor_params``)."""
     return (
         select(columns_of(entity, omit))
-        .where(*where, *seek(entity, args, bound=bound))
+        .where(*where, *seek(entity, args))
         .order_by(*order_by(entity, args.ordering, reverse=args.backwards))
         .limit(args.limit + 1)
     )
@@ -128,7 +126,8 @@ def windowed_page_statement(
     omit: frozenset[str] = frozenset(),
 ) -> Select[Any]:
     """One statement fetching a page of ``entity`` for each of many parents (their ids are
-    the parameter ``KEYS``), leaving out the columns ``omit`` names.
+    the parameter ``KEYS``, the cursors' values ``keyset.cursor_params``), leaving out the
+    columns ``omit`` names.
 
     ``ROW_NUMBER() OVER (PARTITION BY parent ORDER BY <ordering>)`` numbers each parent's rows
     separately, so ``row_number <= limit + 1`` gives every parent its own first (or last) N,

@@ -74,20 +74,18 @@ def order_by(entity: Any, ordering: Ordering, *, reverse: bool = False) -> list[
     return clauses
 
 
-def seek(entity: Any, args: PageArgs, *, bound: bool = False) -> list[ColumnElement[bool]]:
+def seek(entity: Any, args: PageArgs) -> list[ColumnElement[bool]]:
     """WHERE clauses keeping the rows strictly between the ``after`` and ``before`` cursors.
 
-    ``bound``: the cursors' values are named parameters (``cursor_params`` gives them), so
-    the statement is the same for every cursor of its ``shape`` and can be shared.
+    The cursors' values are named parameters (``cursor_params`` gives them), so a statement is
+    the same for every cursor of its ``shape`` and can be shared.
     """
     clauses = []
     for side, cursor, forward in (("after", args.after, True), ("before", args.before, False)):
         if cursor is not None:
-            position: tuple[Any, Any] = cursor
-            if bound:
-                value = None if cursor[0] is None else _bound(entity, args.ordering, side)
-                position = (value, bindparam(f"inkwell_{side}_id", type_=entity.id.type))
-            clauses.append(_beyond(entity, args.ordering, position, forward=forward))
+            value = None if cursor[0] is None else _bound(entity, args.ordering, side)
+            row_id = bindparam(f"inkwell_{side}_id", type_=entity.id.type)
+            clauses.append(_beyond(entity, args.ordering, (value, row_id), forward=forward))
     return clauses
 
 
@@ -124,7 +122,7 @@ def _bound(entity: Any, ordering: Ordering, side: str) -> Any:
 
 def shape(args: PageArgs) -> PageArgs:
     """``args`` with each cursor reduced to what its clauses' shape depends on: whether there
-    is one, and whether its sort value is NULL (``seek(..., bound=True)``)."""
+    is one, and whether its sort value is NULL (``seek``)."""
     if args.after is None and args.before is None:
         return args
     return replace(args, after=_shape(args.after), before=_shape(args.before))
@@ -135,7 +133,7 @@ def _shape(position: tuple[Any, int] | None) -> tuple[Any, int] | None:
 
 
 def cursor_params(args: PageArgs) -> dict[str, Any]:
-    """The named parameters of ``seek(..., bound=True)``'s clauses for ``args``' cursors."""
+    """The named parameters of ``seek``'s clauses for ``args``' cursors."""
     params: dict[str, Any] = {}
     for side, position in (("after", args.after), ("before", args.before)):
         if position is not None:

@@ -21,7 +21,7 @@ from sqlalchemy.util import LRUCache
 from strawberry.dataloader import DataLoader
 
 from db import models
-from schema.reads import fetch, folding, pruning
+from schema.reads import fetch, folding, keyset, pruning
 from schema.reads.keyset import Page, PageArgs, make_page
 from schema.reads.visibility import is_public, visible
 
@@ -211,15 +211,17 @@ def pages(
     # Only the columns the selection uses (schema.reads.pruning), and the ordering's for cursors.
     omit = pruning.omitted(ctx, entity, keep=(args.ordering.key.attr,))
     key = ("pages", name, args, filter_key, omit)
+    # The statement is the same for every cursor of a shape: their values are parameters.
+    params = keyset.cursor_params(args)
 
     async def load(parent_ids: list[int]) -> list[Page]:
         statement = shared_statement(
             ctx,
-            key,
+            ("pages", name, keyset.shape(args), filter_key, omit),
             lambda: fetch.windowed_page_statement(ctx, entity, parent, where, args, join, omit),
         )
         grouped: dict[int, list[Any]] = defaultdict(list)
-        for row, parent_id in await fetch.rows(ctx, statement, {fetch.KEYS: parent_ids}):
+        for row, parent_id in await fetch.rows(ctx, statement, {**params, fetch.KEYS: parent_ids}):
             grouped[parent_id].append(row)
         return [make_page(grouped.get(p, ()), args) for p in parent_ids]
 

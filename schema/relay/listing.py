@@ -95,16 +95,15 @@ async def root_connection(
     model = listing.model
     # Only the columns the selection uses (schema.reads.pruning), and the ordering's for cursors.
     omit = pruning.omitted(ctx, model, keep=(args.ordering.key.attr,))
-    params = None
     if not filter_key:
         statement = loaders.shared_statement(
             ctx,
             ("root", model, keyset.shape(args), omit),
-            lambda: fetch.root_page_statement(model, where, args, omit, bound=True),
+            lambda: fetch.root_page_statement(model, where, args, omit),
         )
-        params = keyset.cursor_params(args) or None
     else:
         statement = fetch.root_page_statement(model, where, args, omit)
+    params = keyset.cursor_params(args) or None
     page = make_page(await fetch.scalars(ctx, statement, params), args)
     return build_connection(
         page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
