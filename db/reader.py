@@ -152,24 +152,23 @@ def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
 
 
 async def fetch(
-    connection: AsyncConnection,
-    driver: asyncpg.Connection,
-    statement: Select[Any],
-    params: dict[str, Any] | None = None,
+    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
-    """Run ``statement`` with asyncpg on ``driver``, the driver connection of ``connection``
-    (``(await connection.get_raw_connection()).driver_connection``), bypassing the ORM;
-    return one tuple per row, of the values the ORM would give (``db.rows``); ``params``
+    """Run ``statement`` with asyncpg on ``connection``'s driver connection, bypassing the
+    ORM; return one tuple per row, of the values the ORM would give (``db.rows``); ``params``
     binds the statement's named parameters.
 
-    ``connection`` must be held exclusively (``Context.read``), be on PostgreSQL and only
-    read. Raises ``sqlalchemy.exc.DBAPIError`` for a database error: with
-    ``connection_invalidated`` when the error left the connection closed (a restart), the
-    connection then invalidated, so its pool never hands it out again.
+    ``connection`` must be checked out and valid (an invalidated one is never read again),
+    held exclusively (``Context.read``), be on PostgreSQL and only read. Raises
+    ``sqlalchemy.exc.DBAPIError`` for a database error: with ``connection_invalidated`` when
+    the error left the connection closed (a restart), the connection then invalidated, so its
+    pool never hands it out again.
     """
     found = prepare(statement, connection.dialect)
     sql, parameters = found.bind(params)
     sync: Any = connection.sync_connection
+    # Valid, so reading its DBAPI connection does no I/O (no greenlet needed).
+    driver: asyncpg.Connection = sync.connection.driver_connection
     # The engine's cursor events see this statement as they see every other (statement
     # counts, timings); there is no DBAPI cursor or execution context to give them.
     sync.dispatch.before_cursor_execute(sync, None, sql, parameters, None, False)

@@ -83,8 +83,8 @@ class Context:
     #: subscribers who see the same rows (``schema.live.stream.SharedRead``).
     _shared: SharedRead | None = field(default=None, init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
-    #: A read-only operation's session's connection and its asyncpg connection (``read``).
-    _driver: tuple[AsyncConnection, Any] | None = field(default=None, init=False, repr=False)
+    #: A read-only operation's session's connection, for reads on the driver (``read``).
+    _connection: AsyncConnection | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -168,17 +168,14 @@ class Context:
     ) -> list[tuple[Any, ...]]:
         attempts = self.settings.db_pool_size + self.settings.db_max_overflow + 1
         for attempt in range(attempts):
-            if self._driver is None:
-                connection = await self._open_session().connection()
-                # Just checked out, so valid: reading its DBAPI connection does no I/O.
-                pooled: Any = connection.sync_connection
-                self._driver = (connection, pooled.connection.driver_connection)
+            if self._connection is None:
+                self._connection = await self._open_session().connection()
             try:
-                return await driver.fetch(*self._driver, statement, params)
+                return await driver.fetch(self._connection, statement, params)
             except DBAPIError as exc:
                 if not exc.connection_invalidated or attempt == attempts - 1:
                     raise
-                session, self._session, self._driver = self._session, None, None
+                session, self._session, self._connection = self._session, None, None
                 if session is not None:
                     await session.close()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -262,7 +259,7 @@ class Context:
         async with self._lock:
             self._closed = self._closed or final
             self._loaders.clear()
-            session, self._session, self._driver = self._session, None, None
+            session, self._session, self._connection = self._session, None, None
             if session is None:
                 return
             # Shielded like ``run``: a cancellation (a client leaving) must not leave the
