@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from db import checkout
 from settings import Settings
 
 #: Milliseconds an SQLite writer waits for another writer's lock before failing.
@@ -52,7 +53,7 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
         server_settings["statement_timeout"] = str(
             int(settings.db_statement_timeout_seconds * 1000)
         )
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.db_echo,
         hide_parameters=True,
@@ -62,6 +63,10 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={"server_settings": server_settings},
     )
+    if not settings.db_pool_pre_ping:
+        # Nothing to check at checkout: a query's session may skip the greenlet.
+        checkout.direct(engine)
+    return engine
 
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:

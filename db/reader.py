@@ -5,9 +5,10 @@ no use for what the ORM keeps per row (an identity map entry, instance state, at
 instrumentation) or for SQLAlchemy's execution context per statement. ``fetch`` takes the
 same ``Select`` the unit of work would run, compiled by SQLAlchemy's public ``compile()``
 (so the SQL and its bound values are the ORM's), and runs it with asyncpg's ``fetch`` on the
-connection the operation's ``AsyncSession`` holds (``AsyncSession.connection()``: the
-Session's binds decide where it runs). On the measured nested read (2,000 comment rows) that
-is 5 ms of CPU against 23 ms through the ORM. Rows come in the ORM's shapes (``db.rows``).
+connection the operation's ``Session`` holds (``Session.connection()``, checked out by
+``db.checkout``: the Session's binds decide where it runs). On the measured nested read
+(2,000 comment rows) that is 5 ms of CPU against 23 ms through the ORM. Rows come in the ORM's
+shapes (``db.rows``).
 
 A compiled statement is kept for as long as its statement object lives: the DataLoaders' and
 the unfiltered root pages' statements are built once per shape and shared
@@ -35,9 +36,8 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import rows
 from db.rows import OMITTED, Projection, entity_keys, entity_row
@@ -152,7 +152,7 @@ def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
 
 
 async def fetch(
-    connection: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None = None
+    connection: Connection, statement: Select[Any], params: dict[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
     """Run ``statement`` with asyncpg on ``connection``'s driver connection, bypassing the
     ORM; return one tuple per row, of the values the ORM would give (``db.rows``); ``params``
@@ -166,12 +166,12 @@ async def fetch(
     """
     found = prepare(statement, connection.dialect)
     sql, parameters = found.bind(params)
-    sync: Any = connection.sync_connection
     # Valid, so reading its DBAPI connection does no I/O (no greenlet needed).
-    driver: asyncpg.Connection = sync.connection.driver_connection
+    driver: asyncpg.Connection = connection.connection.driver_connection
     # The engine's cursor events see this statement as they see every other (statement
     # counts, timings); there is no DBAPI cursor or execution context to give them.
-    sync.dispatch.before_cursor_execute(sync, None, sql, parameters, None, False)
+    dispatch = connection.dispatch
+    dispatch.before_cursor_execute(connection, None, sql, parameters, None, False)
     try:
         records = await driver.fetch(sql, *parameters, record_class=found.record_class)
     except Exception as error:
@@ -179,11 +179,13 @@ async def fetch(
             error, (OSError, asyncpg.ConnectionDoesNotExistError)
         )
         if dead:
-            await connection.invalidate(error)
+            # Outside a greenlet the driver connection is terminated at once, with no I/O
+            # (it is gone already); the pool's record reconnects on its next checkout.
+            connection.invalidate(error)
         raise DBAPIError(
             sql, None, error, hide_parameters=True, connection_invalidated=dead
         ) from error
-    sync.dispatch.after_cursor_execute(sync, None, sql, parameters, None, False)
+    dispatch.after_cursor_execute(connection, None, sql, parameters, None, False)
     extracts = found.extracts
     if extracts == (None,):  # an entity: `select(User)`, by far the most common
         return [(record,) for record in records]

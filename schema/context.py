@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
 from sqlalchemy import Select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db import checkout
 from db import reader as driver
 from db.stats import SqlStats
 from schema.auth.connection_init import connection_authorization
@@ -84,7 +86,7 @@ class Context:
     _shared: SharedRead | None = field(default=None, init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
     #: A read-only operation's session's connection, for reads on the driver (``read``).
-    _connection: AsyncConnection | None = field(default=None, init=False, repr=False)
+    _connection: Connection | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -150,9 +152,9 @@ class Context:
     ) -> list[tuple[Any, ...]]:
         """Run ``statement`` on the driver (``db.reader``) for a read-only operation
         (``reads_on_driver``), on the connection the operation's session holds
-        (``AsyncSession.connection()``, so the session's binds decide where it runs): the
-        ORM's SQL, rows without ORM instances. Exclusive and run to completion like ``run``,
-        with the same errors.
+        (``Session.connection()`` through ``db.checkout``, so the session's binds decide where
+        it runs): the ORM's SQL, rows without ORM instances. Exclusive and run to completion
+        like ``run``, with the same errors.
 
         A read on a connection the server dropped (a restart) invalidates it, closes the
         session and runs again in a new one, on a new connection, up to as many times as
@@ -169,7 +171,7 @@ class Context:
         attempts = self.settings.db_pool_size + self.settings.db_max_overflow + 1
         for attempt in range(attempts):
             if self._connection is None:
-                self._connection = await self._open_session().connection()
+                self._connection = await checkout.connection(self._open_session())
             try:
                 return await driver.fetch(self._connection, statement, params)
             except DBAPIError as exc:
@@ -177,7 +179,7 @@ class Context:
                     raise
                 session, self._session, self._connection = self._session, None, None
                 if session is not None:
-                    await session.close()
+                    await session.close()  # the connection is invalidated: nothing to return
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _to_completion(self, work: Awaitable[T]) -> T:
@@ -259,13 +261,14 @@ class Context:
         async with self._lock:
             self._closed = self._closed or final
             self._loaders.clear()
-            session, self._session, self._connection = self._session, None, None
+            session, self._session = self._session, None
+            held, self._connection = self._connection, None
             if session is None:
                 return
             # Shielded like ``run``: a cancellation (a client leaving) must not leave the
             # session half-closed, its connection checked out.
             try:
-                await shielded(session.close())
+                await shielded(checkout.close(session, held))
             except Exception:
                 logger.exception("closing the operation's session failed")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from db import models, reader
 from schema.context import Context
@@ -221,6 +221,39 @@ async def test_a_query_reads_on_the_connection_its_session_holds(api: App) -> No
         assert on_driver == in_session
     finally:
         await ctx.close()
+    # The session's statement began a transaction: closing rolled it back (in a greenlet,
+    # db.checkout), so the connection went back to the pool idle.
+    states = await table(
+        api.engine,
+        "SELECT state FROM pg_stat_activity WHERE pid = :pid",
+        pid=on_driver,
+    )
+    assert [row["state"] for row in states] == ["idle"]
+
+
+async def test_a_query_checks_out_and_returns_its_connection_without_a_greenlet(
+    api: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # db.checkout: with an idle pooled connection, neither end of a query's session needs
+    # AsyncSession's greenlet path; the connection still comes back to the pool.
+    pool: Any = api.engine.sync_engine.pool
+    # An idle connection in the pool; and after a connection of it was invalidated (other
+    # tests drop some), its next size() checkouts take the greenlet.
+    for _ in range(pool.size() + 1):
+        await api.data("{ users(first: 1) { nodes { name } } }")
+    greenlet_paths: list[str] = []
+    for name in ("connection", "close"):
+        original = getattr(AsyncSession, name)
+
+        async def spy(self: AsyncSession, *args: Any, _n: str = name, _o: Any = original) -> Any:
+            greenlet_paths.append(_n)
+            return await _o(self, *args)
+
+        monkeypatch.setattr(AsyncSession, name, spy)
+    data = await api.data("{ users(first: 2) { nodes { name } } }")
+    assert len(data["users"]["nodes"]) == 2
+    assert greenlet_paths == []
+    assert pool.checkedout() == 0
 
 
 async def test_the_sessions_bind_decides_where_a_query_reads(api: App) -> None:
