@@ -169,9 +169,12 @@ async def fetch(
     # Valid, so reading its DBAPI connection does no I/O (no greenlet needed).
     driver: asyncpg.Connection = connection.connection.driver_connection
     # The engine's cursor events see this statement as they see every other (statement
-    # counts, timings); there is no DBAPI cursor or execution context to give them.
-    dispatch = connection.dispatch
-    dispatch.before_cursor_execute(connection, None, sql, parameters, None, False)
+    # counts, timings); there is no DBAPI cursor or execution context to give them. The
+    # engine's own dispatcher: a new Connection's joins it to its own listeners (none here)
+    # on first use, about a tenth of a request's SQLAlchemy calls.
+    events = connection.engine.dispatch
+    if events.before_cursor_execute:
+        events.before_cursor_execute(connection, None, sql, parameters, None, False)
     try:
         records = await driver.fetch(sql, *parameters, record_class=found.record_class)
     except Exception as error:
@@ -185,7 +188,8 @@ async def fetch(
         raise DBAPIError(
             sql, None, error, hide_parameters=True, connection_invalidated=dead
         ) from error
-    dispatch.after_cursor_execute(connection, None, sql, parameters, None, False)
+    if events.after_cursor_execute:
+        events.after_cursor_execute(connection, None, sql, parameters, None, False)
     extracts = found.extracts
     if extracts == (None,):  # an entity: `select(User)`, by far the most common
         return [(record,) for record in records]
