@@ -158,3 +158,81 @@ def test_a_stream_only_for_a_subscription_or_a_client_that_reads_no_json(
     query: str | None, accept: str, expected: bool
 ) -> None:
     assert streams(query, None, accept, max_tokens=1000) is expected
+
+
+@pytest.mark.parametrize(
+    ("body", "accept"),
+    [
+        (b'{"query": "{ viewer { id } }"}', None),
+        (
+            b'{"query": "query Q($n: Int) { a }", "variables": {"n": 1}, "operationName": "Q"}',
+            "*/*",
+        ),
+        (b'{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}}}', None),
+        (b'{"query": "{ a }", "variables": null, "extensions": null}', "application/json"),
+        (b'{"query": "subscription { s }"}', "text/event-stream, application/json"),
+        (b'{"query": "{ a }"}', "multipart/mixed;subscriptionSpec=1.0, application/json"),
+        (b'{"query": 1}', None),
+        (b'{"query": "{ a }", "variables": [1]}', None),
+        (b'{"query": "{ a }", "extensions": "x"}', None),
+        (b'[{"query": "{ a }"}]', None),
+        (b"[]", None),
+        (b"not json", None),
+    ],
+)
+async def test_the_json_shortcut_reads_a_body_as_strawberry_does(
+    body: bytes, accept: str | None
+) -> None:
+    # GraphQLApp.parse_http_body reads a plain JSON POST itself (no email.message parses):
+    # the same request data, or the same refusal, as Strawberry's own reading.
+    from cross_web import HTTPException, StarletteRequestAdapter
+    from starlette.requests import Request
+    from strawberry.asgi import GraphQL
+
+    from schema import build_schema
+    from schema.transport.view import GraphQLApp
+
+    settings = app_settings("sqlite+aiosqlite:///:memory:")
+    view = GraphQLApp(build_schema(settings), settings)
+
+    def adapter() -> StarletteRequestAdapter:
+        headers = [(b"content-type", b"application/json")]
+        if accept is not None:
+            headers.append((b"accept", accept.encode()))
+        scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": headers}
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return StarletteRequestAdapter(Request(scope, receive))
+
+    async def outcome(parse: object) -> object:
+        try:
+            data = await parse(adapter())  # type: ignore[operator]
+        except HTTPException as refused:
+            return (refused.status_code, refused.reason)
+        return data if isinstance(data, list) else vars(data)
+
+    ours = await outcome(view.parse_http_body)
+    strawberrys = await outcome(lambda request: GraphQL.parse_http_body(view, request))
+    if accept is not None and "subscription" not in body.decode():
+        # Strawberry streams a query whose Accept names a stream; Inkwell answers it as JSON
+        # (schema.transport.streams): the one intended difference.
+        assert isinstance(strawberrys, dict) and isinstance(ours, dict)
+        if strawberrys["protocol"] != "http":
+            strawberrys["protocol"] = "http"
+    assert ours == strawberrys
+
+
+@pytest.mark.parametrize("body", [b'"text"', b"1", b"null", b"true"])
+async def test_a_json_body_that_is_not_an_object_is_a_clear_400(api: App, body: bytes) -> None:
+    response = await api.client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "message": "The request body must be a JSON object: one GraphQL request.",
+            "extensions": {"code": "BAD_REQUEST"},
+        }
+    ]

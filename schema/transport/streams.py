@@ -25,6 +25,19 @@ REMEMBERED = 256
 REMEMBERED_LENGTH = 16_384
 
 
+#: Media types that ask for a stream (Strawberry's multipart and Server-Sent Events transports).
+STREAM_TYPES = ("multipart/mixed", "text/event-stream")
+
+
+def names_a_stream(accept: str | None) -> bool:
+    """True when ``accept`` mentions a stream media type at all (a superset of the requests
+    Strawberry would stream: it is only a shortcut's guard)."""
+    if accept is None:
+        return False
+    lowered = accept.lower()
+    return any(media in lowered for media in STREAM_TYPES)
+
+
 def accepts_json(accept: str | None) -> bool:
     """True when ``accept`` names a JSON media type with a non-zero quality."""
     for part in (accept or "").lower().split(","):

@@ -37,7 +37,7 @@ from schema.transport.media import (
     negotiate,
     request_error_status,
 )
-from schema.transport.streams import streams
+from schema.transport.streams import names_a_stream, streams
 from schema.transport.ws import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from settings import Settings
 
@@ -49,6 +49,8 @@ SUBSCRIPTION_TRANSPORTS = (
     "asking for a stream: `Accept: multipart/mixed;subscriptionSpec=1.0` (Apollo's multipart "
     "subscriptions) or `Accept: text/event-stream` (GraphQL over Server-Sent Events)."
 )
+#: The refusal of a JSON body that is not an object (or a batch's list).
+NOT_A_REQUEST = "The request body must be a JSON object: one GraphQL request."
 #: The challenge of a 401: the bearer token was refused (RFC 6750 §3).
 INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
 
@@ -169,23 +171,47 @@ class GraphQLApp(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        """Strawberry's, except that a request whose Accept names a stream type gets a stream
-        only for a subscription, or when it accepts no JSON (``schema.transport.streams``):
-        Strawberry picks a stream transport from Accept alone."""
-        data = await super().parse_http_body(request)
+        """Strawberry's, reading the common request directly: a POST of one operation as
+        ``Content-Type: application/json`` exactly, whose Accept names no stream type
+        (``names_a_stream``). Strawberry parses each Content-Type and Accept with
+        ``email.message``. Anything else, or a body that does not hold one well-formed
+        operation, is Strawberry's to read (and to refuse); the request keeps its body, so
+        it is read once either way. A JSON body that is neither an object nor a list is a
+        400 (``NOT_A_REQUEST``).
+
+        A request whose Accept names a stream type gets a stream only for a subscription,
+        or when it accepts no JSON (``schema.transport.streams``): Strawberry picks a stream
+        transport from Accept alone."""
+        accept = request.headers.get("accept")
+        if request.method == "POST" and request.content_type == "application/json":
+            data = self.parse_json(await request.get_body())
+            if not isinstance(data, dict | list):
+                # Strawberry fails on a JSON string or number with an AttributeError (a 500).
+                raise HTTPException(400, NOT_A_REQUEST)
+            if isinstance(data, dict) and not names_a_stream(accept):
+                query, variables = data.get("query"), data.get("variables")
+                extensions = data.get("extensions")
+                if (
+                    isinstance(query, str | None)
+                    and isinstance(variables, dict | None)
+                    and isinstance(extensions, dict | None)
+                ):
+                    return GraphQLRequestData(
+                        query=query,
+                        variables=variables,
+                        operation_name=data.get("operationName"),
+                        extensions=extensions,
+                        protocol="http",
+                    )
+        parsed = await super().parse_http_body(request)
         if (
-            isinstance(data, GraphQLRequestData)
-            and data.protocol != "http"
-            and not streams(
-                data.query,
-                data.operation_name,
-                request.headers.get("accept"),
-                self.settings.max_tokens,
-            )
+            isinstance(parsed, GraphQLRequestData)
+            and parsed.protocol != "http"
+            and not streams(parsed.query, parsed.operation_name, accept, self.settings.max_tokens)
         ):
             # A query from a client that reads JSON too (schema.transport.streams).
-            data.protocol = "http"
-        return data
+            parsed.protocol = "http"
+        return parsed
 
     async def create_streaming_response(
         self, request: Request | WebSocket, stream: Any, sub_response: Response, headers: Any

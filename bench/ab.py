@@ -1,0 +1,182 @@
+"""Wall-clock throughput of two or more checkouts, interleaved: each one's req/s ÷ the first's.
+
+For telling versions apart by a few per cent on a box whose speed drifts by more than that
+between runs (``bench/peers.py`` measures each server once per round, minutes apart):
+
+    python bench/ab.py --root ../before --root . --workloads W1,W3 --rounds 10
+
+Method
+------
+Every ``--root`` (a checkout, e.g. a git worktree, run with this interpreter and its venv)
+serves at once, as ``bench/peers.py`` starts Inkwell (one uvicorn worker, uvloop, httptools,
+the harness's ``bench`` database, signed in as an admin, ``SQL_STATS=false``), all pinned to
+CPU 0; only one is loaded at a time, by ``wrk`` on CPU 1 (16 connections, one thread) with the
+harness's request bodies (``workloads.request_body``; W3 a random post id per request). Each
+round runs every workload on every root for ``--warmup`` then ``--duration`` seconds, the
+roots' order reversed every other round, so each measurement has its pair seconds away.
+Before any load each root answers each workload once, checked as ``bench/instructions.py``
+checks (``problem``); a run with a non-2xx answer or a socket error fails.
+
+Reports, per workload, each root's median req/s and the median over rounds of its
+req/s ÷ the first root's in the same round. Exits 0; 1 with the cause when a server does not
+start or an answer is wrong. Needs wrk, taskset and the ``bench`` database (``python3
+../shared/peers/seed.py --users 1000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import instructions
+
+LUA = """
+local bodies = {%s}
+local vary = %s
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+function init(args) math.randomseed(42) end
+function request()
+  local body = bodies[1]
+  if vary then body = bodies[math.random(#bodies)] end
+  return wrk.format(nil, nil, nil, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format("non2xx %%d\\n", summary.errors.status))
+end
+"""
+
+
+def lua(workload: str, token: str, max_post: int) -> str:
+    """A wrk script sending ``workload``'s bodies (W3: one of 2,000 post ids at random)."""
+    count = 2000 if workload == "W3" else 1
+    bodies = instructions.bodies(workload, count, max_post)
+    quoted = ",".join("[==[" + body.decode() + "]==]" for body in bodies)
+    return LUA % (quoted, "true" if count > 1 else "false", token)
+
+
+def serve(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``root``'s server as ``bench/peers.py`` does, pinned to CPU 0."""
+    environment = {**os.environ, **instructions.ENVIRONMENT}
+    command = [
+        "taskset", "-c", "0", sys.executable, "-m", "uvicorn", "server:app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
+        "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    output = log.open("wb")
+    return subprocess.Popen(command, cwd=root, env=environment, stdout=output, stderr=output)
+
+
+def answer(port: int, body: bytes, token: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=body,
+        headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def ready(port: int, body: bytes, token: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer(port, body, token)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the server on port {port} did not start") from None
+            time.sleep(0.3)
+
+
+def wrk(port: int, script: Path, seconds: float) -> float:
+    """req/s of one wrk run; raises SystemExit on errors."""
+    command = ["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(script)]
+    done = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}/graphql"], capture_output=True, text=True
+    )
+    text = done.stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if done.returncode != 0 or found is None or "Socket errors" in text:
+        raise SystemExit(f"wrk failed on port {port}:\n{text}{done.stderr}")
+    if (non2xx := re.search(r"non2xx (\d+)", text)) and int(non2xx.group(1)):
+        raise SystemExit(f"{non2xx.group(1)} non-2xx answers on port {port}")
+    return float(found.group(1))
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", action="append", type=Path, required=True)
+    parser.add_argument("--workloads", default="W1,W2,W3")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--base-port", type=int, default=8801)
+    args = parser.parse_args(argv)
+    roots = [root.resolve() for root in args.root]
+    names = args.workloads.split(",")
+    token, max_post = instructions.prepare(roots[0])
+    folder = Path(tempfile.mkdtemp(prefix="inkwell-ab-"))
+    scripts = {}
+    for name in names:
+        scripts[name] = folder / f"{name}.lua"
+        scripts[name].write_text(lua(name, token, max_post))
+    ports = [args.base_port + i for i in range(len(roots))]
+    servers = [serve(r, p, folder / f"server-{p}.log") for r, p in zip(roots, ports, strict=True)]
+    rates: dict[tuple[str, int], list[float]] = {}
+    try:
+        for port in ports:
+            for name in names:
+                body = instructions.bodies(name, 1, max_post)[0]
+                ready(port, body, token)
+                status, raw = answer(port, body, token)
+                if (why := instructions.problem(name, body, status, raw)) is not None:
+                    raise SystemExit(f"port {port}, {name}: {why}")
+        for round_ in range(args.rounds):
+            order = list(enumerate(ports))
+            if round_ % 2:
+                order.reverse()
+            for name in names:
+                for index, port in order:
+                    wrk(port, scripts[name], args.warmup)
+                    rate = wrk(port, scripts[name], args.duration)
+                    rates.setdefault((name, index), []).append(rate)
+                    print(f"round {round_ + 1} {name} {roots[index]}: {rate:.1f} req/s", flush=True)
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=30)
+    print(f"\nMedians of {args.rounds} rounds, {args.duration:g} s each, c=16:\n")
+    print("| workload | " + " | ".join(str(r) for r in roots) + " | ÷ the first, per round |")
+    print("|---|" + "---:|" * (len(roots) + 1))
+    for name in names:
+        first = rates[name, 0]
+        cells = [f"{statistics.median(rates[name, i]):.1f}" for i in range(len(roots))]
+        ratios = [
+            statistics.median(a / b for a, b in zip(rates[name, i], first, strict=True))
+            for i in range(1, len(roots))
+        ]
+        change = " / ".join(f"{r:.3f}" for r in ratios) or "-"
+        print(f"| {name} | " + " | ".join(cells) + f" | {change} |")
+    print(json.dumps({f"{n} {i}": v for (n, i), v in rates.items()}), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
