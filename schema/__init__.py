@@ -43,6 +43,7 @@ from schema.engine.extensions.masking import is_unexpected, set_default_codes
 from schema.engine.extensions.persisted_queries import PersistedQueries, load_manifest
 from schema.engine.extensions.runner import KnownHooksRunner
 from schema.engine.extensions.validated_documents import ValidatedDocuments
+from schema.engine.naming import RememberingNameConverter
 from schema.relay.node import BIGINT_SCALAR, BigInt
 from schema.relay.node_queries import NodeQueries
 from schema.writes.results import ERROR_TYPES
@@ -148,7 +149,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(scalar_map={BigInt: BIGINT_SCALAR}),
+        config=StrawberryConfig(
+            scalar_map={BigInt: BIGINT_SCALAR}, name_converter=RememberingNameConverter()
+        ),
         types=[User, Post, Comment, Tag, *ERROR_TYPES],
         extensions=extensions,
         execution_context_class=InkwellExecutor,

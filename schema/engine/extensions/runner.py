@@ -6,10 +6,11 @@ inspects each extension's hook (``inspect.isasyncgenfunction`` and friends), wra
 ``contextlib.asynccontextmanager`` (which copies the function's metadata anew each time) and
 enters it through an ``AsyncExitStack``. With nine extensions that is the largest part of
 Strawberry's fixed cost per request. The kind of a hook is a property of the extension's
-class, so this runner decides it once per class; a phase then enters each hook's context
-manager itself and exits them in reverse with ``AsyncExitStack``'s rules (an exception goes
-to each exit in turn; one that an exit raises replaces it; one an exit swallows goes no
-further out). As in Strawberry, the phase itself never swallows the exception it exits with.
+class, so this runner decides it once per class, and which extensions have a hook for a
+phase once per sequence of extension classes (``_hooks_by_phase``); a phase then enters
+each hook's context manager itself and exits them in reverse with ``AsyncExitStack``'s
+rules (an exception goes to each exit in turn; one that an exit raises replaces it; one an
+exit swallows goes no further out). As in Strawberry, the phase itself never swallows the exception it exits with.
 
 One difference, on purpose: when a hook fails on entry, the hooks of that phase already
 entered are exited with that exception (as nested ``with`` statements would be), where
@@ -45,6 +46,28 @@ _PHASES = ("on_operation", "on_parse", "on_validate", "on_execute")
 _reports: dict[type, bool] = {}
 
 
+#: Per phase name: each hook of the phase as (kind, function, the extension's position).
+_PhaseHooks = dict[str, list[tuple[int, Any, int]]]
+#: Per sequence of extension classes (one per schema, in practice): its hooks by phase.
+_phase_hooks: dict[tuple[type, ...], _PhaseHooks] = {}
+
+
+def _hooks_by_phase(extensions: list[SchemaExtension]) -> _PhaseHooks:
+    """The hooks of ``extensions``, by phase, in the extensions' order."""
+    classes = tuple(map(type, extensions))
+    found = _phase_hooks.get(classes)
+    if found is None:
+        found = _phase_hooks[classes] = {
+            name: [
+                (entry[0], entry[1], at)
+                for at, kind in enumerate(classes)
+                if (entry := _hooks_of(kind).get(name)) is not None
+            ]
+            for name in _PHASES
+        }
+    return found
+
+
 def _hooks_of(extension_type: type) -> dict[str, tuple[int, Any]]:
     found = _hooks.get(extension_type)
     if found is None:
@@ -74,13 +97,9 @@ class _KnownHooks(ExtensionContextManagerBase):
     __slots__ = ("_entered", "_hooks")
     HOOK_NAME: str
 
-    def __init__(self, extensions: list[SchemaExtension]) -> None:
-        name = self.HOOK_NAME
-        self._hooks = [
-            (entry[0], entry[1], extension)
-            for extension in extensions
-            if (entry := _hooks_of(type(extension)).get(name)) is not None
-        ]
+    def __init__(self, extensions: list[SchemaExtension], hooks: _PhaseHooks | None = None) -> None:
+        by_phase = hooks if hooks is not None else _hooks_by_phase(extensions)
+        self._hooks = [(kind, hook, extensions[at]) for kind, hook, at in by_phase[self.HOOK_NAME]]
         #: The entered context managers (a generator hook's), each with whether it is async.
         self._entered: list[tuple[bool, Any]] = []
 
@@ -208,17 +227,23 @@ class KnownHooksRunner(SchemaExtensionsRunner):
     per class (``_KnownHooks``), asking for results only the extensions that report any.
     Stream results keep Strawberry's own manager."""
 
+    def __init__(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension] | None = None
+    ) -> None:
+        super().__init__(execution_context, extensions)
+        self._by_phase = _hooks_by_phase(self.extensions)
+
     def operation(self) -> OperationContextManager:
-        return _Operation(self.extensions)
+        return _Operation(self.extensions, self._by_phase)
 
     def validation(self) -> ValidationContextManager:
-        return _Validation(self.extensions)
+        return _Validation(self.extensions, self._by_phase)
 
     def parsing(self) -> ParsingContextManager:
-        return _Parsing(self.extensions)
+        return _Parsing(self.extensions, self._by_phase)
 
     def executing(self) -> ExecutingContextManager:
-        return _Executing(self.extensions)
+        return _Executing(self.extensions, self._by_phase)
 
     async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
         data: dict[str, Any] = {}
