@@ -10,7 +10,8 @@ class, so this runner decides it once per class, and which extensions have a hoo
 phase once per sequence of extension classes (``_hooks_by_phase``); a phase then enters
 each hook's context manager itself and exits them in reverse with ``AsyncExitStack``'s
 rules (an exception goes to each exit in turn; one that an exit raises replaces it; one an
-exit swallows goes no further out). As in Strawberry, the phase itself never swallows the exception it exits with.
+exit swallows goes no further out). As in Strawberry, the phase itself never swallows the
+exception it exits with.
 
 One difference, on purpose: when a hook fails on entry, the hooks of that phase already
 entered are exited with that exception (as nested ``with`` statements would be), where
