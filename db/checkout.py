@@ -21,7 +21,7 @@ case, so they run here directly, on the same public ``Session`` the ``AsyncSessi
   (``QueuePool.checkedin() < size()``: no overflow connection to close).
 
 Anything else takes ``AsyncSession``'s own greenlet path. Measured side by side in
-bench/RESULTS.md ("A query's session without greenlets"). Pinned by ``tests/test_reader.py``
+bench/RESULTS.md ("Issue 17, third session"). Pinned by ``tests/test_reader.py``
 (a burst above the pool logs nothing; connections a restart dropped reconnect without a
 stray coroutine; the session's bind decides where a query reads).
 
