@@ -180,8 +180,9 @@ def test_a_stream_only_for_a_subscription_or_a_client_that_reads_no_json(
         (b"not json", None),
     ],
 )
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
 async def test_the_json_shortcut_reads_a_body_as_strawberry_does(
-    body: bytes, accept: str | None
+    body: bytes, accept: str | None, content_type: str
 ) -> None:
     # GraphQLApp.parse_http_body reads a plain JSON POST itself (no email.message parses):
     # the same request data, or the same refusal, as Strawberry's own reading.
@@ -196,7 +197,7 @@ async def test_the_json_shortcut_reads_a_body_as_strawberry_does(
     view = GraphQLApp(build_schema(settings), settings)
 
     def adapter() -> StarletteRequestAdapter:
-        headers = [(b"content-type", b"application/json")]
+        headers = [(b"content-type", content_type.encode())]
         if accept is not None:
             headers.append((b"accept", accept.encode()))
         scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": headers}
@@ -225,9 +226,12 @@ async def test_the_json_shortcut_reads_a_body_as_strawberry_does(
 
 
 @pytest.mark.parametrize("body", [b'"text"', b"1", b"null", b"true"])
-async def test_a_json_body_that_is_not_an_object_is_a_clear_400(api: App, body: bytes) -> None:
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
+async def test_a_json_body_that_is_not_an_object_is_a_clear_400(
+    api: App, body: bytes, content_type: str
+) -> None:
     response = await api.client.post(
-        "/graphql", content=body, headers={"content-type": "application/json"}
+        "/graphql", content=body, headers={"content-type": content_type}
     )
     assert response.status_code == 400
     assert response.json()["errors"] == [

@@ -172,18 +172,20 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         """Strawberry's, reading the common request directly: a POST of one operation as
-        ``Content-Type: application/json`` exactly, whose Accept names no stream type
-        (``names_a_stream``). Strawberry parses each Content-Type and Accept with
-        ``email.message``. Anything else, or a body that does not hold one well-formed
-        operation, is Strawberry's to read (and to refuse); the request keeps its body, so
-        it is read once either way. A JSON body that is neither an object nor a list is a
-        400 (``NOT_A_REQUEST``).
+        ``Content-Type: application/json`` (with or without parameters such as a charset),
+        whose Accept names no stream type (``names_a_stream``). Strawberry parses each
+        Content-Type and Accept with ``email.message``. Anything else, or a body that does
+        not hold one well-formed operation, is Strawberry's to read (and to refuse); the
+        request keeps its body, so it is read once either way. A JSON body that is neither
+        an object nor a list is a 400 (``NOT_A_REQUEST``).
 
         A request whose Accept names a stream type gets a stream only for a subscription,
         or when it accepts no JSON (``schema.transport.streams``): Strawberry picks a stream
         transport from Accept alone."""
         accept = request.headers.get("accept")
-        if request.method == "POST" and request.content_type == "application/json":
+        # The media type as Strawberry reads it (parameters dropped, case kept).
+        media = (request.content_type or "").partition(";")[0].strip()
+        if request.method == "POST" and media == "application/json":
             data = self.parse_json(await request.get_body())
             if not isinstance(data, dict | list):
                 # Strawberry fails on a JSON string or number with an AttributeError (a 500).
