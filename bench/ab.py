@@ -8,9 +8,10 @@ between runs (``bench/peers.py`` measures each server once per round, minutes ap
 Method
 ------
 Every ``--root`` (a checkout, e.g. a git worktree, run with this interpreter and its venv)
-serves at once, as ``bench/peers.py`` starts Inkwell (one uvicorn worker, uvloop, httptools,
-the harness's ``bench`` database, signed in as an admin, ``SQL_STATS=false``), all pinned to
-CPU 0; only one is loaded at a time, by ``wrk`` on CPU 1 (16 connections, one thread) with the
+serves at once, as ``bench/peers.py`` starts Inkwell (``peers.ENVIRONMENT`` and
+``peers.UVICORN_FLAGS``: one uvicorn worker, uvloop, httptools, the harness's ``bench``
+database, ``SQL_STATS=false``; signed in as an admin), all pinned to CPU 0; only one is
+loaded at a time, by ``wrk`` on CPU 1 (16 connections, one thread) with the
 harness's request bodies (``workloads.request_body``; W3 a random post id per request). Each
 round runs every workload on every root for ``--warmup`` then ``--duration`` seconds, the
 roots' order reversed every other round, so each measurement has its pair seconds away.
@@ -40,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import instructions
+import peers
 
 LUA = """
 local bodies = {%s}
@@ -69,11 +71,10 @@ def lua(workload: str, token: str, max_post: int) -> str:
 
 def serve(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     """Start ``root``'s server as ``bench/peers.py`` does, pinned to CPU 0."""
-    environment = {**os.environ, **instructions.ENVIRONMENT}
+    environment = {**os.environ, **peers.ENVIRONMENT}
     command = [
         "taskset", "-c", "0", sys.executable, "-m", "uvicorn", "server:app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
-        "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        "--host", "127.0.0.1", "--port", str(port), *peers.UVICORN_FLAGS,
     ]  # fmt: skip
     output = log.open("wb")
     return subprocess.Popen(command, cwd=root, env=environment, stdout=output, stderr=output)
@@ -106,7 +107,7 @@ def ready(port: int, body: bytes, token: str, timeout: float = 60) -> None:
 
 def wrk(port: int, script: Path, seconds: float) -> float:
     """req/s of one wrk run; raises SystemExit on errors."""
-    command = ["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(script)]
+    command = ["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds:g}s", "-s", str(script)]
     done = subprocess.run(
         [*command, f"http://127.0.0.1:{port}/graphql"], capture_output=True, text=True
     )

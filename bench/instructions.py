@@ -66,13 +66,6 @@ import peers  # bench/peers.py: the harness's database, its preparation, the tok
 sys.path.insert(0, str(peers.HARNESS))
 import workloads  # ../shared/peers/workloads.py: the bodies, the counts
 
-#: The server's environment, as ``peers.main`` starts it.
-ENVIRONMENT = {
-    "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/bench",
-    "JWT_SECRET": peers.SECRET,
-    "SQL_STATS": "false",
-    "LOG_LEVEL": "warning",
-}
 SPECS = json.loads(peers.QUERIES.read_text())
 
 
@@ -160,7 +153,7 @@ async def call(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> tup
 def child(root: Path, job: dict[str, Any]) -> None:
     """The measured process: sends ``job``'s requests, writes the responses to its file."""
     os.chdir(root)
-    os.environ.update(ENVIRONMENT)
+    os.environ.update(peers.ENVIRONMENT)  # the server's, as peers.main starts it
     sys.path.insert(0, str(root))
     import uvloop
 

@@ -35,6 +35,18 @@ QUERIES = Path(__file__).resolve().parent / "peers_queries.json"
 DSN = "postgres://postgres@127.0.0.1:5432/bench"
 #: A development-only key: the token it signs is for this benchmark's database alone.
 SECRET = "inkwell-peer-benchmark-key-0f3a9c1e7b5d"
+#: The server's environment and uvicorn's flags after ``server:app`` (also ``instructions.py``
+#: and ``ab.py``, so every benchmark measures the same server).
+ENVIRONMENT = {
+    "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/bench",
+    "JWT_SECRET": SECRET,
+    "SQL_STATS": "false",
+    "LOG_LEVEL": "warning",
+}
+UVICORN_FLAGS = (
+    "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+    "--no-access-log", "--log-level", "warning",
+)  # fmt: skip
 
 
 #: The migration whose trigger the viewer cache needs (see the module's docstring).
@@ -77,17 +89,10 @@ def main(argv: list[str]) -> int:
         spec["headers"] = {"Authorization": f"Bearer {token}"}
     signed = Path(tempfile.mkdtemp(prefix="inkwell-peers-")) / "queries.json"
     signed.write_text(json.dumps(queries, indent=2))
-    environment = {
-        "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/bench",
-        "JWT_SECRET": SECRET,
-        "SQL_STATS": "false",
-        "LOG_LEVEL": "warning",
-    }
-    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in ENVIRONMENT.items())
     server = (
         f"cd {shlex.quote(str(ROOT))} && {exports} exec {shlex.quote(sys.executable)} -m uvicorn "
-        "server:app --host 127.0.0.1 --port {port} --workers 1 --loop uvloop --http httptools "
-        "--no-access-log --log-level warning"
+        "server:app --host 127.0.0.1 --port {port} " + shlex.join(UVICORN_FLAGS)
     )
     command = [
         "python3",
