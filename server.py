@@ -28,6 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 import gc_tuning
 from db import migrate, seed, stats
 from db.engine import create_engine, create_sessionmaker
+from db.read_sessions import ReadSessions
 from schema import build_schema
 from schema.auth import viewer_cache
 from schema.live.postgres import broker_for
@@ -91,9 +92,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             stats.install(engine)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        # Query operations' sessions. On PostgreSQL their reads run on the driver, on the
-        # session's connection (db.reader), and never begin a transaction: no BEGIN/ROLLBACK.
-        app.state.read_sessionmaker = app.state.sessionmaker
+        # Query operations' sessions, used again once reset. On PostgreSQL their reads run on
+        # the driver, on the session's connection (db.reader), and never begin a transaction.
+        app.state.read_sessions = ReadSessions(app.state.sessionmaker, settings.db_pool_size)
         app.state.broker = broker = broker_for(settings.database_url)
         # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
         app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)

@@ -15,10 +15,11 @@ case, so they run here directly, on the same public ``Session`` the ``AsyncSessi
   restart), the next ``QueuePool.size()`` checkouts take the greenlet, since an idle one may
   need reconnecting; should one need it all the same, SQLAlchemy raises ``MissingGreenlet``
   before any I/O, with the connection record put back, and the checkout takes the greenlet.
-- ``Session.close()`` does no I/O when the connection is valid, the driver is in no
-  transaction (``asyncpg.Connection.is_in_transaction()``: the reads on the driver never
-  begin one, so there is nothing to roll back) and the pool has room for it
-  (``QueuePool.checkedin() < size()``: no overflow connection to close).
+- ``Session.reset()`` (``Session.close()``, leaving the session reusable) does no I/O when
+  the connection is valid, the driver is in no transaction
+  (``asyncpg.Connection.is_in_transaction()``: the reads on the driver never begin one, so
+  there is nothing to roll back) and the pool has room for it (``QueuePool.checkedin() <
+  size()``: no overflow connection to close).
 
 Anything else takes ``AsyncSession``'s own greenlet path. Measured side by side in
 bench/RESULTS.md ("Issue 17, third session"). Pinned by ``tests/test_reader.py``
@@ -83,14 +84,17 @@ async def connection(session: AsyncSession) -> Connection:
     return held
 
 
-async def close(session: AsyncSession, held: Connection | None) -> None:
-    """Close ``session`` (``Session.close()``), whose only connection is ``held`` (or
-    ``None``), without a greenlet when returning that connection needs no I/O. Raises what
-    ``AsyncSession.close()`` raises."""
-    if held is not None and _returns_at_once(held):
-        session.sync_session.close()
-    else:
-        await session.close()
+def close_at_once(session: AsyncSession, held: Connection | None) -> bool:
+    """Close ``session``, whose only connection is ``held`` (or ``None``), here and now if
+    returning that connection needs no I/O; returns whether it did. It is closed with
+    ``Session.reset()``, which is ``Session.close()`` that leaves it as good as new, so it may
+    be used again (``db.read_sessions``). When it returns ``False`` nothing has happened:
+    close with ``AsyncSession.close()``. Being synchronous, it cannot be cancelled half-way,
+    so callers need no shield. Raises what ``Session.reset()`` raises."""
+    if held is None or not _returns_at_once(held):
+        return False
+    session.sync_session.reset()
+    return True
 
 
 def _returns_at_once(held: Connection) -> bool:

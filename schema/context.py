@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import checkout
 from db import reader as driver
+from db.read_sessions import ReadSessions
 from db.stats import SqlStats
 from schema.auth.connection_init import connection_authorization
 from schema.completion import shielded, to_completion
@@ -59,8 +60,9 @@ class Context:
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
-    #: Sessions for a read-only operation (``read_only``): autocommit, no BEGIN/ROLLBACK.
-    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    #: Sessions for a read-only operation (``read_only``), used again once reset
+    #: (``db.read_sessions``). On PostgreSQL their reads begin no transaction.
+    read_sessions: ReadSessions | None = None
     #: Set by ``UnitOfWork`` for a query operation, before anything opens the session.
     read_only: bool = False
     request: Any = None
@@ -85,6 +87,8 @@ class Context:
     #: subscribers who see the same rows (``schema.live.stream.SharedRead``).
     _shared: SharedRead | None = field(default=None, init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
+    #: Whether ``_session`` came from ``read_sessions`` (and may go back there once reset).
+    _reusable: bool = field(default=False, init=False, repr=False)
     #: A read-only operation's session's connection, for reads on the driver (``read``).
     _connection: Connection | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
@@ -124,12 +128,12 @@ class Context:
 
     def _open_session(self) -> AsyncSession:
         """The operation's session, made now if no resolver has opened it yet (a read-only
-        operation's from ``read_sessionmaker``). The caller holds the lock."""
+        operation's from ``read_sessions``). The caller holds the lock."""
         if self._session is None:
-            maker = self.sessionmaker
-            if self.read_only and self.read_sessionmaker is not None:
-                maker = self.read_sessionmaker
-            self._session = maker()
+            if self.read_only and self.read_sessions is not None:
+                self._session, self._reusable = self.read_sessions(), True
+            else:
+                self._session, self._reusable = self.sessionmaker(), False
         return self._session
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -204,7 +208,7 @@ class Context:
         """True when this operation's reads run on the driver (``read``, ``db.reader``): a
         read-only operation on PostgreSQL. Nothing it reads is ever written back, so it needs
         no ORM instances."""
-        return self.read_only and self.read_sessionmaker is not None and not self.settings.is_sqlite
+        return self.read_only and self.read_sessions is not None and not self.settings.is_sqlite
 
     @property
     def has_session(self) -> bool:
@@ -220,7 +224,7 @@ class Context:
         return Context(
             settings=self.settings,
             sessionmaker=self.sessionmaker,
-            read_sessionmaker=self.read_sessionmaker,
+            read_sessions=self.read_sessions,
             request=self.request,
             response=self.response,
             broker=self.broker,
@@ -265,10 +269,14 @@ class Context:
             held, self._connection = self._connection, None
             if session is None:
                 return
-            # Shielded like ``run``: a cancellation (a client leaving) must not leave the
-            # session half-closed, its connection checked out.
             try:
-                await shielded(checkout.close(session, held))
+                if not checkout.close_at_once(session, held):
+                    # Shielded like ``run``: a cancellation (a client leaving) must not leave
+                    # the session half-closed, its connection checked out.
+                    await shielded(session.close())
+                elif self._reusable and self.read_sessions is not None:
+                    # Reset, and nothing here can reach it any more: the next query's.
+                    self.read_sessions.give_back(session)
             except Exception:
                 logger.exception("closing the operation's session failed")
 

@@ -1,7 +1,7 @@
 """Reads on the driver (``db.reader``): the same rows as the ORM, in the same shapes; driver
 errors as SQLAlchemy's; a connection the server dropped is replaced without failing the read;
 reads run on the connection the operation's session holds, wherever its binds say, at any
-burst size without an error line."""
+burst size without an error line; a query's session, reset at its end, is the next one's."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from db import models, reader
+from db.read_sessions import ReadSessions
 from schema.context import Context
 from schema.errors import RequestTimeout
 from schema.reads import fetch
@@ -36,7 +37,7 @@ def context(api: App, *, read_only: bool) -> Context:
     return Context(
         settings=api.settings,
         sessionmaker=api.app.state.sessionmaker,
-        read_sessionmaker=api.app.state.read_sessionmaker,
+        read_sessions=api.app.state.read_sessions,
         read_only=read_only,
     )
 
@@ -266,7 +267,7 @@ async def test_the_sessions_bind_decides_where_a_query_reads(api: App) -> None:
         ctx = Context(
             settings=api.settings,
             sessionmaker=api.app.state.sessionmaker,
-            read_sessionmaker=async_sessionmaker(elsewhere),
+            read_sessions=ReadSessions(async_sessionmaker(elsewhere), keep=1),
             read_only=True,
         )
         try:
@@ -292,6 +293,68 @@ async def test_a_burst_beyond_the_pool_checks_out_and_returns_without_an_error_l
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert "MissingGreenlet" not in caplog.text
     assert pool.checkedout() == 0
+    assert api.app.state.read_sessions.kept <= pool.size()  # bounded, whatever the burst
+
+
+async def test_a_querys_session_reset_at_its_end_is_the_next_querys(
+    api: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # db.read_sessions: one session object serves query after query, each time as good as new.
+    sessions: ReadSessions = api.app.state.read_sessions
+    made: list[AsyncSession] = []
+    given: list[AsyncSession] = []
+    maker, give_back = sessions.maker, sessions.give_back
+    monkeypatch.setattr(sessions, "maker", lambda: made.append(maker()) or made[-1])
+    monkeypatch.setattr(sessions, "give_back", lambda s: given.append(s) or give_back(s))
+    for _ in range(4):
+        assert (
+            len((await api.data("{ users(first: 2) { nodes { name } } }"))["users"]["nodes"]) == 2
+        )
+    assert len(made) <= 1  # at most one new session: none may have been kept yet
+    assert len(given) == 4 and len(set(map(id, given))) == 1
+    # Whatever an operation left in its session is gone when the next one gets it.
+    ctx = context(api, read_only=True)
+    try:
+        await fetch.scalars(ctx, select(func.pg_backend_pid()))
+        async with ctx.session() as session:
+            session.add(models.Tag(name="left-over"))
+    finally:
+        await ctx.close()
+    assert given[-1] is session
+    ctx = context(api, read_only=True)
+    try:
+        async with ctx.session() as again:
+            assert again is session
+            assert not again.new and len(again.identity_map) == 0
+            assert not again.in_transaction()  # no connection yet: the read checks one out
+        assert len(await fetch.scalars(ctx, select(models.Tag.id))) > 0
+    finally:
+        await ctx.close()
+
+
+async def test_a_session_closed_on_the_greenlet_path_is_not_used_again(
+    api: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A statement of the session's own began a transaction: closing it needs the rollback's
+    # round trip (AsyncSession.close), and such a session is dropped, not given back.
+    sessions: ReadSessions = api.app.state.read_sessions
+    given: list[AsyncSession] = []
+    monkeypatch.setattr(sessions, "give_back", given.append)
+    ctx = context(api, read_only=True)
+    try:
+        await fetch.scalars(ctx, select(func.pg_backend_pid()))
+        await ctx.run(lambda session: session.execute(text("SELECT 1")))
+    finally:
+        await ctx.close()
+    assert given == []
+    with pytest.raises(ValueError, match="reset"):
+        session = sessions()
+        try:
+            await session.execute(text("SELECT 1"))
+            give_back = ReadSessions(sessions.maker, keep=1).give_back
+            give_back(session)
+        finally:
+            await session.close()
 
 
 async def test_connections_a_restart_dropped_reconnect_without_a_stray_coroutine(

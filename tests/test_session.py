@@ -100,7 +100,7 @@ async def test_a_query_begins_no_transaction_and_a_mutation_one(api: App) -> Non
         context = Context(
             settings=api.settings,
             sessionmaker=api.app.state.sessionmaker,
-            read_sessionmaker=api.app.state.read_sessionmaker,
+            read_sessions=api.app.state.read_sessions,
             read_only=read_only,
         )
         try:

@@ -119,7 +119,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return Context(
             settings=self.settings,
             sessionmaker=request.app.state.sessionmaker,
-            read_sessionmaker=request.app.state.read_sessionmaker,
+            read_sessions=request.app.state.read_sessions,
             request=request,
             response=response,
             broker=request.app.state.broker,
