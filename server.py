@@ -1,83 +1,71 @@
-"""Inkwell's ASGI app factory and command line.
+"""Inkwell's ASGI app factory and entry point.
 
-``uvicorn server:app`` serves the app built from environment settings;
-``python server.py <serve|migrate|seed|export-schema>`` runs a command (``--help`` for each).
+``uvicorn server:app`` (or ``uvicorn --factory server:create_app``) serves the app built from
+environment settings; ``python server.py <command>`` runs a command of ``cli`` (``--help``).
+The module-level ``app`` is built on first use, not at import, so importing this module (for
+``--help``, say) reads no settings and builds nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from uvicorn.config import STARTUP_FAILURE
 
+import cli
 import gc_tuning
-from db import migrate, seed, stats
+from cli.configuration import configured
+from cli.serve import one_line, startup_failed
+from db import migrate, stats
 from db.engine import create_engine, create_sessionmaker
 from db.read_sessions import ReadSessions
 from schema import build_schema
 from schema.auth import viewer_cache
 from schema.live.postgres import broker_for
+from schema.telemetry import exposition, lifecycle, logs, tracing
+from schema.telemetry.http import ObserveRequests
 from schema.transport import graphiql
 from schema.transport.body_limit import BodySizeLimit
 from schema.transport.cors import cors_middleware
 from schema.transport.csrf import CsrfProtection
 from schema.transport.disconnect import CancelOnDisconnect
 from schema.transport.view import GraphQLApp
-from settings import Settings, get_settings
+from settings import Settings
 
 logger = logging.getLogger("inkwell")
 
-SCHEMA_FILE = Path(__file__).resolve().parent / "schema.graphql"
-#: SeedSize fields the seed command takes as flags (--posts-per-user ...).
-SEED_FLAGS = ("users", "posts_per_user", "comments_per_post", "tags", "tags_per_post", "seed")
-#: prometheus-client's multiprocess mode: where worker processes keep their metrics.
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+SCHEMA_FILE = cli.SCHEMA_FILE
 #: Seconds /readyz waits for the database before answering 503.
 READY_TIMEOUT = 2.0
 
 
-def configured() -> Settings:
-    """The environment's settings; invalid ones (a production server without a real
-    JWT_SECRET, ``PORT=abc``) stop the process with exit code 2 and a message naming each
-    problem, before anything starts."""
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        problems = "\n".join(
-            f"  {'.'.join(map(str, e['loc'])).upper() or 'settings'}: "
-            + e["msg"].removeprefix("Value error, ")
-            for e in exc.errors()
-        )
-        print(f"inkwell: invalid configuration:\n{problems}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> Starlette:
     """Build the ASGI app: ``/graphql`` (POST, GET, GraphiQL, WebSocket), ``/healthz``,
-    ``/readyz``, ``/metrics`` (Prometheus).
+    ``/readyz``, ``/metrics`` (Prometheus). With ``TRACING`` on, spans go to
+    ``tracer_provider`` (an OpenTelemetry SDK ``TracerProvider``) when given, else to one made
+    from the ``OTEL_*`` variables (``schema.telemetry.tracing``).
 
     The lifespan creates the engine, the session factory, the event broker and the viewer
     cache (which the broker's LISTEN connection keeps true) on start-up, and stops the broker
     and disposes the pool on shutdown. Source: Starlette docs, "Lifespan".
     """
     settings = settings or configured()
+    # `uvicorn server:app` with no log configuration: the app's lines in LOG_FORMAT.
+    logs.configure(settings, unless_configured=True)
+    traced = tracing.configure(settings, tracer_provider)
     try:
-        schema = build_schema(settings)
+        schema = build_schema(settings, traced)
     except ValueError as exc:  # an unreadable or malformed OPERATION_MANIFEST
         print(f"inkwell: invalid configuration:\n  OPERATION_MANIFEST: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -86,26 +74,35 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        if settings.sql_stats_enabled:
-            # Only when reported: cursor events cost every statement a dispatch.
-            stats.install(engine)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        # Query operations' sessions, used again once reset. On PostgreSQL their reads run on
-        # the driver, on the session's connection (db.reader), and never begin a transaction.
-        app.state.read_sessions = ReadSessions(app.state.sessionmaker, settings.db_pool_size)
-        app.state.broker = broker = broker_for(settings.database_url)
-        # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
-        app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
-        broker.follow(viewer_cache.CHANNEL, viewers)
-        await broker.start()
         try:
-            with gc_tuning.tuned(settings.gc_thresholds):
-                yield
+            engine = create_engine(settings)
+            # Every operation's log line and metrics count its statements (schema.telemetry).
+            stats.install(engine)
+            if traced is not None:  # statement spans, the exporter's thread
+                traced.start(engine)
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            # Query operations' sessions, used again once reset. On PostgreSQL their reads run on
+            # the driver, on the session's connection (db.reader), and never begin a transaction.
+            app.state.read_sessions = ReadSessions(app.state.sessionmaker, settings.db_pool_size)
+            app.state.broker = broker = broker_for(settings.database_url)
+            # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
+            app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
+            broker.follow(viewer_cache.CHANNEL, viewers)
+            await broker.start()
+            await _first_connection(engine)
+        except Exception as exc:
+            startup_failed(one_line(exc))  # so that `serve` exits 1, not uvicorn's 0
+            raise
+        try:
+            async with lifecycle.observed(engine, settings) as app.state.sampler:
+                with gc_tuning.tuned(settings.gc_thresholds):
+                    yield
         finally:
             await broker.stop()
             await engine.dispose()
+            if traced is not None:
+                traced.stop()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -128,13 +125,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        # The process's Prometheus metrics (prometheus-client's default registry), or with
-        # several workers every live worker's, from the multiprocess directory.
-        if MULTIPROCESS_DIR in os.environ:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # The process's Prometheus metrics, or with several workers every live worker's
+        # (schema.telemetry.exposition); this worker's sampled gauges brought up to date.
+        request.app.state.sampler.sample()
+        body, media_type = exposition.scrape()
+        return Response(body, media_type=media_type)
 
     return Starlette(
         routes=[
@@ -152,10 +147,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
 
 
+async def _first_connection(engine: AsyncEngine) -> None:
+    # The dialect's own queries on the engine's first connection (server version, settings)
+    # run now, not inside the first operation, whose log line and metrics would count them.
+    # A database that is down is not a reason to stop starting: /readyz reports it.
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), engine.connect():
+            pass
+    except Exception as exc:
+        logger.warning("database not reachable at start-up: %s", one_line(exc))
+
+
 def middleware(settings: Settings) -> list[Middleware]:
-    """The HTTP middleware, outermost first: CORS (answers preflights itself), CSRF
-    protection, the cap on request bodies, and cancelling the work of a client that left."""
-    stack = []
+    """The HTTP middleware, outermost first: the request's id, log line and metrics; CORS
+    (answers preflights itself), CSRF protection, the cap on request bodies, and cancelling
+    the work of a client that left."""
+    stack = [Middleware(ObserveRequests)]
     if (cors := cors_middleware(settings)) is not None:
         stack.append(cors)
     if settings.csrf_protection:
@@ -170,115 +177,31 @@ def export_schema(settings: Settings) -> str:
     return build_schema(settings).as_str() + "\n"
 
 
-async def prepare_embedded(settings: Settings) -> None:
-    """Migrate the database and, in development, when it has no users, load the default demo
-    data. Never in production: the demo accounts share a published password."""
-    engine = create_engine(settings, serving=False)
+def served_app() -> Starlette:
+    """``create_app()`` as ``serve``'s workers build it (uvicorn's factory). A failure leaves
+    the mark ``serve`` exits 1 on (``cli.serve.startup_failed``) and ends the worker with
+    uvicorn's start-up failure code, which stops the other workers instead of restarting this
+    one forever (uvicorn docs, "Deployment": workers)."""
     try:
-        await migrate.upgrade(engine)
-        if not settings.is_production and await seed.is_empty(engine):
-            report = await seed.seed(engine, seed.SeedSize())
-            logger.info("loaded demo data: %s", report)
-    finally:
-        await engine.dispose()
-
-
-async def _migrate(settings: Settings, revision: str) -> None:
-    engine = create_engine(settings, serving=False)
-    try:
-        await migrate.upgrade(engine, revision)
-    finally:
-        await engine.dispose()
-
-
-async def _seed(settings: Settings, size: seed.SeedSize, replace: bool) -> seed.SeedReport:
-    engine = create_engine(settings, serving=False)
-    try:
-        return await seed.seed(engine, size, replace=replace)
-    finally:
-        await engine.dispose()
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="server.py", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser(
-        "serve", help="serve the API (on SQLite: migrate, and seed an empty database, first)"
-    )
-    serve.add_argument("--host", help="default: HOST")
-    serve.add_argument("--port", type=int, help="default: PORT")
-    migrate_cmd = commands.add_parser("migrate", help="apply Alembic migrations")
-    migrate_cmd.add_argument("--revision", default="head")
-    seed_cmd = commands.add_parser("seed", help="load deterministic demo data")
-    defaults = seed.SeedSize()
-    for flag in SEED_FLAGS:
-        seed_cmd.add_argument(
-            "--" + flag.replace("_", "-"),
-            type=int,
-            default=getattr(defaults, flag),
-            help=f"default: {getattr(defaults, flag)}",
-        )
-    seed_cmd.add_argument("--replace", action="store_true", help="delete existing data first")
-    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
-    export.add_argument("--output", type=Path, default=SCHEMA_FILE)
-    return parser
+        return create_app()
+    except BaseException as exc:
+        # A SystemExit has printed its reason (an invalid OPERATION_MANIFEST).
+        startup_failed("invalid configuration" if isinstance(exc, SystemExit) else one_line(exc))
+        raise SystemExit(STARTUP_FAILURE) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; returns the process exit code."""
-    args = _parser().parse_args(argv)
-    settings = configured()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.command == "serve":
-        import uvicorn
-
-        if settings.is_sqlite:
-            asyncio.run(prepare_embedded(settings))
-        options: dict[str, Any] = {
-            "host": args.host or settings.host,
-            "port": args.port or settings.port,
-            "log_level": settings.log_level,
-            # uvicorn's fast event loop and HTTP parser (uvicorn[standard] installs both).
-            "loop": "uvloop",
-            "http": "httptools",
-        }
-        if settings.graphiql_enabled and not settings.is_production:
-            print(
-                graphiql.banner(
-                    options["host"], options["port"], seed.ADMIN_EMAIL, seed.DEMO_PASSWORD
-                )
-            )
-        workers = settings.serve_workers
-        if workers == 1:
-            uvicorn.run(create_app(settings), **options)
-        else:
-            # Each worker imports `server:app` itself; metrics are pooled across them.
-            os.environ.setdefault(MULTIPROCESS_DIR, tempfile.mkdtemp(prefix="inkwell-metrics-"))
-            logger.info("serving with %d worker processes", workers)
-            uvicorn.run("server:app", workers=workers, **options)
-    elif args.command == "migrate":
-        asyncio.run(_migrate(settings, args.revision))
-        print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
-    elif args.command == "seed":
-        size = seed.SeedSize(**{name: getattr(args, name) for name in SEED_FLAGS})
-        try:
-            report = asyncio.run(_seed(settings, size, args.replace))
-        except seed.DatabaseNotEmpty as exc:
-            print(f"seed: {exc}", file=sys.stderr)
-            return 1
-        print(
-            f"seeded {report.users} users, {report.posts} posts, {report.comments} comments, "
-            f"{report.tags} tags, {report.post_tags} post tags in {report.seconds:.1f} s"
-        )
-    elif args.command == "export-schema":
-        args.output.write_text(export_schema(settings))
-        print(f"wrote {args.output}")
-    return 0
+    """Run a command of the command line (``cli``); returns the process exit code."""
+    return cli.main(argv)
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    # ``server:app``, built on first use (PEP 562), once per process.
+    if name == "app":
+        globals()["app"] = built = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 if __name__ == "__main__":
     sys.exit(main())

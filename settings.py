@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./inkwell.db"
@@ -45,6 +45,15 @@ PLACEHOLDER_WORDS = (
 MIN_DISTINCT_CHARACTERS = 10
 #: Ports an origin leaves out, as browsers write it in the Origin header.
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: Database URL schemes mapped to the async driver Inkwell uses for them.
+ASYNC_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
 
 #: A list setting written as JSON (``["a", "b"]``) or, as most tools hand them out, comma
 #: separated (``a,b``); pydantic-settings would otherwise accept JSON only.
@@ -79,12 +88,60 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(
         10.0, gt=0, description="Seconds a request waits for a pooled connection."
     )
-    db_echo: bool = Field(False, description="Log every SQL statement (noisy).")
+    db_echo: bool = Field(
+        False,
+        description="Log every SQL statement once at INFO (`inkwell.sql`: the statement, its "
+        "time, the request id; parameters in development only), reads on the driver included.",
+    )
+    db_slow_statement_ms: float | None = Field(
+        None,
+        gt=0,
+        description="Log each SQL statement taking at least this many milliseconds at "
+        "WARNING (as DB_ECHO writes it); unset: none.",
+    )
+    worker_healthcheck_timeout_seconds: int = Field(
+        30,
+        ge=1,
+        le=600,
+        description="Seconds a `serve` worker may take to answer uvicorn's health check: a "
+        "new worker imports and builds the app first, which takes seconds on a busy machine.",
+    )
+    migrate_on_start: bool = Field(
+        False,
+        description="`serve` applies migrations before serving (as `serve --migrate`); off, "
+        "it refuses an unmigrated database. The embedded SQLite file is always migrated.",
+    )
 
     host: str = Field("127.0.0.1", description="Interface the serve command binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the serve command binds.")
     environment: Literal["development", "production"] = "development"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text for a person, or `json` (one object per line) for a "
+        "log collector; the same in every worker process.",
+    )
+    log_repeat_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Identical warnings (a database outage) are logged once per this many "
+        "seconds, the next line carrying how many were left out (`repeated`); 0: all of them.",
+    )
+    metrics_operation_names: int = Field(
+        100,
+        ge=0,
+        le=10_000,
+        description="Distinct operation names each worker uses as metric labels (besides "
+        "OPERATION_MANIFEST's); later names are counted as `other`.",
+    )
+    metrics_sample_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="How often each worker records its runtime and connection-pool gauges "
+        "for /metrics.",
+    )
 
     graphiql: bool | None = Field(
         None, description="Serve GraphiQL on GET /graphql; default: on in development only."
@@ -93,6 +150,16 @@ class Settings(BaseSettings):
         None,
         description="Add extensions.sql {statements, durationMs} to each response; "
         "default: on in development only.",
+    )
+    tracing: bool = Field(
+        False,
+        description="OpenTelemetry spans per operation, executor level and SQL statement, "
+        "continuing a request's traceparent; configured by the standard OTEL_* variables.",
+    )
+    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
+        "otlp",
+        description="OpenTelemetry's standard variable, when TRACING is on: OTLP over "
+        "HTTP/protobuf (OTEL_EXPORTER_OTLP_*), JSON lines on stdout, or no export.",
     )
     max_page_size: int = Field(100, ge=1, le=1000, description="Cap on first/last.")
     default_page_size: int = Field(20, ge=1, description="Page size when first/last are absent.")
@@ -249,6 +316,49 @@ class Settings(BaseSettings):
         "notification reports. 0: read per request.",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        # The URL forms psql, managed databases and PaaS hand out name no driver, or a
+        # synchronous one: map them to the async drivers Inkwell runs on.
+        scheme, separator, rest = url.partition("://")
+        if not separator:
+            raise ValueError(f"not a database URL: {url!r} (e.g. postgresql://user@host/db)")
+        mapped = ASYNC_DRIVERS.get(scheme.lower())
+        if mapped is None:
+            raise ValueError(
+                f"{scheme}:// is not supported: use postgresql://... (asyncpg) or "
+                "sqlite:///path.db (aiosqlite)"
+            )
+        return f"{mapped}://{rest}"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _production_secret(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # An empty HMAC key signs tokens anyone can forge: treat it as not set (development
+        # then generates a key; production refuses to start).
+        if secret is not None and not secret.get_secret_value().strip():
+            secret = None
+        if info.data.get("environment") != "production":
+            return secret
+        if secret is None:
+            raise ValueError(
+                "must be set in production (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)"
+            )
+        value = secret.get_secret_value()
+        placeholder = any(word in value.lower() for word in PLACEHOLDER_WORDS)
+        if (
+            placeholder
+            or len(value) < MIN_SECRET_LENGTH
+            or len(set(value)) < MIN_DISTINCT_CHARACTERS
+        ):
+            raise ValueError(
+                f"looks like a placeholder: use at least {MIN_SECRET_LENGTH} random "
+                "characters in production"
+            )
+        return secret
+
     @field_validator("cors_allowed_origins", "cors_allowed_headers", mode="before")
     @classmethod
     def _comma_or_json_list(cls, value: Any) -> Any:
@@ -276,36 +386,6 @@ class Settings(BaseSettings):
     def _page_sizes_agree(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
-        return self
-
-    @model_validator(mode="after")
-    def _no_empty_secret(self) -> Settings:
-        # An empty HMAC key signs tokens anyone can forge: treat it as not set (development
-        # then generates a key; production refuses to start).
-        if self.jwt_secret is not None and not self.jwt_secret.get_secret_value().strip():
-            self.jwt_secret = None
-        return self
-
-    @model_validator(mode="after")
-    def _production_secret(self) -> Settings:
-        if not self.is_production:
-            return self
-        if self.jwt_secret is None:
-            raise ValueError(
-                "JWT_SECRET must be set in production (e.g. `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))'`)"
-            )
-        secret = self.jwt_secret.get_secret_value()
-        placeholder = any(word in secret.lower() for word in PLACEHOLDER_WORDS)
-        if (
-            placeholder
-            or len(secret) < MIN_SECRET_LENGTH
-            or len(set(secret)) < MIN_DISTINCT_CHARACTERS
-        ):
-            raise ValueError(
-                f"JWT_SECRET looks like a placeholder: use at least {MIN_SECRET_LENGTH} random "
-                "characters in production"
-            )
         return self
 
     def jwt_key(self) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from db import checkout
+from db import checkout, sql_log
 from settings import Settings
 
 #: Milliseconds an SQLite writer waits for another writer's lock before failing.
@@ -32,20 +32,21 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
     UTC time
     zone and, when ``serving`` (not for the migrate and seed commands), ``statement_timeout``
     (``DB_STATEMENT_TIMEOUT_SECONDS``). Statement parameters
-    are left out of logged errors and echo (``hide_parameters``):
-    they hold password hashes and users' text. Raises ``sqlalchemy.exc.ArgumentError`` for a
+    are left out of logged errors (``hide_parameters``) and, in production, of the SQL log
+    (``db.sql_log``: ``DB_ECHO``, ``DB_SLOW_STATEMENT_MS``): they hold password hashes and
+    users' text. Raises ``sqlalchemy.exc.ArgumentError`` for a
     URL SQLAlchemy cannot parse.
     """
     url = settings.database_url
     if settings.is_sqlite:
         engine = create_async_engine(
             url,
-            echo=settings.db_echo,
             hide_parameters=True,
             pool_timeout=settings.db_pool_timeout,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        _log_statements(engine, settings)
         return engine
     server_settings = {"timezone": "UTC", "application_name": "inkwell"}
     if serving:
@@ -55,7 +56,6 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
         )
     engine = create_async_engine(
         url,
-        echo=settings.db_echo,
         hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -66,7 +66,18 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
     if not settings.db_pool_pre_ping:
         # Nothing to check at checkout: a query's session may skip the greenlet.
         checkout.direct(engine)
+    _log_statements(engine, settings)
     return engine
+
+
+def _log_statements(engine: AsyncEngine, settings: Settings) -> None:
+    # SQLAlchemy's echo is never used: it logs twice and misses the reads on the driver.
+    sql_log.install(
+        engine,
+        echo=settings.db_echo,
+        slow_ms=settings.db_slow_statement_ms,
+        parameters=not settings.is_production,
+    )
 
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:

@@ -18,8 +18,9 @@ statement built for one request (a filtered page) is compiled for that request. 
 renders it.
 
 Driver errors are raised as SQLAlchemy's ``DBAPIError`` (the same ``db.errors`` checks
-apply). The engine's cursor events fire around each statement (with no cursor or execution
-context), so statement counts see every read.
+apply). Each read is counted into the operation's ``db.stats.SqlStats`` here, and the
+engine's cursor events fire around it (with no cursor or execution context) when something
+listens (the SQL log, tracing, the tests' counters), so they see every read too.
 
 Source: SQLAlchemy docs, "Compiling SQL Expressions" (``ClauseElement.compile``;
 ``SQLCompiler.construct_params``, ``construct_expanded_state``, ``positiontup``, ``binds``),
@@ -29,6 +30,7 @@ Source: SQLAlchemy docs, "Compiling SQL Expressions" (``ClauseElement.compile``;
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
-from db import rows
+from db import rows, stats
 from db.rows import OMITTED, Projection, entity_keys, entity_row
 
 __all__ = ["OMITTED", "Projection", "entity_keys", "entity_row", "fetch"]
@@ -175,6 +177,7 @@ async def fetch(
     events = connection.engine.dispatch
     if events.before_cursor_execute:
         events.before_cursor_execute(connection, None, sql, parameters, None, False)
+    started = time.perf_counter()
     try:
         records = await driver.fetch(sql, *parameters, record_class=found.record_class)
     except Exception as error:
@@ -188,6 +191,7 @@ async def fetch(
         raise DBAPIError(
             sql, None, error, hide_parameters=True, connection_invalidated=dead
         ) from error
+    stats.record(started)  # the operation's statement count and time (db.stats)
     if events.after_cursor_execute:
         events.after_cursor_execute(connection, None, sql, parameters, None, False)
     extracts = found.extracts

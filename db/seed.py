@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,8 +76,11 @@ async def is_empty(engine: AsyncEngine) -> bool:
         return (await conn.scalar(select(func.count()).select_from(User))) == 0
 
 
-async def seed(engine: AsyncEngine, size: SeedSize, *, replace: bool = False) -> SeedReport:
-    """Load demo data of ``size`` in one transaction.
+async def seed(
+    engine: AsyncEngine, size: SeedSize, *, replace: bool = False, demo_password: bool = True
+) -> SeedReport:
+    """Load demo data of ``size`` in one transaction. With ``demo_password`` every account
+    signs in with ``DEMO_PASSWORD``; without it, with a random password nobody knows.
 
     Raises ``DatabaseNotEmpty`` if the database has users, unless ``replace`` is true, in which
     case every existing row is deleted first (in the same transaction).
@@ -90,7 +94,11 @@ async def seed(engine: AsyncEngine, size: SeedSize, *, replace: bool = False) ->
                 raise DatabaseNotEmpty("the database already has data; pass --replace to wipe it")
             await _wipe(conn)
         n_posts = size.users * size.posts_per_user
-        password_hash = _demo_password_hash(size.seed)
+        password_hash = (
+            _demo_password_hash(size.seed)
+            if demo_password
+            else PasswordHasher().hash(secrets.token_urlsafe(32))
+        )
         await _insert(conn, User, _users(rng, words, size.users, password_hash))
         await _insert(conn, Tag, _tags(size.tags))
         post_times: list[datetime] = []

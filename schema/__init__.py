@@ -46,6 +46,9 @@ from schema.engine.extensions.validated_documents import ValidatedDocuments
 from schema.engine.naming import RememberingNameConverter
 from schema.relay.node import BIGINT_SCALAR, BigInt
 from schema.relay.node_queries import NodeQueries
+from schema.telemetry.extension import ObserveOperation
+from schema.telemetry.names import OperationNames, manifest_names
+from schema.telemetry.tracing import Tracing
 from schema.writes.results import ERROR_TYPES
 from settings import Settings
 
@@ -110,15 +113,22 @@ class InkwellSchema(strawberry.Schema):
         return KnownHooksRunner(execution_context=execution_context, extensions=extensions)
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    """The Strawberry schema for ``settings`` (which extensions are on depends on them).
+def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawberry.Schema:
+    """The Strawberry schema for ``settings`` (which extensions are on depends on them), with
+    ``tracing``'s spans when given (``schema.telemetry.tracing.configure``).
 
     Raises ``ValueError`` for an ``OPERATION_MANIFEST`` that cannot be read or is malformed.
     """
     allowed = load_manifest(settings.operation_manifest) if settings.operation_manifest else None
     persisted: OrderedDict[str, str] = OrderedDict()  # the process's APQ store
     validated: OrderedDict[Hashable, list[Any]] = OrderedDict()  # errors by document text
+    # Operation names as metric labels: the manifest's, then a bounded number more.
+    names = OperationNames(
+        manifest_names(allowed.values()) if allowed else (), settings.metrics_operation_names
+    )
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        # The operation's log line and metrics: outermost, it sees the result sent.
+        lambda: ObserveOperation(names),
         UnitOfWork,
         MaskUnexpectedErrors,
         # The document to run, when the request names it by hash.
@@ -145,6 +155,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions.append(DisableIntrospection)
     if settings.sql_stats_enabled:
         extensions.append(SqlStatsExtension)
+    if tracing is not None:
+        # Outermost: the operation's span covers every other hook, closing the session too.
+        extensions.insert(0, tracing.extension)
     return InkwellSchema(
         query=Query,
         mutation=Mutation,
@@ -154,7 +167,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ),
         types=[User, Post, Comment, Tag, *ERROR_TYPES],
         extensions=extensions,
-        execution_context_class=InkwellExecutor,
+        execution_context_class=tracing.executor() if tracing is not None else InkwellExecutor,
     )
 
 

@@ -283,3 +283,23 @@ async def live(write_db_url: str) -> AsyncIterator[Live]:
             yield Live(base, write_db_url, engine, TEST_SECRET)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting from the environment of the test run reaches a command the test starts."""
+    for name in (
+        "DATABASE_URL",
+        "ENVIRONMENT",
+        "GRAPHIQL",
+        "SQL_STATS",
+        "PORT",
+        "HOST",
+        "JWT_SECRET",
+        "JWT_SECRET_FILE",
+        "WORKERS",
+        "MIGRATE_ON_START",
+        "OPERATION_MANIFEST",
+        "LOG_LEVEL",
+    ):
+        monkeypatch.delenv(name, raising=False)

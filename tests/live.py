@@ -93,7 +93,9 @@ def live_server(output: list[str] | None = None, **env: str) -> Iterator[str]:
             "warning",
         ],
         cwd=SERVER.parent,
-        env={**os.environ, **env},
+        # The app's own lines at WARNING too, as uvicorn's: the log is read at the end only,
+        # and a line per request would fill the pipe and stall a busy server.
+        env={**os.environ, "LOG_LEVEL": "warning", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

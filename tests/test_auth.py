@@ -219,7 +219,7 @@ async def test_email_is_visible_only_to_its_owner_and_admins(write_app: App) -> 
 
 
 def test_production_refuses_a_missing_or_placeholder_secret() -> None:
-    with pytest.raises(ValidationError, match="JWT_SECRET must be set in production"):
+    with pytest.raises(ValidationError, match=r"jwt_secret\n.*must be set in production"):
         Settings(environment="production")
     for placeholder in (
         "changeme",

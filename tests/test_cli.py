@@ -25,21 +25,6 @@ def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "DATABASE_URL",
-        "ENVIRONMENT",
-        "GRAPHIQL",
-        "SQL_STATS",
-        "PORT",
-        "HOST",
-        "JWT_SECRET",
-        "JWT_SECRET_FILE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_serve_migrates_seeds_and_serves_graphiql(tmp_path: Path, clean_env: None) -> None:
     port = free_port()
     process = subprocess.Popen(

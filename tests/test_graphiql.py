@@ -17,6 +17,8 @@ import httpx
 import pytest
 import uvicorn
 
+import cli
+import cli.serve
 import server
 from schema.transport import graphiql
 from settings import Settings
@@ -110,16 +112,19 @@ def test_serve_prints_graphiql_and_the_demo_sign_in_in_development_only(
     url = "sqlite+aiosqlite:///unused.db"  # serving is faked: nothing opens it
     settings = Settings(database_url=url, **(PRODUCTION if production else {}))
 
-    async def prepared(settings: Settings) -> None:
-        pass
+    async def prepared(settings: Settings, *, migrate_first: bool) -> str:
+        return "head"
 
-    monkeypatch.setattr(server, "configured", lambda: settings)
-    monkeypatch.setattr(server, "prepare_embedded", prepared)
+    monkeypatch.setattr(cli, "configured", lambda: settings)
+    monkeypatch.setattr(cli.serve, "prepare", prepared)
+    monkeypatch.setattr(cli.serve, "check_address", lambda host, port: None)
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
     assert server.main(["serve", "--port", "8123"]) == 0
     out = capsys.readouterr().out
+    assert "inkwell: GraphQL at http://127.0.0.1:8123/graphql" in out  # the start-up banner
     if production:
-        assert "GraphiQL" not in out and "inkwell-demo" not in out
+        assert "inkwell: GraphiQL off" in out
+        assert "GraphiQL:" not in out and "inkwell-demo" not in out
     else:
         assert "GraphiQL: http://127.0.0.1:8123/graphql" in out
         assert 'email: "admin@example.com", password: "inkwell-demo"' in out

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -40,6 +42,16 @@ def context(api: App, *, read_only: bool) -> Context:
         read_sessions=api.app.state.read_sessions,
         read_only=read_only,
     )
+
+
+@asynccontextmanager
+async def query_context(api: App) -> AsyncIterator[Context]:
+    """A query operation's context, closed (its session too) when the block ends."""
+    ctx = context(api, read_only=True)
+    try:
+        yield ctx
+    finally:
+        await ctx.close()
 
 
 async def both(
@@ -313,23 +325,17 @@ async def test_a_querys_session_reset_at_its_end_is_the_next_querys(
     assert len(made) <= 1  # at most one new session: none may have been kept yet
     assert len(given) == 4 and len(set(map(id, given))) == 1
     # Whatever an operation left in its session is gone when the next one gets it.
-    ctx = context(api, read_only=True)
-    try:
+    async with query_context(api) as ctx:
         await fetch.scalars(ctx, select(func.pg_backend_pid()))
         async with ctx.session() as session:
             session.add(models.Tag(name="left-over"))
-    finally:
-        await ctx.close()
     assert given[-1] is session
-    ctx = context(api, read_only=True)
-    try:
+    async with query_context(api) as ctx:
         async with ctx.session() as again:
             assert again is session
             assert not again.new and len(again.identity_map) == 0
             assert not again.in_transaction()  # no connection yet: the read checks one out
         assert len(await fetch.scalars(ctx, select(models.Tag.id))) > 0
-    finally:
-        await ctx.close()
 
 
 async def test_a_session_closed_on_the_greenlet_path_is_not_used_again(
@@ -340,12 +346,9 @@ async def test_a_session_closed_on_the_greenlet_path_is_not_used_again(
     sessions: ReadSessions = api.app.state.read_sessions
     given: list[AsyncSession] = []
     monkeypatch.setattr(sessions, "give_back", given.append)
-    ctx = context(api, read_only=True)
-    try:
+    async with query_context(api) as ctx:
         await fetch.scalars(ctx, select(func.pg_backend_pid()))
         await ctx.run(lambda session: session.execute(text("SELECT 1")))
-    finally:
-        await ctx.close()
     assert given == []
     with pytest.raises(ValueError, match="reset"):
         session = sessions()

@@ -41,6 +41,9 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
     """Runs planned queries breadth-first; fails the operation's transaction (if it has one)
     on any field error."""
 
+    #: What runs a plan (a subclass with spans when tracing is on: ``schema.telemetry``).
+    breadth_first: type[BreadthFirst] = BreadthFirst
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # graphql-core hands resolvers helpers bound to the executor, which the executor
@@ -75,7 +78,7 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
                 cache = _plans[self.schema] = PlanCache(PLANS)
             plan = cache.get(self, root_type)
             if plan is not None:
-                return BreadthFirst(self, plan).run()
+                return self.breadth_first(self, plan).run()
         return super().execute_collected_root_fields(
             root_type, root_value, grouped_field_set, serially, new_defer_usages
         )

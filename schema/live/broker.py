@@ -16,6 +16,7 @@ server process on the database sees every commit, in commit order.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class Delivery:
 
     event: Event
     readers: dict[Hashable, Any] = field(default_factory=dict)
+    #: When it reached this process (``time.monotonic()``): the event lag's start.
+    received: float = field(default_factory=time.monotonic)
 
 
 class Subscription:

@@ -1,11 +1,11 @@
 """Prometheus metrics of live updates (served on ``/metrics``).
 
-Source: prometheus-client docs, "Instrumenting" (Gauge, Counter).
+Source: prometheus-client docs, "Instrumenting" (Gauge, Counter, Histogram).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 # With several worker processes (prometheus-client's multiprocess mode), the open
 # subscriptions add up across live processes; each LISTEN connection is reported per process.
@@ -28,4 +28,10 @@ LISTENER_CONNECTED = Gauge(
 )
 LISTENER_RECONNECTS = Counter(
     "inkwell_event_listener_reconnects", "Times the LISTEN connection was re-established."
+)
+EVENT_LAG = Histogram(
+    "inkwell_subscription_event_lag_seconds",
+    "From a committed event reaching this process to a subscriber's result for it being "
+    "ready to send (queued behind earlier events, read and resolved), per subscriber.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )

@@ -19,11 +19,13 @@ construct a Session" (a session per unit of work, never per connection); Hasura 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 
 from schema.auth.tokens import token_subject
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context, Info
+from schema.live import metrics
 from schema.live.broker import Delivery, Match
 from schema.live.events import Event, EventKind
 
@@ -62,6 +64,7 @@ async def follow[T](
             if item is None:
                 await ctx.end_unit_of_work()
                 continue
+            metrics.EVENT_LAG.observe(time.monotonic() - delivery.received)
             yield item
 
 

@@ -1,0 +1,1 @@
+"""Telemetry: what an operator sees of each operation (logs, metrics, traces)."""
