@@ -37,7 +37,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import instructions
@@ -69,9 +69,12 @@ def lua(workload: str, token: str, max_post: int) -> str:
     return LUA % (quoted, "true" if count > 1 else "false", token)
 
 
-def serve(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``root``'s server as ``bench/peers.py`` does, pinned to CPU 0."""
-    environment = {**os.environ, **peers.ENVIRONMENT}
+def serve(
+    root: Path, port: int, log: Path, extra: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``root``'s server as ``bench/peers.py`` does, pinned to CPU 0, with ``extra``
+    environment variables (``bench/tracing.py``'s variants)."""
+    environment = {**os.environ, **peers.ENVIRONMENT, **(extra or {})}
     command = [
         "taskset", "-c", "0", sys.executable, "-m", "uvicorn", "server:app",
         "--host", "127.0.0.1", "--port", str(port), *peers.UVICORN_FLAGS,

@@ -47,7 +47,6 @@ import argparse
 import http.server
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,7 +56,6 @@ from typing import ClassVar
 
 import ab
 import instructions
-import peers
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 #: Each variant: the checkout it runs ("before" or this one) and its environment.
@@ -124,17 +122,6 @@ def collect(port: int) -> int:
     return 0
 
 
-def serve(root: Path, port: int, log: Path, extra: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``root``'s server as ``bench/peers.py`` does, pinned to CPU 0, with ``extra``."""
-    environment = {**os.environ, **peers.ENVIRONMENT, **extra}
-    command = [
-        "taskset", "-c", "0", sys.executable, "-m", "uvicorn", "server:app",
-        "--host", "127.0.0.1", "--port", str(port), *peers.UVICORN_FLAGS,
-    ]  # fmt: skip
-    output = log.open("wb")
-    return subprocess.Popen(command, cwd=root, env=environment, stdout=output, stderr=output)
-
-
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path)
@@ -167,7 +154,7 @@ def main(argv: Sequence[str]) -> int:
         scripts[name].write_text(ab.lua(name, token, max_post))
     ports = {variant: args.base_port + i for i, variant in enumerate(variants)}
     servers = [
-        serve(
+        ab.serve(
             args.before.resolve() if variant == "before" else here,
             port,
             folder / f"server-{variant}.log",

@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -18,7 +17,7 @@ from schema.auth.tokens import issue_token
 from schema.engine.extensions.persisted_queries import MANIFEST_FORMAT, sha256
 from server import create_app
 from tests.conftest import OTHER, OWNER, App, app_settings, prepare_write_db, running_app
-from tests.test_subscriptions import ADD_COMMENT, COMMENT_ADDED
+from tests.test_subscriptions import ADD_COMMENT, COMMENT_ADDED, publish_post
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -129,15 +128,7 @@ def test_a_delivered_event_is_measured_as_lag(fresh_db_url: str) -> None:
     other = {"Authorization": f"Bearer {issue_token(settings, OTHER).token}"}
     lag = "inkwell_subscription_event_lag_seconds_count"
     with TestClient(create_app(settings)) as http:
-        created: Any = http.post(
-            "/graphql",
-            json={
-                "query": 'mutation { createPost(input: {title: "Lag", publish: true}) '
-                "{ ... on PostPayload { post { id } } } }"
-            },
-            headers=owner,
-        ).json()
-        post = created["data"]["createPost"]["post"]["id"]
+        post = publish_post(http, owner, "Lag")
         before = value(parse(http.get("/metrics").text), lag)
         with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
             ws.send_json({"type": "connection_init", "payload": {}})

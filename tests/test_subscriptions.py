@@ -366,6 +366,21 @@ async def test_the_listener_reconnects_after_losing_its_connection(live: Live) -
     assert event["data"]["commentAdded"]["body"] == "After the restart"
 
 
+def publish_post(http: TestClient, headers: dict[str, str], title: str) -> str:
+    """Create and publish a post through ``http`` (Starlette's test client) as the viewer
+    ``headers`` sign in; returns its global id."""
+    created = http.post(
+        "/graphql",
+        json={
+            "query": "mutation($t: String!) { createPost(input: {title: $t, publish: true}) "
+            "{ ... on PostPayload { post { id } } } }",
+            "variables": {"t": title},
+        },
+        headers=headers,
+    ).json()
+    return str(created["data"]["createPost"]["post"]["id"])
+
+
 def test_subscribers_with_one_viewer_share_each_events_statements(fresh_db_url: str) -> None:
     """An event costs the same statements for 1 anonymous subscriber as for 20: they read it
     in one shared unit of work, their DataLoader keys batched together (counted with engine
@@ -380,15 +395,7 @@ def test_subscribers_with_one_viewer_share_each_events_statements(fresh_db_url: 
         )
         owner = {"Authorization": f"Bearer {issue_token(settings, OWNER).token}"}
         other = {"Authorization": f"Bearer {issue_token(settings, OTHER).token}"}
-        created = http.post(
-            "/graphql",
-            json={
-                "query": 'mutation { createPost(input: {title: "Shared", publish: true}) '
-                "{ ... on PostPayload { post { id } } } }"
-            },
-            headers=owner,
-        ).json()
-        post = created["data"]["createPost"]["post"]["id"]
+        post = publish_post(http, owner, "Shared")
         # The commenter's viewer, read now: where the viewer cache is fed, later requests
         # read it no more, so both counts below are of the same work.
         http.post("/graphql", json={"query": "{ __typename }"}, headers=other)
