@@ -78,8 +78,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             engine = create_engine(settings)
             # Every operation's log line and metrics count its statements (schema.telemetry).
             stats.install(engine)
-            if traced is not None:  # statement spans, the exporter's thread
-                traced.start(engine)
+            if traced is not None:  # the exporter's thread
+                traced.start()
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             # Query operations' sessions, used again once reset. On PostgreSQL their reads run on

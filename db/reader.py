@@ -20,7 +20,7 @@ renders it.
 Driver errors are raised as SQLAlchemy's ``DBAPIError`` (the same ``db.errors`` checks
 apply). Each read is counted into the operation's ``db.stats.SqlStats`` here, and the
 engine's cursor events fire around it (with no cursor or execution context) when something
-listens (the SQL log, tracing, the tests' counters), so they see every read too.
+listens (the SQL log, the tests' counters), so they see every read too.
 
 Source: SQLAlchemy docs, "Compiling SQL Expressions" (``ClauseElement.compile``;
 ``SQLCompiler.construct_params``, ``construct_expanded_state``, ``positiontup``, ``binds``),
@@ -188,10 +188,11 @@ async def fetch(
             # Outside a greenlet the driver connection is terminated at once, with no I/O
             # (it is gone already); the pool's record reconnects on its next checkout.
             connection.invalidate(error)
+        stats.record(started, sql, error)
         raise DBAPIError(
             sql, None, error, hide_parameters=True, connection_invalidated=dead
         ) from error
-    stats.record(started)  # the operation's statement count and time (db.stats)
+    stats.record(started, sql)  # the operation's statement count and time (db.stats)
     if events.after_cursor_execute:
         events.after_cursor_execute(connection, None, sql, parameters, None, False)
     extracts = found.extracts

@@ -6,7 +6,9 @@ events below see the ``SqlStats`` of the request that issued the statement, even
 requests in flight, and so does ``db.reader`` for its reads on the driver (``record``).
 Always installed: every operation's log line and metrics carry its counts. (The dialect's
 own queries on an engine's first connection would count in the operation that opened it:
-the server's lifespan opens one before serving.)
+the server's lifespan opens one before serving.) A ``SqlStats`` may carry an ``observer``,
+told of each statement as it ends (tracing's statement spans: ``schema.telemetry``), so
+that nothing listens to the engine's cursor events on the serving path.
 Source: SQLAlchemy docs, "Core Events" (``DialectEvents.do_execute``: "Return True to halt
 further events from invoking, and to indicate that the cursor execution has already taken
 place within the event handler") and "Performance: Query Profiling".
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 _current: ContextVar[SqlStats | None] = ContextVar("inkwell_sql_stats", default=None)
 
+#: Told of each statement as it ends, in the statement's context: its text as sent, its
+#: time in seconds, and the driver's error if it failed (``None``: it succeeded).
+StatementObserver = Callable[[str, float, BaseException | None], None]
+
 
 @dataclass(slots=True)
 class SqlStats:
@@ -32,6 +39,7 @@ class SqlStats:
 
     statements: int = 0
     duration_ms: float = 0.0
+    observer: StatementObserver | None = None
 
     def bind(self) -> Token[SqlStats | None]:
         """Make this the current request's stats; pass the token to ``unbind``."""
@@ -46,14 +54,18 @@ class SqlStats:
             _current.reset(token)
 
 
-def record(started: float) -> None:
-    """Count one statement that began at ``started`` (``time.perf_counter()``) and has just
-    ended, into the current request's ``SqlStats`` (none bound: nothing). ``db.reader``
-    calls it for each read on the driver."""
+def record(started: float, statement: str, error: BaseException | None = None) -> None:
+    """Count one statement (its text as sent) that began at ``started``
+    (``time.perf_counter()``) and has just ended, failed with ``error`` if given, into the
+    current request's ``SqlStats`` and tell its ``observer``; none bound: nothing.
+    ``db.reader`` calls it for each read on the driver."""
     stats = _current.get()
     if stats is not None:
+        elapsed = time.perf_counter() - started
         stats.statements += 1
-        stats.duration_ms += (time.perf_counter() - started) * 1000.0
+        stats.duration_ms += elapsed * 1000.0
+        if stats.observer is not None:
+            stats.observer(statement, elapsed, error)
 
 
 def _timed(run: Any) -> Any:
@@ -67,8 +79,10 @@ def _timed(run: Any) -> Any:
         started = time.perf_counter()
         try:
             run(cursor, statement, *args)
-        finally:
-            record(started)
+        except BaseException as error:
+            record(started, statement, error)
+            raise
+        record(started, statement)
         return True
 
     return execute

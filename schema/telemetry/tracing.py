@@ -32,7 +32,6 @@ from settings import Settings
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from sqlalchemy.ext.asyncio import AsyncEngine
     from strawberry.extensions import SchemaExtension
 
     from schema.engine.execution import InkwellExecutor
@@ -45,18 +44,26 @@ DEFAULT_SERVICE = "inkwell"
 
 
 class Tracing:
-    """The app's tracing: a tracer from ``provider``, and the pieces that use it.
+    """The app's tracing: a tracer from ``provider``, and the pieces that use it, for the
+    database at ``database_url`` (its statements' spans name it).
 
     ``exporter`` (``otlp``, ``console``, ``none``) is set when the provider was made here:
     ``start`` then adds the exporter and ``stop`` shuts the provider down. A provider given
     by the caller (a test's, with an in-memory exporter) is left as it is.
     """
 
-    def __init__(self, provider: TracerProvider, exporter: str | None = None) -> None:
+    def __init__(
+        self, provider: TracerProvider, database_url: str, exporter: str | None = None
+    ) -> None:
         from opentelemetry import propagate
+        from sqlalchemy.engine import make_url
+
+        from schema.telemetry.tracing_sql import SqlSpans
 
         self.provider = provider
         self.tracer = provider.get_tracer(SCOPE)
+        #: Each operation's statements' spans (its ``SqlStats.observer``).
+        self.statements = SqlSpans(self.tracer, make_url(database_url))
         #: The headers a trace comes in (the propagators ``OTEL_PROPAGATORS`` configured).
         self.fields = frozenset(propagate.get_global_textmap().fields)
         self._exporter = exporter
@@ -67,7 +74,7 @@ class Tracing:
         puts it outermost)."""
         from schema.telemetry.tracing_operation import TracedOperation
 
-        return TracedOperation(self.tracer, self.fields)
+        return TracedOperation(self.tracer, self.fields, self.statements.statement)
 
     def executor(self) -> type[InkwellExecutor]:
         """The schema's ``execution_context_class``: planned queries with spans."""
@@ -75,11 +82,8 @@ class Tracing:
 
         return executor_class(self.tracer)
 
-    def start(self, engine: AsyncEngine) -> None:
-        """In the lifespan: spans for ``engine``'s statements, and the exporter's thread."""
-        from schema.telemetry.tracing_sql import SqlSpans
-
-        SqlSpans(self.tracer, engine).install()
+    def start(self) -> None:
+        """In the lifespan: the exporter's thread (a provider made here)."""
         if self._exporter not in (None, "none") and not self._exporting:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -102,14 +106,16 @@ def configure(settings: Settings, provider: TracerProvider | None = None) -> Tra
     if not settings.tracing:
         return None
     if provider is not None:
-        return Tracing(provider)
+        return Tracing(provider, settings.database_url)
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE}))
-    return Tracing(TracerProvider(resource=resource), settings.otel_traces_exporter)
+    return Tracing(
+        TracerProvider(resource=resource), settings.database_url, settings.otel_traces_exporter
+    )
 
 
 def _exporter(name: str) -> SpanExporter:

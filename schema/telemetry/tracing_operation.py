@@ -39,6 +39,7 @@ from opentelemetry.util.types import AttributeValue
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
+from db.stats import SqlStats, StatementObserver
 from schema.engine.extensions.masking import default_code
 from schema.errors import InkwellError
 
@@ -62,14 +63,22 @@ _attached: ContextVar[bool] = ContextVar("inkwell_operation_span", default=False
 class TracedOperation(SchemaExtension):
     """A span per operation with ``tracer`` (the module docstring). ``fields`` are the
     headers the process's propagator reads (``OTEL_PROPAGATORS``; by default
-    ``traceparent``, ``tracestate``, ``baggage``)."""
+    ``traceparent``, ``tracestate``, ``baggage``); ``statements`` makes the spans of the
+    operation's SQL statements (``tracing_sql``), as its ``SqlStats.observer``."""
 
-    def __init__(self, tracer: Tracer, fields: frozenset[str]) -> None:
+    def __init__(
+        self, tracer: Tracer, fields: frozenset[str], statements: StatementObserver
+    ) -> None:
         self.tracer = tracer
         self.fields = fields
+        self.statements = statements
 
     def on_operation(self) -> Iterator[None]:
-        request = getattr(self.execution_context.context, "request", None)
+        context = self.execution_context.context
+        sql = getattr(context, "sql", None)
+        if isinstance(sql, SqlStats):
+            sql.observer = self.statements
+        request = getattr(context, "request", None)
         parent = otel_context.get_current()
         # Most requests carry no trace: looking for its headers costs a fraction of extracting.
         headers = getattr(request, "headers", None)
