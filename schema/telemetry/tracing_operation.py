@@ -70,7 +70,8 @@ class TracedOperation(SchemaExtension):
         self, tracer: Tracer, fields: frozenset[str], statements: StatementObserver
     ) -> None:
         self.tracer = tracer
-        self.fields = fields
+        # As ASGI gives header names: lower-case bytes.
+        self.fields = frozenset(field.lower().encode("latin-1") for field in fields)
         self.statements = statements
 
     def on_operation(self) -> Iterator[None]:
@@ -78,12 +79,13 @@ class TracedOperation(SchemaExtension):
         sql = getattr(context, "sql", None)
         if isinstance(sql, SqlStats):
             sql.observer = self.statements
-        request = getattr(context, "request", None)
+        request: Any = getattr(context, "request", None)
         parent = otel_context.get_current()
-        # Most requests carry no trace: looking for its headers costs a fraction of extracting.
-        headers = getattr(request, "headers", None)
-        if headers is not None and any(field in headers for field in self.fields):
-            parent = propagate.extract(headers, context=parent)
+        # Most requests carry no trace: one look through the raw headers (the ASGI scope's)
+        # costs a fraction of extracting.
+        scope = getattr(request, "scope", None)
+        if scope is not None and any(name in self.fields for name, _ in scope["headers"]):
+            parent = propagate.extract(request.headers, context=parent)
         outer = trace.get_current_span(parent).get_span_context()
         # The server's span, unless it runs inside one of this process (an HTTP server span).
         kind = SpanKind.INTERNAL if outer.is_valid and not outer.is_remote else SpanKind.SERVER
