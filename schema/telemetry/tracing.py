@@ -64,8 +64,10 @@ class Tracing:
         self.tracer = provider.get_tracer(SCOPE)
         #: Each operation's statements' spans (its ``SqlStats.observer``).
         self.statements = SqlSpans(self.tracer, make_url(database_url))
-        #: The headers a trace comes in (the propagators ``OTEL_PROPAGATORS`` configured).
-        self.fields = frozenset(propagate.get_global_textmap().fields)
+        #: The headers a trace comes in (the propagators ``OTEL_PROPAGATORS`` configured), as
+        #: ASGI names headers: lower-case bytes.
+        fields = propagate.get_global_textmap().fields
+        self.fields = frozenset(field.lower().encode("latin-1") for field in fields)
         self._exporter = exporter
         self._exporting = False
 

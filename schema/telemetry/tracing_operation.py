@@ -63,15 +63,15 @@ _attached: ContextVar[bool] = ContextVar("inkwell_operation_span", default=False
 class TracedOperation(SchemaExtension):
     """A span per operation with ``tracer`` (the module docstring). ``fields`` are the
     headers the process's propagator reads (``OTEL_PROPAGATORS``; by default
-    ``traceparent``, ``tracestate``, ``baggage``); ``statements`` makes the spans of the
-    operation's SQL statements (``tracing_sql``), as its ``SqlStats.observer``."""
+    ``traceparent``, ``tracestate``, ``baggage``), as ASGI names them (lower-case bytes);
+    ``statements`` makes the spans of the operation's SQL statements (``tracing_sql``), as
+    its ``SqlStats.observer``."""
 
     def __init__(
-        self, tracer: Tracer, fields: frozenset[str], statements: StatementObserver
+        self, tracer: Tracer, fields: frozenset[bytes], statements: StatementObserver
     ) -> None:
         self.tracer = tracer
-        # As ASGI gives header names: lower-case bytes.
-        self.fields = frozenset(field.lower().encode("latin-1") for field in fields)
+        self.fields = fields
         self.statements = statements
 
     def on_operation(self) -> Iterator[None]:
