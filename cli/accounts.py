@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from db import models
-from db.engine import create_engine
+from db.engine import command_engine
 from schema.auth.passwords import hash_password
 from schema.writes.field_checks import NAME_MAX, FieldChecks, normalise_email
 from settings import Settings
@@ -92,9 +92,12 @@ async def create_user(
 ) -> str:
     """Create an active account; returns a line saying so. Raises ``Refused`` when the email
     is taken."""
-    engine = create_engine(settings, serving=False)
     try:
-        async with async_sessionmaker(engine)() as session, session.begin():
+        async with (
+            command_engine(settings) as engine,
+            async_sessionmaker(engine)() as session,
+            session.begin(),
+        ):
             user = models.User(
                 email=email,
                 name=name,
@@ -106,20 +109,18 @@ async def create_user(
             return f"created {user.role} {email} (id {user.id})"
     except IntegrityError:
         raise Refused(f"an account with the email {email} exists already") from None
-    finally:
-        await engine.dispose()
 
 
 async def reset_password(settings: Settings, email: str, password: str) -> str:
     """Set the password of the account with ``email``; returns a line saying so. Raises
     ``Refused`` when there is no such account."""
-    engine = create_engine(settings, serving=False)
-    try:
-        async with async_sessionmaker(engine)() as session, session.begin():
-            user = await session.scalar(select(models.User).where(models.User.email == email))
-            if user is None:
-                raise Refused(f"no account has the email {email}")
-            user.password_hash = await hash_password(password)
-            return f"set a new password for {email}"
-    finally:
-        await engine.dispose()
+    async with (
+        command_engine(settings) as engine,
+        async_sessionmaker(engine)() as session,
+        session.begin(),
+    ):
+        user = await session.scalar(select(models.User).where(models.User.email == email))
+        if user is None:
+            raise Refused(f"no account has the email {email}")
+        user.password_hash = await hash_password(password)
+        return f"set a new password for {email}"

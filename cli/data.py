@@ -11,7 +11,7 @@ from typing import Any
 
 from cli.serve import shown_url
 from db import migrate, seed
-from db.engine import create_engine
+from db.engine import command_engine
 from settings import Settings
 
 #: SeedSize fields the seed command takes as flags (--posts-per-user ...).
@@ -49,11 +49,8 @@ def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate the database to ``--revision``."""
 
     async def upgrade() -> None:
-        engine = create_engine(settings, serving=False)
-        try:
+        async with command_engine(settings) as engine:
             await migrate.upgrade(engine, args.revision)
-        finally:
-            await engine.dispose()
 
     asyncio.run(upgrade())
     print(f"migrated {shown_url(settings.database_url)} to {args.revision}")
@@ -77,12 +74,9 @@ def run_seed(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
     async def load() -> seed.SeedReport:
-        engine = create_engine(settings, serving=False)
-        try:
+        async with command_engine(settings) as engine:
             demo = not settings.is_production
             return await seed.seed(engine, size, replace=args.replace, demo_password=demo)
-        finally:
-            await engine.dispose()
 
     try:
         report = asyncio.run(load())

@@ -29,13 +29,12 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from db import migrate, seed
-from db.engine import create_engine
+from db.engine import command_engine
 from schema.telemetry import logs
+from schema.telemetry.exposition import MULTIPROCESS_DIR
 from schema.transport import graphiql
 from settings import Settings
 
-#: prometheus-client's multiprocess mode: where worker processes keep their metrics.
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 #: Where workers leave a mark when they cannot start (``startup_failed``).
 FAILURE_MARK = "INKWELL_STARTUP_FAILURE_FILE"
 
@@ -136,20 +135,19 @@ async def prepare(settings: Settings, *, migrate_first: bool) -> str | None:
     """Bring the database to where serving needs it; returns its revision. Raises
     ``CannotServe`` when it does not answer or is not migrated (and may not be)."""
     where = shown_url(settings.database_url)
-    engine = create_engine(settings, serving=False)
     try:
-        if settings.is_sqlite or migrate_first or settings.migrate_on_start:
-            await migrate.upgrade(engine)
-            if settings.is_sqlite and not settings.is_production and await seed.is_empty(engine):
-                report = await seed.seed(engine, seed.SeedSize())
-                logger.info("loaded demo data: %s", report)
-        with quiet("alembic"):
-            async with engine.connect() as conn:
-                revision = await migrate.current_revision(conn)
+        async with command_engine(settings) as engine:
+            if settings.is_sqlite or migrate_first or settings.migrate_on_start:
+                await migrate.upgrade(engine)
+                demo = settings.is_sqlite and not settings.is_production
+                if demo and await seed.is_empty(engine):
+                    report = await seed.seed(engine, seed.SeedSize())
+                    logger.info("loaded demo data: %s", report)
+            with quiet("alembic"):
+                async with engine.connect() as conn:
+                    revision = await migrate.current_revision(conn)
     except Exception as exc:  # whatever the driver raises: the operator needs the cause
         raise CannotServe(f"cannot use the database at {where}: {one_line(exc)}") from None
-    finally:
-        await engine.dispose()
     head = migrate.head_revision()
     if revision != head:
         raise CannotServe(

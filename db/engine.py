@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -68,6 +70,17 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
         checkout.direct(engine)
     _log_statements(engine, settings)
     return engine
+
+
+@asynccontextmanager
+async def command_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine for one command of the command line (migrate, seed, an account, ``serve``'s
+    checks): ``create_engine(settings, serving=False)``, disposed when the block ends."""
+    engine = create_engine(settings, serving=False)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def _log_statements(engine: AsyncEngine, settings: Settings) -> None:

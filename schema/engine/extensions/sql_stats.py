@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
@@ -11,18 +10,11 @@ from schema.context import Context
 
 
 class SqlStatsExtension(SchemaExtension):
-    """Counts the operation's SQL statements and their time, and reports them as
-    ``extensions.sql = {"statements": int, "durationMs": float}``. Enabled by the
-    ``SQL_STATS`` setting (on in development by default)."""
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context.context
-        token = context.sql.bind() if isinstance(context, Context) else None
-        try:
-            yield
-        finally:
-            if token is not None:
-                context.sql.unbind(token)
+    """Reports the operation's SQL statements and their time as ``extensions.sql =
+    {"statements": int, "durationMs": float}``. Enabled by the ``SQL_STATS`` setting (on in
+    development by default). The counts are ``Context.sql``'s, which every schema's
+    ``ObserveOperation`` (``schema.telemetry.extension``, outermost) binds for the whole
+    operation: this extension only reads them."""
 
     def get_results(self) -> dict[str, Any]:
         context = self.execution_context.context
