@@ -123,6 +123,71 @@ def wrk(port: int, script: Path, seconds: float) -> float:
     return float(found.group(1))
 
 
+#: Per (workload, server label): req/s of each round, in order.
+Rates = dict[tuple[str, str], list[float]]
+
+
+def scripts(names: Sequence[str], token: str, max_post: int, folder: Path) -> dict[str, Path]:
+    """The wrk script of each workload in ``names``, written in ``folder``."""
+    found = {}
+    for name in names:
+        found[name] = folder / f"{name}.lua"
+        found[name].write_text(lua(name, token, max_post))
+    return found
+
+
+def check(ports: Mapping[str, int], names: Sequence[str], token: str, max_post: int) -> None:
+    """Wait for each server (``ports``: label -> port) and check its answer to each workload
+    as ``bench/instructions.py`` does; raises SystemExit naming the first wrong one."""
+    for label, port in ports.items():
+        for name in names:
+            body = instructions.bodies(name, 1, max_post)[0]
+            ready(port, body, token)
+            status, raw = answer(port, body, token)
+            if (why := instructions.problem(name, body, status, raw)) is not None:
+                raise SystemExit(f"{label}, {name}: {why}")
+
+
+def interleave(
+    ports: Mapping[str, int],
+    workloads: Mapping[str, Path],
+    rounds: int,
+    warmup: float,
+    duration: float,
+) -> tuple[Rates, dict[str, float]]:
+    """Load one server at a time with each workload's script (``workloads``), ``warmup``
+    then ``duration`` seconds, for ``rounds`` rounds, the servers' order reversed every other
+    round; prints each measurement. Returns the rates and, per label, the requests sent
+    (estimated from wrk's rates, warm-ups included)."""
+    rates: Rates = {}
+    sent = dict.fromkeys(ports, 0.0)
+    for round_ in range(rounds):
+        order = list(ports.items())
+        if round_ % 2:
+            order.reverse()
+        for name, script in workloads.items():
+            for label, port in order:
+                warm = wrk(port, script, warmup)
+                rate = wrk(port, script, duration)
+                rates.setdefault((name, label), []).append(rate)
+                sent[label] += warm * warmup + rate * duration
+                print(f"round {round_ + 1} {name} {label}: {rate:.1f} req/s", flush=True)
+    return rates, sent
+
+
+def ratio(rates: Rates, name: str, a: str, b: str) -> float:
+    """The median over rounds of ``a``'s req/s ÷ ``b``'s in the same round, on ``name``."""
+    return statistics.median(x / y for x, y in zip(rates[name, a], rates[name, b], strict=True))
+
+
+def stop(servers: Sequence[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    """SIGTERM each server, then wait for each (a lifespan's end may still flush work)."""
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.wait(timeout=timeout)
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", action="append", type=Path, required=True)
@@ -133,52 +198,36 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--base-port", type=int, default=8801)
     args = parser.parse_args(argv)
     roots = [root.resolve() for root in args.root]
+    # Each root's label: its path, and its position when a path is given twice.
+    labels = [
+        str(root) if roots.count(root) == 1 else f"{root} #{i}" for i, root in enumerate(roots)
+    ]
     names = args.workloads.split(",")
     token, max_post = instructions.prepare(roots[0])
     folder = Path(tempfile.mkdtemp(prefix="inkwell-ab-"))
-    scripts = {}
-    for name in names:
-        scripts[name] = folder / f"{name}.lua"
-        scripts[name].write_text(lua(name, token, max_post))
-    ports = [args.base_port + i for i in range(len(roots))]
-    servers = [serve(r, p, folder / f"server-{p}.log") for r, p in zip(roots, ports, strict=True)]
-    rates: dict[tuple[str, int], list[float]] = {}
+    workloads = scripts(names, token, max_post, folder)
+    ports = {label: args.base_port + i for i, label in enumerate(labels)}
+    servers = [
+        serve(root, port, folder / f"server-{port}.log")
+        for root, port in zip(roots, ports.values(), strict=True)
+    ]
     try:
-        for port in ports:
-            for name in names:
-                body = instructions.bodies(name, 1, max_post)[0]
-                ready(port, body, token)
-                status, raw = answer(port, body, token)
-                if (why := instructions.problem(name, body, status, raw)) is not None:
-                    raise SystemExit(f"port {port}, {name}: {why}")
-        for round_ in range(args.rounds):
-            order = list(enumerate(ports))
-            if round_ % 2:
-                order.reverse()
-            for name in names:
-                for index, port in order:
-                    wrk(port, scripts[name], args.warmup)
-                    rate = wrk(port, scripts[name], args.duration)
-                    rates.setdefault((name, index), []).append(rate)
-                    print(f"round {round_ + 1} {name} {roots[index]}: {rate:.1f} req/s", flush=True)
+        check(ports, names, token, max_post)
+        rates, _ = interleave(ports, workloads, args.rounds, args.warmup, args.duration)
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=30)
+        stop(servers, timeout=30)
     print(f"\nMedians of {args.rounds} rounds, {args.duration:g} s each, c=16:\n")
-    print("| workload | " + " | ".join(str(r) for r in roots) + " | ÷ the first, per round |")
+    print("| workload | " + " | ".join(labels) + " | ÷ the first, per round |")
     print("|---|" + "---:|" * (len(roots) + 1))
     for name in names:
-        first = rates[name, 0]
-        cells = [f"{statistics.median(rates[name, i]):.1f}" for i in range(len(roots))]
-        ratios = [
-            statistics.median(a / b for a, b in zip(rates[name, i], first, strict=True))
-            for i in range(1, len(roots))
-        ]
+        cells = [f"{statistics.median(rates[name, label]):.1f}" for label in labels]
+        ratios = [ratio(rates, name, label, labels[0]) for label in labels[1:]]
         change = " / ".join(f"{r:.3f}" for r in ratios) or "-"
         print(f"| {name} | " + " | ".join(cells) + f" | {change} |")
-    print(json.dumps({f"{n} {i}": v for (n, i), v in rates.items()}), file=sys.stderr)
+    index = {label: i for i, label in enumerate(labels)}
+    print(
+        json.dumps({f"{n} {index[label]}": v for (n, label), v in rates.items()}), file=sys.stderr
+    )
     return 0
 
 

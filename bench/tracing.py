@@ -148,10 +148,7 @@ def main(argv: Sequence[str]) -> int:
     collected = f"http://127.0.0.1:{collector.server_address[1]}"
     token, max_post = instructions.prepare(here)
     folder = Path(tempfile.mkdtemp(prefix="inkwell-tracing-"))
-    scripts = {}
-    for name in names:
-        scripts[name] = folder / f"{name}.lua"
-        scripts[name].write_text(ab.lua(name, token, max_post))
+    workloads = ab.scripts(names, token, max_post, folder)
     ports = {variant: args.base_port + i for i, variant in enumerate(variants)}
     servers = [
         ab.serve(
@@ -165,34 +162,14 @@ def main(argv: Sequence[str]) -> int:
         )
         for variant, port in ports.items()
     ]
-    rates: dict[tuple[str, str], list[float]] = {}
-    sent = dict.fromkeys(variants, 0.0)  # requests sent, estimated from wrk's rates
     try:
-        for variant, port in ports.items():
-            for name in names:
-                body = instructions.bodies(name, 1, max_post)[0]
-                ab.ready(port, body, token)
-                status, raw = ab.answer(port, body, token)
-                if (why := instructions.problem(name, body, status, raw)) is not None:
-                    raise SystemExit(f"{variant}, {name}: {why}")
-                sent[variant] += 2
-        for round_ in range(args.rounds):
-            order = list(ports.items())
-            if round_ % 2:
-                order.reverse()
-            for name in names:
-                for variant, port in order:
-                    warm = ab.wrk(port, scripts[name], args.warmup)
-                    rate = ab.wrk(port, scripts[name], args.duration)
-                    rates.setdefault((name, variant), []).append(rate)
-                    sent[variant] += warm * args.warmup + rate * args.duration
-                    print(f"round {round_ + 1} {name} {variant}: {rate:.1f} req/s", flush=True)
+        ab.check(ports, names, token, max_post)
+        rates, sent = ab.interleave(ports, workloads, args.rounds, args.warmup, args.duration)
     finally:
-        for server in servers:
-            server.terminate()  # the lifespan's end flushes the spans still queued
-        for server in servers:
-            server.wait(timeout=60)
+        ab.stop(servers)  # each lifespan's end flushes the spans still queued
         collector.shutdown()
+    for variant in variants:
+        sent[variant] += 2 * len(names)  # the checks' answers: one to wait, one to check
     print(f"\nMedians of {args.rounds} rounds, {args.duration:g} s each, c=16, load "
           f"{os.getloadavg()[0]:.2f} at the end (1-minute average):\n")  # fmt: skip
     others = [v for v in variants if v != "before"]
@@ -203,8 +180,8 @@ def main(argv: Sequence[str]) -> int:
     for name in names:
         cells = [f"{statistics.median(rates[name, v]):.1f}" for v in variants]
         for variant in others:
-            cells.append(f"{_ratio(rates, name, variant, 'before'):.3f}")
-        on_off = _ratio(rates, name, "on", "off") if {"on", "off"} <= set(variants) else None
+            cells.append(f"{ab.ratio(rates, name, variant, 'before'):.3f}")
+        on_off = ab.ratio(rates, name, "on", "off") if {"on", "off"} <= set(variants) else None
         cells.append(f"{on_off:.3f}" if on_off is not None else "-")
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
@@ -220,11 +197,6 @@ def main(argv: Sequence[str]) -> int:
             f"{sent[variant]:.0f} requests sent (from wrk's rates)."
         )
     return 0
-
-
-def _ratio(rates: dict[tuple[str, str], list[float]], name: str, a: str, b: str) -> float:
-    """The median over rounds of ``a``'s req/s ÷ ``b``'s in the same round."""
-    return statistics.median(x / y for x, y in zip(rates[name, a], rates[name, b], strict=True))
 
 
 if __name__ == "__main__":
