@@ -32,6 +32,7 @@ from db.engine import create_engine, create_sessionmaker
 from db.read_sessions import ReadSessions
 from schema import build_schema
 from schema.auth import viewer_cache
+from schema.live import outbox
 from schema.live.postgres import broker_for
 from schema.telemetry import exposition, lifecycle, logs, tracing
 from schema.telemetry.http import ObserveRequests
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
             broker.follow(viewer_cache.CHANNEL, viewers)
             await broker.start()
+            retention = settings.event_retention_seconds
+            pruner = asyncio.create_task(outbox.prune_every(app.state.sessionmaker, retention))
             await _first_connection(engine)
         except Exception as exc:
             startup_failed(one_line(exc))  # so that `serve` exits 1, not uvicorn's 0
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                 with gc_tuning.tuned(settings.gc_thresholds):
                     yield
         finally:
+            pruner.cancel()
             await broker.stop()
             await engine.dispose()
             if traced is not None:

@@ -271,8 +271,25 @@ class Settings(BaseSettings):
         100,
         ge=1,
         le=100_000,
-        description="Events a subscription may fall behind before it is ended "
-        "(SUBSCRIPTION_OVERFLOW), so a slow subscriber never delays the others.",
+        description="Events a subscription may fall behind in memory. Past that, a subscriber "
+        "whose client is reading reads what it missed from the event outbox; one whose client "
+        "stopped reading is ended (SUBSCRIPTION_OVERFLOW), so it never delays the others.",
+    )
+    subscription_stall_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds a subscriber's client may leave a result unread (its socket "
+        "full) before an overflowing queue ends the subscription (SUBSCRIPTION_OVERFLOW) "
+        "rather than being read back from the outbox.",
+    )
+    event_retention_seconds: float = Field(
+        3600.0,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds the event outbox keeps an event: how far back a subscription "
+        "may resume (afterEventId), and a process whose LISTEN connection was down catch up. "
+        "Older events are pruned (EVENTS_EXPIRED for a resume from one).",
     )
     max_subscriptions_per_connection: int = Field(
         20, ge=1, le=1000, description="Operations one WebSocket connection may run at once."

@@ -6,9 +6,11 @@ its ``seed.py``), one uvicorn worker pinned to CPU 0 like every peer (uvloop, ht
 access log). Inkwell's queries are ``bench/peers_queries.json``; each request is signed in as
 an admin of that database, because the harness checks every row (drafts included) and every
 email, which Inkwell shows only to admins and to their owners. The harness's database is not
-migrated by Inkwell, so this installs the one piece of Inkwell's schema the server relies on
+migrated by Inkwell, so this installs the pieces of Inkwell's schema the server relies on
 there: migration 0002's trigger announcing account changes, which lets each process remember
-its signed-in viewers (``schema.auth.viewer_cache``) instead of reading the row per request.
+its signed-in viewers (``schema.auth.viewer_cache``) instead of reading the row per request,
+and migration 0003's event outbox (``events``), which every write that announces an event
+(W4's ``addComment``) inserts into.
 
     python bench/peers.py [harness flags…]      # e.g. --rounds 2 --duration 10
 
@@ -62,7 +64,18 @@ def _trigger_statements() -> tuple[str, ...]:
 
 
 async def _prepare() -> int:
-    """Install the account trigger; returns the id of an admin of the harness's database."""
+    """Install the account trigger and the event outbox; returns the id of an admin of the
+    harness's database."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from db.models import OutboxEvent
+
+    engine = create_async_engine(ENVIRONMENT["DATABASE_URL"])
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(OutboxEvent.__table__.create, checkfirst=True)
+    finally:
+        await engine.dispose()
     connection = await asyncpg.connect(DSN)
     try:
         async with connection.transaction():

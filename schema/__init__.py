@@ -44,6 +44,7 @@ from schema.engine.extensions.persisted_queries import PersistedQueries, load_ma
 from schema.engine.extensions.runner import KnownHooksRunner
 from schema.engine.extensions.validated_documents import ValidatedDocuments
 from schema.engine.naming import RememberingNameConverter
+from schema.live.event_ids import EventIds
 from schema.relay.node import BIGINT_SCALAR, BigInt
 from schema.relay.node_queries import NodeQueries
 from schema.telemetry.extension import ObserveOperation
@@ -150,6 +151,8 @@ def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawber
         # Innermost, so it bounds the resolvers and not the other hooks' entry (signing in):
         # a timeout then unwinds through the transaction, which rolls back.
         lambda: Deadline(settings.request_timeout_seconds),
+        # A subscription's results name their event (``extensions.eventId``), to resume after.
+        EventIds,
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)

@@ -82,6 +82,8 @@ class Context:
     #: The mutation's transaction state, set by ``schema.writes.boundary``; ``None``
     #: for queries (which never commit).
     transaction: Transaction | None = None
+    #: A subscription's current event id (``extensions.eventId`` of its result).
+    event_id: int | None = None
     _loaders: Loaders = field(init=False, repr=False)
     #: While a subscriber resolves an event: the unit of work it shares with the other
     #: subscribers who see the same rows (``schema.live.stream.SharedRead``).

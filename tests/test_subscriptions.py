@@ -303,11 +303,17 @@ async def test_every_subscriber_gets_every_event_in_commit_order(live: Live) -> 
 async def test_a_subscriber_that_stops_reading_is_ended_not_waited_for(
     fresh_db_url: str,
 ) -> None:
-    """With a queue of 4, a subscriber that never reads (1 MB an event) overflows and is
-    ended, while a reading one gets every event as it commits."""
+    """With a queue of 4, a subscriber that never reads (1 MB an event) overflows once its
+    socket has been full for SUBSCRIPTION_STALL_SECONDS and is ended, while a reading one
+    gets every event as it commits."""
     await prepare_write_db(fresh_db_url)
     engine = create_engine(app_settings(fresh_db_url))
-    env = {"DATABASE_URL": fresh_db_url, "JWT_SECRET": TEST_SECRET, "SUBSCRIPTION_QUEUE_SIZE": "4"}
+    env = {
+        "DATABASE_URL": fresh_db_url,
+        "JWT_SECRET": TEST_SECRET,
+        "SUBSCRIPTION_QUEUE_SIZE": "4",
+        "SUBSCRIPTION_STALL_SECONDS": "0.2",
+    }
     try:
         with live_server(**env) as base:
             live = Live(base, fresh_db_url, engine, TEST_SECRET)
@@ -326,10 +332,11 @@ async def test_a_subscriber_that_stops_reading_is_ended_not_waited_for(
                         "subscription($id: ID!) { postUpdated(id: $id) { version } }",
                         id=post,
                     )
-                    for version in range(1, 21):
+                    for version in range(1, 31):
                         await gql(live, update, OWNER, id=post, v=version, c=f"{version:99000}")
                         event = await reader.next_payload()
                         assert event["data"]["postUpdated"]["version"] == version + 1
+                        await asyncio.sleep(0.05)  # 1.5 s in all: the stalled socket stays full
                     assert metric(base, "inkwell_subscriptions_overflowed") == 1
                     assert metric(base, SUBSCRIBERS) == 1  # the reader's
             finally:

@@ -2,6 +2,7 @@
 
 from db.base import Base
 from db.models.comment import Comment
+from db.models.event import OutboxEvent
 from db.models.post import DRAFT, POST_STATUSES, PUBLISHED, Post
 from db.models.tag import Tag, post_tags
 from db.models.user import ROLES, User
@@ -13,6 +14,7 @@ __all__ = [
     "ROLES",
     "Base",
     "Comment",
+    "OutboxEvent",
     "Post",
     "Tag",
     "User",

@@ -1,16 +1,21 @@
 """Fan-out of committed events to the process's subscriptions, each with a bounded queue.
 
 A ``Broker`` has two sides. Writers hand it the events of a transaction twice: ``stage``
-inside the transaction, just before COMMIT, and ``committed`` after it; a rolled-back
-transaction's events are never handed over at all. Subscribers ``subscribe`` to one kind of
-event and read their own queue. ``deliver`` puts an event into the queue of every matching
-subscription without ever waiting, so a subscriber that stops reading delays nobody: once
-its queue holds ``maxsize`` events it is ended with ``SubscriptionOverflow``.
+inside the transaction, just before COMMIT (which writes them to the outbox,
+``schema.live.outbox``, and returns them with their event ids), and ``committed`` after it; a
+rolled-back transaction's events are never handed over, and its outbox rows never exist.
+Subscribers ``subscribe`` to one kind of event and read their own queue. ``deliver`` puts an
+event into the queue of every matching subscription without ever waiting, so a subscriber
+that falls behind delays nobody. A queue that overflows is not the end of a subscription
+whose client is reading: its events are all in the outbox, so it is told it has a gap
+(``Gap``) and reads what it missed from there. Only a subscription whose client has not
+taken its last result for ``stall`` seconds (``SUBSCRIPTION_STALL_SECONDS``) when its queue
+overflows is ended, with ``SubscriptionOverflow``.
 
 ``InProcessBroker`` delivers at ``committed``: the SQLite deployment is one process.
-``schema.live.postgres.PostgresBroker`` sends the events with the transaction instead
-(``pg_notify`` at ``stage``) and delivers what its LISTEN connection receives, so every
-server process on the database sees every commit, in commit order.
+``schema.live.postgres.PostgresBroker`` signals the commit with ``pg_notify`` at ``stage``
+and delivers what it then reads from the outbox, so every server process on the database
+sees every commit, in commit order.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from schema.errors import InkwellError
-from schema.live import metrics
+from schema.live import metrics, outbox
 from schema.live.events import Event, EventKind
 
 #: A subscription's filter, applied when an event is delivered (cheap: no I/O).
@@ -31,17 +36,29 @@ Match = Callable[[Event], bool]
 
 
 class SubscriptionOverflow(InkwellError):
-    """The subscriber fell more than its queue's length behind, so its subscription was
-    ended (others are not held up by it); subscribe again and reload what it shows."""
+    """The subscriber's client stopped reading while more than its queue's length of events
+    came, so its subscription was ended (others are not held up by it); subscribe again with
+    ``afterEventId`` (or reload what it shows)."""
 
     code = "SUBSCRIPTION_OVERFLOW"
 
     def __init__(self, maxsize: int) -> None:
         super().__init__(
-            f"This subscription fell more than {maxsize} events behind and was ended; "
-            "subscribe again.",
+            f"This subscription's client stopped reading while more than {maxsize} events "
+            "came, and it was ended; subscribe again, with afterEventId set to the last "
+            "event id you received.",
             maxsize=maxsize,
         )
+
+
+class Gap:
+    """What a subscription yields after its queue overflowed while its client was reading:
+    events were dropped here, and the subscriber reads them from the outbox (every
+    delivery after it is newer than they are, or a duplicate of one of them)."""
+
+
+#: The one ``Gap`` (it carries nothing).
+GAP = Gap()
 
 
 @dataclass(eq=False)
@@ -59,32 +76,58 @@ class Delivery:
 
 
 class Subscription:
-    """One subscriber's bounded queue of deliveries; an async iterator of them.
+    """One subscriber's bounded queue of deliveries; an async iterator of them (and of
+    ``GAP`` where its queue overflowed).
 
     Iteration ends when the broker stops (after the events already queued) and raises
-    ``SubscriptionOverflow`` at once when the queue overflowed. Use it as a context manager,
-    or call ``close``, to unsubscribe.
+    ``SubscriptionOverflow`` at once when the queue overflowed while the client was not
+    reading (``taken``/``given`` say when the subscriber last handed a result over, and took
+    the next). Use it as a context manager, or call ``close``, to unsubscribe.
     """
 
-    def __init__(self, broker: Broker, kind: EventKind, match: Match, maxsize: int) -> None:
+    def __init__(
+        self, broker: Broker, kind: EventKind, match: Match, maxsize: int, stall: float
+    ) -> None:
         self.kind = kind
+        self._stall = stall
         self._broker = broker
         self._match = match
         self._maxsize = maxsize
-        self._queue: deque[Delivery] = deque()
+        self._queue: deque[Delivery | Gap] = deque()
         self._ready = asyncio.Event()
         self._ended: BaseException | None = None
+        #: Since when (``time.monotonic()``) the subscriber's last result has been waiting
+        #: to be sent; ``None`` while it is working on one.
+        self._given: float | None = None
+
+    def given(self) -> None:
+        """The subscriber handed a result to its client's connection (and waits for it to
+        be sent before taking the next)."""
+        self._given = time.monotonic()
+
+    def taken(self) -> None:
+        """The subscriber's client took the last result: the subscriber is working again."""
+        self._given = None
+
+    def stalled(self) -> bool:
+        """Whether the client has left the last result untaken for ``stall`` seconds."""
+        given = self._given
+        return given is not None and time.monotonic() - given > self._stall
 
     def offer(self, delivery: Delivery) -> None:
         """Queue ``delivery`` if its event matches; never waits. On overflow the queue is
-        dropped and the subscription ends."""
+        dropped: the subscription ends if its client is not reading, else it gets a
+        ``GAP``, and the subscriber reads what was dropped from the outbox."""
         if self._ended is not None or not self._match(delivery.event):
             return
         if len(self._queue) >= self._maxsize:
-            metrics.SUBSCRIPTIONS_OVERFLOWED.inc()
             self._queue.clear()
-            self.end(SubscriptionOverflow(self._maxsize))
-            return
+            if self.stalled():
+                metrics.SUBSCRIPTIONS_OVERFLOWED.inc()
+                self.end(SubscriptionOverflow(self._maxsize))
+                return
+            metrics.SUBSCRIPTION_GAPS.inc()
+            self._queue.append(GAP)
         self._queue.append(delivery)
         self._ready.set()
 
@@ -109,7 +152,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> Delivery:
+    async def __anext__(self) -> Delivery | Gap:
         while not self._queue:
             if self._ended is not None:
                 raise self._ended
@@ -161,17 +204,22 @@ class Broker:
             for subscription in list(subscriptions):
                 subscription.end()
 
-    async def stage(self, session: Any, events: Sequence[Event]) -> None:
-        """Called inside the transaction, just before COMMIT, with its events. Raises what
-        the database raises (the transaction then rolls back)."""
+    async def stage(self, session: Any, events: Sequence[Event]) -> list[Event]:
+        """Called inside the transaction, just before COMMIT, with its events: writes them to
+        the outbox and returns them with their event ids. Raises what the database raises
+        (the transaction then rolls back)."""
+        return await outbox.write(session, events)
 
     def committed(self, events: Sequence[Event]) -> None:
         """Called once the transaction that made ``events`` has committed."""
 
-    def subscribe(self, kind: EventKind, match: Match, maxsize: int) -> Subscription:
+    def subscribe(
+        self, kind: EventKind, match: Match, maxsize: int, stall: float = 5.0
+    ) -> Subscription:
         """A new subscription to events of ``kind`` for which ``match`` is true, queueing at
-        most ``maxsize`` of them."""
-        subscription = Subscription(self, kind, match, maxsize)
+        most ``maxsize`` of them, ended on overflow once its client has left a result
+        untaken for ``stall`` seconds."""
+        subscription = Subscription(self, kind, match, maxsize, stall)
         self._subscriptions[kind].add(subscription)
         metrics.SUBSCRIPTIONS_ACTIVE.inc()
         return subscription

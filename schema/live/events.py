@@ -1,18 +1,16 @@
-"""What a committed change tells subscribers: a small, serialisable ``Event``.
+"""What a committed change tells subscribers: a small ``Event``, one row of the outbox.
 
 An event names the row that changed, not its contents: each subscriber resolves the current
 row itself, with its own viewer's visibility, in a unit of work of its own. It carries just
 enough to route and filter it without touching the database (the post's author and, for a
-deleted post, whether anonymous readers could see it).
+deleted post, whether anonymous readers could see it), and, once written to the outbox
+(``schema.live.outbox``), its event id: its place in commit order.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
-
-import orjson
 
 from db import models
 from db.models import PUBLISHED
@@ -35,6 +33,8 @@ class Event:
     comment's), ``post_id`` the post it concerns (the post itself for post events),
     ``author_id`` that post's author, and ``published`` whether the post was published when
     the change was made (all that is left to check visibility by once a post is deleted).
+    ``event_id`` is its outbox row's id, set when the transaction writes it (0 before):
+    event ids grow in commit order, so a subscriber resumes after the last one it saw.
     """
 
     kind: EventKind
@@ -42,23 +42,7 @@ class Event:
     post_id: int
     author_id: int
     published: bool
-
-    def encode(self) -> str:
-        """The event as compact JSON (a NOTIFY payload: PostgreSQL allows under 8,000 bytes)."""
-        return orjson.dumps(asdict(self)).decode()
-
-    @classmethod
-    def decode(cls, payload: str | bytes) -> Event:
-        """The event ``encode`` wrote. Raises ``ValueError`` (or ``KeyError``/``TypeError``)
-        for a payload that is not one."""
-        fields: dict[str, Any] = orjson.loads(payload)
-        return cls(
-            kind=EventKind(fields["kind"]),
-            id=int(fields["id"]),
-            post_id=int(fields["post_id"]),
-            author_id=int(fields["author_id"]),
-            published=bool(fields["published"]),
-        )
+    event_id: int = 0
 
 
 def post_event(kind: EventKind, post: models.Post) -> Event:

@@ -16,7 +16,18 @@ SUBSCRIPTIONS_ACTIVE = Gauge(
 )
 SUBSCRIPTIONS_OVERFLOWED = Counter(
     "inkwell_subscriptions_overflowed",
-    "Subscriptions ended because their subscriber fell a whole queue behind.",
+    "Subscriptions ended because their client stopped reading while a whole queue of events came.",
+)
+SUBSCRIPTION_GAPS = Counter(
+    "inkwell_subscription_gaps",
+    "Subscription queues that overflowed while the client was reading: the events dropped "
+    "were read back from the outbox.",
+)
+EVENTS_READ_BACK = Counter(
+    "inkwell_events_read_back",
+    "Events read from the outbox rather than received live: by this process after its "
+    "LISTEN connection was down, or by a subscription resuming or closing a gap.",
+    ["reason"],
 )
 EVENTS_RECEIVED = Counter(
     "inkwell_events_received", "Committed events this process fanned out, by kind.", ["kind"]

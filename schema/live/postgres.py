@@ -1,14 +1,14 @@
-"""Events across server processes through PostgreSQL's LISTEN/NOTIFY.
+"""Events across server processes: the outbox, signalled by PostgreSQL's LISTEN/NOTIFY.
 
-A transaction's events are sent with ``pg_notify`` inside it, just before COMMIT. PostgreSQL
+A transaction's events are written to the outbox inside it, just before COMMIT, with one
+``pg_notify`` of the highest event id (``schema.live.outbox.write_postgres``). PostgreSQL
 delivers a notification only if its transaction commits, to every listening session, in
-commit order; so delivery is tied to the commit and no process can see a change that was
-rolled back. Each server process keeps one listening connection (outside the pool) and fans
-what arrives out to its own subscriptions; that connection is re-established by itself when
-it is lost (the database restarted, the backend was terminated).
-
-NOTIFY is not durable: events committed while a process is reconnecting do not reach that
-process's subscribers. Identical payloads within one transaction are delivered once.
+commit order. Each server process keeps one listening connection (outside the pool, so a
+busy pool never delays events) and, when notified, reads the outbox forward from the last
+event id it delivered and fans those events out to its own subscriptions. NOTIFY only
+signals: what is delivered is what the outbox holds. So when the connection is lost (the
+database restarted, the backend was terminated) and re-established by itself, the first read
+after it delivers every event committed meanwhile, in order, each once.
 
 Other channels can ride on the same connection (``follow``): a ``Feed`` hears when listening
 starts, is checked again and stops, so it can tell whether it may have missed anything.
@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url
 
-from schema.live import metrics
+from schema.live import metrics, outbox
 from schema.live.broker import Broker, Feed, InProcessBroker
 from schema.live.events import Event
 
@@ -46,11 +46,6 @@ RETRY_FIRST, RETRY_MAX = 0.1, 5.0
 #: (``/readyz`` reports the database; the listener keeps trying in the background).
 START_TIMEOUT_SECONDS = 5.0
 
-#: One statement for all of a transaction's events, sent in the order they were made.
-_NOTIFY = text(
-    "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
-)
-
 
 class PostgresBroker(Broker):
     """``Broker`` over LISTEN/NOTIFY on the database at ``database_url`` (a SQLAlchemy
@@ -63,6 +58,12 @@ class PostgresBroker(Broker):
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._feeds: dict[str, Feed] = {}
+        #: The id of the last outbox event delivered here (``None`` until first connected:
+        #: then the newest one, as nobody subscribed before), and the highest id notified.
+        self._position: int | None = None
+        self._notified = 0
+        #: Set by a notification, or the connection's loss: the listener has work.
+        self._wake = asyncio.Event()
 
     def follow(self, channel: str, feed: Feed) -> None:
         self._feeds[channel] = feed
@@ -92,9 +93,8 @@ class PostgresBroker(Broker):
             self._task = None
         await super().stop()
 
-    async def stage(self, session: Any, events: Sequence[Event]) -> None:
-        payloads = [event.encode() for event in events]
-        await session.execute(_NOTIFY, {"channel": CHANNEL, "payloads": payloads})
+    async def stage(self, session: Any, events: Sequence[Event]) -> list[Event]:
+        return await outbox.write_postgres(session, CHANNEL, events)
 
     async def _listen_forever(self) -> None:
         delay, connected_before = RETRY_FIRST, False
@@ -123,35 +123,76 @@ class PostgresBroker(Broker):
                 connection.terminate()
 
     async def _listen(self, connection: asyncpg.Connection, *, reconnected: bool) -> None:
-        """LISTEN on ``connection`` until it is lost (returns) or fails (raises)."""
+        """LISTEN on ``connection`` and deliver what the outbox gains, until the connection is
+        lost (returns) or fails (raises). Only this task uses the connection."""
         lost = asyncio.Event()
-        connection.add_termination_listener(lambda _connection: lost.set())
+
+        def on_lost(_connection: Any) -> None:
+            lost.set()
+            self._wake.set()
+
+        connection.add_termination_listener(on_lost)
+        # LISTEN first, then read: an event committed in between is both read and notified,
+        # and delivered once (its id is not above the position any more).
         await connection.add_listener(CHANNEL, self._on_notify)
         for channel, feed in self._feeds.items():
             await connection.add_listener(channel, _notifier(feed))
             await feed.connected(connection)
+        if self._position is None:
+            self._position = await connection.fetchval(outbox.LATEST_SQL)
+        else:
+            caught_up = await self._read_outbox(connection)
+            if caught_up:
+                metrics.EVENTS_READ_BACK.labels("reconnect").inc(caught_up)
+                logger.info("delivered %d events committed while not listening", caught_up)
         self._listening.set()
         metrics.LISTENER_CONNECTED.set(1)
         if reconnected:
             metrics.LISTENER_RECONNECTS.inc()
             logger.info("event listener reconnected")
+        checked = asyncio.get_running_loop().time()
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(HEALTH_CHECK_SECONDS):
-                    await lost.wait()
-            if not lost.is_set():
-                async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                    await self._wake.wait()
+            self._wake.clear()
+            if lost.is_set():
+                return
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                if self._notified > (self._position or 0):
+                    await self._read_outbox(connection)
+                elif asyncio.get_running_loop().time() - checked >= HEALTH_CHECK_SECONDS:
                     await connection.execute("SELECT 1")
                     for feed in self._feeds.values():
                         await feed.connected(connection)
+                    checked = asyncio.get_running_loop().time()
+
+    async def _read_outbox(self, connection: asyncpg.Connection) -> int:
+        """Deliver the outbox's events after the position, oldest first; returns how many.
+        An id notified before the read began is committed, so one the read does not find was
+        never used (a failed COMMIT) or is pruned: the position moves past it."""
+        delivered, target = 0, self._notified
+        while True:
+            rows = await connection.fetch(
+                outbox.READ_AFTER_SQL, self._position or 0, outbox.READ_BATCH
+            )
+            for row in rows:
+                self._position = row[0]
+                self.deliver(outbox.event_from_row(row))
+            delivered += len(rows)
+            if len(rows) < outbox.READ_BATCH:
+                self._position = max(self._position or 0, target)
+                return delivered
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
-            event = Event.decode(payload)
-        except (ValueError, KeyError, TypeError):
+            notified = int(payload)
+        except ValueError:
             logger.warning("ignored a malformed %s notification: %.200r", CHANNEL, payload)
             return
-        self.deliver(event)
+        if notified > self._notified:
+            self._notified = notified
+            self._wake.set()
 
 
 def _notifier(feed: Feed) -> Any:

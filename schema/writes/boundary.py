@@ -67,13 +67,13 @@ class TransactionBoundary(SchemaExtension):
         broker = context.broker if events else None
         try:
             if broker is not None:
-                # One shielded piece of work: the NOTIFY (PostgreSQL) inside the transaction,
-                # COMMIT, then the in-process hand-over, so a client leaving mid-commit cannot
-                # keep a committed change from being announced.
+                # One shielded piece of work: the outbox rows (and, on PostgreSQL, the NOTIFY)
+                # inside the transaction, COMMIT, then the in-process hand-over, so a client
+                # leaving mid-commit cannot keep a committed change from being announced.
                 async def commit_and_announce(session: Any) -> None:
-                    await broker.stage(session, events)
+                    written = await broker.stage(session, events)
                     await session.commit()
-                    broker.committed(events)
+                    broker.committed(written)
 
                 await context.run(commit_and_announce)
             else:

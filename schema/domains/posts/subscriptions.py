@@ -3,7 +3,10 @@
 Each field follows one kind of committed event (``schema.live``) and yields the current row
 through the normal types, so nested fields (author, tags, comments) resolve as in a query,
 batched per event. Visibility is the subscriber's: a draft's events reach only its author and
-admins. Over WebSocket (graphql-transport-ws or graphql-ws) at ``/graphql``.
+admins. Each result carries its event id (``extensions.eventId``); every field takes
+``afterEventId`` to resume after the last one a client saw (``schema.live.stream``). Over
+WebSocket (graphql-transport-ws or graphql-ws) at ``/graphql``, and over HTTP as Server-Sent
+Events or multipart.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from schema.context import Info
 from schema.domains.posts.payloads import DeletePostPayload
 from schema.domains.posts.types import Post, PostStatus, load_post
 from schema.live.events import Event, EventKind
-from schema.live.stream import follow
+from schema.live.stream import follow, parse_event_id
 from schema.reads import loaders
 from schema.relay.node import parse_id, to_global_id
 from schema.relay.node_loading import to_node
@@ -29,6 +32,16 @@ if TYPE_CHECKING:
 
 LazyComment = Annotated["Comment", strawberry.lazy("schema.domains.comments.types")]
 
+#: Every subscription field's ``afterEventId`` argument.
+AfterEventId = Annotated[
+    strawberry.ID | None,
+    strawberry.argument(
+        description="Resume after this event: the `eventId` in the `extensions` of the last "
+        "result you received. What was committed since comes first (EVENTS_EXPIRED once "
+        "that is older than the server keeps events)."
+    ),
+]
+
 
 @strawberry.type
 class Subscription:
@@ -37,7 +50,11 @@ class Subscription:
         "carrying a tag."
     )
     async def post_published(
-        self, info: Info, author_id: strawberry.ID | None = None, tag: str | None = None
+        self,
+        info: Info,
+        author_id: strawberry.ID | None = None,
+        tag: str | None = None,
+        after_event_id: AfterEventId = None,
     ) -> AsyncGenerator[Post, None]:
         author = parse_id(author_id, "User", "authorId") if author_id is not None else None
         tag_name = normalise_tag(tag, "tag") if tag is not None else None
@@ -56,24 +73,30 @@ class Subscription:
         def match(event: Event) -> bool:
             return author is None or event.author_id == author
 
-        async for post in follow(info, EventKind.POST_PUBLISHED, match, resolve):
+        after = parse_event_id(after_event_id)
+        async for post in follow(info, EventKind.POST_PUBLISHED, match, resolve, after):
             yield post
 
     @strawberry.subscription(description="A post, each time it changes (while visible to you).")
-    async def post_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Post, None]:
+    async def post_updated(
+        self, info: Info, id: strawberry.ID, after_event_id: AfterEventId = None
+    ) -> AsyncGenerator[Post, None]:
         pk = parse_id(id, "Post")
+        after = parse_event_id(after_event_id)
 
         async def resolve(event: Event) -> Post | None:
             return await load_post(info, pk)
 
-        async for post in follow(info, EventKind.POST_UPDATED, lambda e: e.id == pk, resolve):
+        updates = follow(info, EventKind.POST_UPDATED, lambda e: e.id == pk, resolve, after)
+        async for post in updates:
             yield post
 
     @strawberry.subscription(description="Comments as they are added to a post.")
     async def comment_added(
-        self, info: Info, post_id: strawberry.ID
+        self, info: Info, post_id: strawberry.ID, after_event_id: AfterEventId = None
     ) -> AsyncGenerator[LazyComment, None]:
         pk = parse_id(post_id, "Post", "postId")
+        after = parse_event_id(after_event_id)
 
         async def resolve(event: Event) -> Comment | None:
             row = await loaders.by_id(info.context, models.Comment).load(event.id)
@@ -82,16 +105,17 @@ class Subscription:
         def match(event: Event) -> bool:
             return event.post_id == pk
 
-        async for comment in follow(info, EventKind.COMMENT_ADDED, match, resolve):
+        async for comment in follow(info, EventKind.COMMENT_ADDED, match, resolve, after):
             yield comment
 
     @strawberry.subscription(
         description="The deletion of a post (a draft's only for its author and admins)."
     )
     async def post_deleted(
-        self, info: Info, id: strawberry.ID
+        self, info: Info, id: strawberry.ID, after_event_id: AfterEventId = None
     ) -> AsyncGenerator[DeletePostPayload, None]:
         pk = parse_id(id, "Post")
+        after = parse_event_id(after_event_id)
 
         async def resolve(event: Event) -> DeletePostPayload | None:
             viewer = info.context.viewer
@@ -99,5 +123,6 @@ class Subscription:
                 return None
             return DeletePostPayload(deleted_id=to_global_id("Post", event.id))
 
-        async for payload in follow(info, EventKind.POST_DELETED, lambda e: e.id == pk, resolve):
+        deletions = follow(info, EventKind.POST_DELETED, lambda e: e.id == pk, resolve, after)
+        async for payload in deletions:
             yield payload
