@@ -21,6 +21,9 @@ Method
    duplicates and out-of-order deliveries are counted too. The server's peak RSS (VmHWM)
    is read from /proc at the end.
 
+With ``--load``, the same fan-out on a multi-worker ``serve`` saturated by HTTP reads and
+open-loop writes instead (``bench/fanout_load.py`` says how it measures).
+
 Run ``python bench/fanout.py --help`` for the flags; see bench/README.md.
 """
 
@@ -231,17 +234,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--event-timeout", type=float, default=60.0)
     parser.add_argument("--out", type=Path, help="default: bench/results/fanout-<UTC>.md")
+    load = parser.add_argument_group("under load (--load)")
+    load.add_argument("--load", action="store_true", help="fan out under HTTP load")
+    load.add_argument("--workers", type=int, default=2)
+    load.add_argument("--seconds", type=int, default=60, help="of load (default 60)")
+    load.add_argument("--rate", type=float, default=10.0, help="addComment per second")
+    load.add_argument("--connections", type=int, default=32, help="wrk's (default 32)")
+    load.add_argument("--read", default="W2", help="the read query wrk sends (default W2)")
+    load.add_argument("--grace", type=float, default=10.0, help="seconds for late deliveries")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if hasattr(os, "sched_setaffinity") and LOAD_CPU in os.sched_getaffinity(0):
+    # Under --load the server's workers use every core, and so does the load: nothing pinned.
+    if not args.load and hasattr(os, "sched_setaffinity") and LOAD_CPU in os.sched_getaffinity(0):
         os.sched_setaffinity(0, {LOAD_CPU})
     asyncio.run(ensure_database(args.database_url))
     if not args.skip_seed:
         seed_database(args.database_url, args.users)
     out = args.out or ROOT / "bench" / "results" / f"fanout-{datetime.now(UTC):%Y%m%dT%H%M%S}.md"
+    if args.load:
+        from fanout_load import under_load
+
+        text = under_load(args)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(text)
+        return 0
     log_dir = out.with_suffix(".logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     server = start_server("fanout", args.database_url, "batched", False, log_dir)

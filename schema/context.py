@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -107,6 +107,12 @@ class Context:
         (``join``), else itself. DataLoaders are made for it, so their batches run in that
         unit of work, with its viewer, whichever subscriber asked first."""
         return self._shared.context if self._shared is not None else self
+
+    @property
+    def shared_results(self) -> dict[Hashable, Any] | None:
+        """While joined to a shared unit of work (a subscription's event): the results its
+        subscribers computed, for the others to reuse (``schema.engine.shared_results``)."""
+        return self._shared.results if self._shared is not None else None
 
     @property
     def loaders(self) -> Loaders:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from schema.live import Event, EventKind, InProcessBroker, SubscriptionOverflow
+from schema.live import broker as broker_module
 from schema.live.broker import GAP
 from schema.live.outbox import event_from_row
 from schema.live.postgres import PostgresBroker, broker_for
@@ -78,3 +80,21 @@ def test_an_outbox_row_becomes_its_event_with_its_id() -> None:
 def test_the_database_chooses_the_broker() -> None:
     assert isinstance(broker_for("sqlite+aiosqlite:///x.db"), InProcessBroker)
     assert isinstance(broker_for("postgresql+asyncpg://u@h:5432/d"), PostgresBroker)
+
+
+async def test_recent_deliveries_are_kept_for_subscribers_behind_until_pushed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(broker_module, "RECENT", 3)
+    broker = InProcessBroker()
+    assert broker.recent(0, EventKind.POST_UPDATED) is None  # nothing delivered yet
+    broker.committed([replace(event(n), event_id=10 + n) for n in range(1, 5)])  # ids 11-14
+    # 11 was pushed out: only a subscriber that saw it may read the rest from memory.
+    assert broker.recent(10, EventKind.POST_UPDATED) is None
+    assert [d.event.event_id for d in broker.recent(11, EventKind.POST_UPDATED) or []] == [
+        12,
+        13,
+        14,
+    ]
+    assert [d.event.event_id for d in broker.recent(13, EventKind.POST_UPDATED) or []] == [14]
+    assert broker.recent(13, EventKind.COMMENT_ADDED) == []

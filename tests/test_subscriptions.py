@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import OperationType
+from graphql.execution.executor import Executor
 from sqlalchemy import event
 from starlette.testclient import TestClient
 from websockets.exceptions import ConnectionClosed
@@ -388,10 +390,22 @@ def publish_post(http: TestClient, headers: dict[str, str], title: str) -> str:
     return str(created["data"]["createPost"]["post"]["id"])
 
 
-def test_subscribers_with_one_viewer_share_each_events_statements(fresh_db_url: str) -> None:
+def test_subscribers_with_one_viewer_share_each_events_statements(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An event costs the same statements for 1 anonymous subscriber as for 20: they read it
     in one shared unit of work, their DataLoader keys batched together (counted with engine
-    events, in-process through Starlette's test client)."""
+    events, in-process through Starlette's test client); and graphql-core executes their
+    selection once, not once per subscriber (``schema.engine.shared_results``)."""
+    executions: list[int] = []
+    original = Executor.execute_operation
+
+    def counted(self: Executor, *args: Any, **kwargs: Any) -> Any:
+        if self.operation.operation is OperationType.SUBSCRIPTION:
+            executions.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Executor, "execute_operation", counted)
     asyncio.run(prepare_write_db(fresh_db_url))
     settings = app_settings(fresh_db_url, sql_stats=False)
     with TestClient(create_app(settings)) as http:
@@ -424,10 +438,13 @@ def test_subscribers_with_one_viewer_share_each_events_statements(fresh_db_url: 
                     time.sleep(0.01)
                 body = {"query": ADD_COMMENT, "variables": {"p": post, "b": f"Shared {n}"}}
                 statements.clear()
+                executions.clear()
                 http.post("/graphql", json=body, headers=other)
                 for ws in sockets:
                     message = ws.receive_json()
                     assert message["payload"]["data"]["commentAdded"]["body"] == f"Shared {n}"
+                    assert message["payload"]["extensions"]["eventId"].isdigit()
+                assert len(executions) == 1, f"{len(executions)} executions for {subscribers}"
                 return len(statements)
 
         assert statements_per_event(20, 1) == statements_per_event(1, 2)

@@ -30,6 +30,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from schema.context import Context
 from schema.engine.executor.plan_cache import PlanCache
 from schema.engine.executor.run import BreadthFirst
+from schema.engine.shared_results import share, variables_key
 
 #: Distinct (operation, @skip/@include values) plans kept per schema.
 PLANS = 1024
@@ -82,6 +83,23 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
         return super().execute_collected_root_fields(
             root_type, root_value, grouped_field_set, serially, new_defer_usages
         )
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        # A subscription's event: computed once for the subscribers who would get the same
+        # result (``schema.engine.shared_results``).
+        context = self.context_value
+        if self.operation.operation is OperationType.SUBSCRIPTION and isinstance(context, Context):
+            results = context.shared_results
+            variables = variables_key(self.variable_values.coerced)
+            if results is not None and variables is not None:
+                return share(
+                    results,
+                    self.operation,
+                    variables,
+                    lambda: super(InkwellExecutor, self).execute_operation(serially),
+                    self.is_awaitable,
+                )
+        return super().execute_operation(serially)
 
     def handle_field_error(self, raw_error: Exception, *args: Any, **kwargs: Any) -> None:
         context = self.context_value

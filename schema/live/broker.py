@@ -31,6 +31,9 @@ from schema.errors import InkwellError
 from schema.live import metrics, outbox
 from schema.live.events import Event, EventKind
 
+#: Deliveries each process keeps after fanning them out (``Broker.recent``).
+RECENT = 4096
+
 #: A subscription's filter, applied when an event is delivered (cheap: no I/O).
 Match = Callable[[Event], bool]
 
@@ -185,6 +188,12 @@ class Broker:
 
     def __init__(self) -> None:
         self._subscriptions: dict[EventKind, set[Subscription]] = defaultdict(set)
+        #: The last deliveries fanned out, oldest first, so that a subscriber behind reads
+        #: them from here (sharing their reads with the others) rather than the outbox.
+        self._recent: deque[Delivery] = deque(maxlen=RECENT)
+        #: Every event this process delivered with an id above this is in ``_recent``
+        #: (``None`` before the first one).
+        self._recent_after: int | None = None
 
     @property
     def listening(self) -> bool:
@@ -228,8 +237,21 @@ class Broker:
         """Offer ``event`` to every subscription of its kind (never waits)."""
         metrics.EVENTS_RECEIVED.labels(event.kind.value).inc()
         delivery = Delivery(event)
+        if self._recent_after is None:
+            self._recent_after = event.event_id - 1
+        elif len(self._recent) == RECENT:
+            self._recent_after = self._recent[0].event.event_id
+        self._recent.append(delivery)
         for subscription in list(self._subscriptions.get(event.kind, ())):
             subscription.offer(delivery)
+
+    def recent(self, after: int, kind: EventKind) -> list[Delivery] | None:
+        """The deliveries of ``kind`` this process fanned out with event ids above ``after``,
+        oldest first, when it still holds all of them; ``None`` when some may be gone (the
+        caller reads the outbox instead)."""
+        if self._recent_after is None or after < self._recent_after:
+            return None
+        return [d for d in self._recent if d.event.event_id > after and d.event.kind is kind]
 
     @property
     def subscription_count(self) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
+from typing import Any
 
 from schema.auth.tokens import token_subject
 from schema.auth.viewer import authenticate, bearer_token
@@ -99,7 +100,12 @@ async def follow[T](
         position = after or 0  # the last event id handled
         behind = after is not None  # events after ``position`` are only in the outbox
         while True:
-            if behind:
+            if behind and (held := ctx.broker.recent(position, kind)) is not None:
+                # Still in this process's memory: the same deliveries (and shared reads) as
+                # the subscribers who kept up.
+                behind, deliveries = False, [d for d in held if match(d.event)]
+                position = held[-1].event.event_id if held else position
+            elif behind:
                 missed = await _read_back(ctx, kind, position)
                 behind = len(missed) == outbox.READ_BATCH
                 deliveries = [Delivery(e) for e in missed if match(e)]
@@ -162,6 +168,9 @@ class SharedRead:
 
     def __init__(self, delivery: Delivery, key: Hashable, context: Context) -> None:
         self.context = context
+        #: Results of the subscribers' operations for this event, by what makes them equal
+        #: (``schema.engine.shared_results``): computed once, sent to each.
+        self.results: dict[Hashable, Any] = {}
         self._delivery = delivery
         self._key = key
         self._readers = 0
