@@ -9,8 +9,10 @@ WebSockets, both databases.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -19,7 +21,7 @@ from schema.live import outbox
 from tests.conftest import OTHER, OWNER, TEST_SECRET, app_settings, prepare_write_db
 from tests.live import Live, live_server
 from tests.test_subscriptions import ADD_COMMENT, gql, new_post, subscribed
-from tests.wsclient import GraphQLWS, metric, ws_client
+from tests.wsclient import GraphQLWS, metric, wait_for_metric, ws_client
 
 COMMENTS = """subscription($p: ID!, $after: ID) {
   commentAdded(postId: $p, afterEventId: $after) { body } }"""
@@ -188,3 +190,52 @@ async def _listening(conn: Any, application: str) -> int:
         {"a": application},
     )
     return int(found.scalar_one())
+
+
+async def sse_events(
+    live: Live, post: str, count: int, last_event_id: str | None = None, after_send: Any = None
+) -> list[tuple[str, str]]:
+    """Subscribe over Server-Sent Events; the first ``count`` ``next`` events as (id, body),
+    calling ``after_send()`` (a coroutine function) once the stream has begun."""
+    headers = {"accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["last-event-id"] = last_event_id
+    found: list[tuple[str, str]] = []
+    body = {"query": COMMENTS, "variables": {"p": post}}
+    async with (
+        httpx.AsyncClient(base_url=live.base, timeout=30) as client,
+        client.stream("POST", "/graphql", json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        if after_send is not None:
+            await wait_for_metric(live.base, "inkwell_subscriptions_active", 1)
+            await after_send()
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            if fields.get("event") == "next":
+                data = json.loads(fields["data"])
+                assert "errors" not in data, data
+                found.append((fields["id"], data["data"]["commentAdded"]["body"]))
+                if len(found) == count:
+                    break
+            fields = {}
+    return found
+
+
+async def test_server_sent_events_carry_ids_and_resume_from_last_event_id(live: Live) -> None:
+    post = await new_post(live, OWNER, publish=True)
+    [(seen, body)] = await sse_events(
+        live, post, 1, after_send=lambda: comment(live, post, "first")
+    )
+    assert body == "first" and seen.isdigit()
+    await comment(live, post, "second")
+    await comment(live, post, "third")
+    # An EventSource reconnecting sends the last id it received.
+    missed = await sse_events(live, post, 2, last_event_id=seen)
+    assert [b for _, b in missed] == ["second", "third"]
+    assert int(seen) < int(missed[0][0]) < int(missed[1][0])

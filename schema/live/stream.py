@@ -72,7 +72,8 @@ async def follow[T](
 ) -> AsyncGenerator[T, None]:
     """Yield ``resolve(event)`` for each committed event of ``kind`` that ``match``es,
     skipping events it returns ``None`` for, until the client unsubscribes; given ``after``
-    (an event id), first those committed after it.
+    (an event id; over Server-Sent Events, the ``Last-Event-ID`` header is taken for it),
+    first those committed after it.
 
     Raises ``EventsExpired`` when ``after`` is no longer kept, ``BadUserInput`` when no event
     has that id, ``SubscriptionOverflow`` when the subscriber's client stopped reading while
@@ -83,6 +84,8 @@ async def follow[T](
     ctx: Context = info.context
     if ctx.broker is None:
         raise RuntimeError("no event broker: the app's lifespan did not run")
+    if after is None and (resumed := _last_event_id(ctx)) is not None:
+        after = parse_event_id(resumed, "Last-Event-ID")
     maxsize, stall = ctx.settings.subscription_queue_size, ctx.settings.subscription_stall_seconds
     with ctx.broker.subscribe(kind, match, maxsize, stall) as subscription:
         # Subscribed before anything is read back, so nothing falls between the two.
@@ -132,6 +135,13 @@ async def follow[T](
                 yield item
                 subscription.taken()
                 ctx.event_id = None
+
+
+def _last_event_id(ctx: Context) -> str | None:
+    """The ``Last-Event-ID`` header of a Server-Sent Events request (an ``EventSource``
+    reconnecting sends the last ``id`` it received: ``schema.transport.streams``)."""
+    headers = getattr(ctx.request, "headers", None)
+    return headers.get("last-event-id") if headers is not None else None
 
 
 async def _read_back(ctx: Context, kind: EventKind, after: int) -> list[Event]:

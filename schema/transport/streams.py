@@ -16,6 +16,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.streaming import JSONEncoder, SSETransport
 
 #: Media types that ask for one JSON response.
 JSON_TYPES = ("application/json", "application/graphql-response+json")
@@ -79,3 +81,17 @@ def _operation_type(
 
 
 _remembered_operation_type = lru_cache(maxsize=REMEMBERED)(_operation_type)
+
+
+class ResumableSSE(SSETransport):
+    """GraphQL over Server-Sent Events whose ``next`` events carry the result's event id
+    (``extensions.eventId``) in the event's ``id`` field. A browser's ``EventSource`` keeps
+    the last one and, when it reconnects, sends it back in ``Last-Event-ID``, which a
+    subscription takes as its ``afterEventId`` (``schema.live.stream.follow``): it resumes
+    where it was cut.
+    Source: the HTML Standard, "Server-sent events" (the ``id`` field, ``Last-Event-ID``)."""
+
+    def encode_next(self, response: GraphQLHTTPResponse, encode_json: JSONEncoder) -> str:
+        event = super().encode_next(response, encode_json)
+        event_id = (response.get("extensions") or {}).get("eventId")
+        return f"id: {event_id}\r\n{event}" if event_id else event

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -15,6 +17,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
+from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
@@ -37,7 +40,7 @@ from schema.transport.media import (
     negotiate,
     request_error_status,
 )
-from schema.transport.streams import names_a_stream, streams
+from schema.transport.streams import ResumableSSE, names_a_stream, streams
 from schema.transport.ws import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from settings import Settings
 
@@ -68,6 +71,12 @@ class GraphQLApp(GraphQL[Context, None]):
 
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    #: Server-Sent Events name each result's event (``id:``), so a browser resumes after it.
+    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = (
+        MappingProxyType(
+            {**GraphQL.stream_transport_classes_by_protocol, GRAPHQL_SSE_PROTOCOL: ResumableSSE}
+        )
+    )
     websocket_adapter_class = TextWebSocketAdapter
 
     def __init__(self, schema: Any, settings: Settings) -> None:
