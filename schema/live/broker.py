@@ -99,6 +99,9 @@ class Subscription:
         self._queue: deque[Delivery | Gap] = deque()
         self._ready = asyncio.Event()
         self._ended: BaseException | None = None
+        #: The last event id before this subscription's first event: the broker's last
+        #: delivery when it subscribed, else the id before the first event offered to it.
+        self.start: int | None = broker.last_delivered
         #: Since when (``time.monotonic()``) the subscriber's last result has been waiting
         #: to be sent; ``None`` while it is working on one.
         self._given: float | None = None
@@ -121,6 +124,8 @@ class Subscription:
         """Queue ``delivery`` if its event matches; never waits. On overflow the queue is
         dropped: the subscription ends if its client is not reading, else it gets a
         ``GAP``, and the subscriber reads what was dropped from the outbox."""
+        if self.start is None:
+            self.start = delivery.event.event_id - 1
         if self._ended is not None or not self._match(delivery.event):
             return
         if len(self._queue) >= self._maxsize:
@@ -194,6 +199,8 @@ class Broker:
         #: Every event this process delivered with an id above this is in ``_recent``
         #: (``None`` before the first one).
         self._recent_after: int | None = None
+        #: The id of the last event delivered here (``None`` while unknown).
+        self.last_delivered: int | None = None
 
     @property
     def listening(self) -> bool:
@@ -242,6 +249,7 @@ class Broker:
         elif len(self._recent) == RECENT:
             self._recent_after = self._recent[0].event.event_id
         self._recent.append(delivery)
+        self.last_delivered = event.event_id
         for subscription in list(self._subscriptions.get(event.kind, ())):
             subscription.offer(delivery)
 

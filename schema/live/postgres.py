@@ -140,7 +140,8 @@ class PostgresBroker(Broker):
             await feed.connected(connection)
         if self._position is None:
             self._position = await connection.fetchval(outbox.LATEST_SQL)
-            self._recent_after = self._position  # from here on, every event is delivered
+            # From here on, every event is delivered (and, for a while, kept in memory).
+            self._recent_after = self.last_delivered = self._position
         else:
             caught_up = await self._read_outbox(connection)
             if caught_up:

@@ -100,16 +100,20 @@ async def follow[T](
         # The unit of work that checked the credentials at subscribe time ends here: an idle
         # subscription holds no session (nor, on PostgreSQL, a pooled connection).
         await ctx.end_unit_of_work()
-        position = after or 0  # the last event id handled
+        position = after  # the last event id handled (``None``: none yet)
         behind = after is not None  # events after ``position`` are only in the outbox
         while True:
-            if behind and (held := ctx.broker.recent(position, kind)) is not None:
+            if behind and position is None:
+                # A gap before this subscriber handled any event: it missed what followed
+                # its subscribing.
+                position = subscription.start or 0
+            if behind and (held := ctx.broker.recent(position or 0, kind)) is not None:
                 # Still in this process's memory: the same deliveries (and shared reads) as
                 # the subscribers who kept up.
                 behind, deliveries = False, [d for d in held if match(d.event)]
                 position = held[-1].event.event_id if held else position
             elif behind:
-                missed = await _read_back(ctx, kind, position)
+                missed = await _read_back(ctx, kind, position or 0)
                 behind = len(missed) == outbox.READ_BATCH
                 deliveries = [Delivery(e) for e in missed if match(e)]
                 metrics.EVENTS_READ_BACK.labels("subscriber").inc(len(deliveries))
@@ -122,8 +126,8 @@ async def follow[T](
                     behind = True
                     continue
                 assert isinstance(got, Delivery)
-                if got.event.event_id <= position:
-                    continue  # read back from the outbox already
+                if position is not None and got.event.event_id <= position:
+                    continue  # read back already
                 position, deliveries = got.event.event_id, [got]
             for delivery in deliveries:
                 item = await _resolve(ctx, delivery, resolve)
