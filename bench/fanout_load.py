@@ -12,7 +12,9 @@ Method
    process sends ``addComment`` at ``--rate`` per second, open loop (it never waits for
    deliveries), each comment's body naming its number.
 5. Then ``--grace`` seconds for the last deliveries. Lag of one delivery = when a subscriber
-   read it minus when its mutation was sent (an upper bound on commit-to-delivery). Lost =
+   read it minus when its mutation was sent (an upper bound on commit-to-delivery); the
+   time after the mutation's answer came is reported too (a lower bound: it may be
+   negative, the event racing the answer). Lost =
    deliveries that never came; duplicates and out-of-order ones are counted; every
    subscriber reads its socket all along, so the target is none lost. The server's own
    counters (gaps read back from the outbox, subscriptions ended) come from ``/metrics``.
@@ -34,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from run import (
     HOST,
     JWT_SECRET,
@@ -189,16 +192,25 @@ async def drive(args: argparse.Namespace, port: int, token: str) -> dict[str, An
     )  # fmt: skip
     await asyncio.sleep(1)  # the load first
     sent: dict[int, float] = {}
+    committed: dict[int, float] = {}
     failures: list[str] = []
+    http = httpx.AsyncClient(
+        base_url=f"http://{HOST}:{port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+    )
 
     async def send(n: int) -> None:
         variables = {"i": {"postId": post_id, "body": f"Event {n}"}}
         sent[n] = time.perf_counter()
         try:
-            answer = await asyncio.to_thread(graphql, COMMENT, variables)
+            response = await http.post("/graphql", json={"query": COMMENT, "variables": variables})
+            answer = response.json()
         except Exception as exc:
             failures.append(repr(exc))
             return
+        committed[n] = time.perf_counter()
         if (answer.get("data") or {}).get("addComment", {}).get("__typename") != "CommentPayload":
             failures.append(json.dumps(answer)[:200])
 
@@ -209,6 +221,7 @@ async def drive(args: argparse.Namespace, port: int, token: str) -> dict[str, An
         await asyncio.sleep(max(0.0, start + n / args.rate - time.perf_counter()))
         writers.append(asyncio.create_task(send(n)))
     await asyncio.gather(*writers)
+    await http.aclose()
     out, _ = await wrk.communicate()
     await asyncio.sleep(args.grace)
     after = await asyncio.to_thread(metrics, port)
@@ -217,6 +230,7 @@ async def drive(args: argparse.Namespace, port: int, token: str) -> dict[str, An
     await asyncio.gather(*tasks, return_exceptions=True)
     return {
         "sent": sent,
+        "committed": committed,
         "failures": failures,
         "subs": subs,
         "wrk": out.decode(),
@@ -227,7 +241,9 @@ async def drive(args: argparse.Namespace, port: int, token: str) -> dict[str, An
 def report(args: argparse.Namespace, found: dict[str, Any], rss: list[float]) -> str:
     sent: dict[int, float] = found["sent"]
     subs: list[Subscriber] = found["subs"]
+    committed: dict[int, float] = found["committed"]
     latencies: list[float] = []
+    after_commit: list[float] = []
     lost = duplicates = out_of_order = 0
     for sub in subs:
         for n, at in sent.items():
@@ -236,9 +252,13 @@ def report(args: argparse.Namespace, found: dict[str, Any], rss: list[float]) ->
                 lost += 1
                 continue
             latencies.append((times[0] - at) * 1000)
+            if n in committed:  # negative when the event came before the mutation's answer
+                after_commit.append((times[0] - committed[n]) * 1000)
             duplicates += len(times) - 1
         out_of_order += sum(1 for a, b in zip(sub.order, sub.order[1:], strict=False) if b < a)
     latencies.sort()
+    after_commit.sort()
+    trips = sorted((committed[n] - sent[n]) * 1000 for n in committed)
     for error in sorted({e for sub in subs for e in sub.errors})[:5]:
         log(f"a subscription ended: {error}")
     wrk_rate = next(
@@ -252,6 +272,10 @@ def report(args: argparse.Namespace, found: dict[str, Any], rss: list[float]) ->
         ("delivery lag p50 (ms)", number(percentile(latencies, 50))),
         ("delivery lag p99 (ms)", number(percentile(latencies, 99))),
         ("delivery lag max (ms)", number(latencies[-1] if latencies else float("nan"))),
+        ("addComment round trip p50 / p99 (ms)", f"{number(percentile(trips, 50))} / "
+         f"{number(percentile(trips, 99))}"),
+        ("delivery after the mutation's answer p50 / p99 (ms)",
+         f"{number(percentile(after_commit, 50))} / {number(percentile(after_commit, 99))}"),
         ("deliveries", f"{len(latencies):,} of {len(subs) * len(sent):,}"),
         ("lost / duplicated / out of order", f"{lost} / {duplicates} / {out_of_order}"),
         ("subscriptions ended by the server", str(sum(1 for s in subs if s.errors))),
