@@ -145,9 +145,9 @@ def test_connections_beyond_the_cap_get_503_while_the_held_ones_stay_open(
         for client in held:
             client.close()
     time.sleep(0.2)  # the server notices the held ones closed
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
         for _ in range(3):
-            response = client.post("/graphql", json={"query": "{ __typename }"})
+            response = http.post("/graphql", json={"query": "{ __typename }"})
             assert response.json() == {"data": {"__typename": "Query"}}
 
 
