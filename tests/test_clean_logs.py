@@ -10,17 +10,24 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from schema.auth.tokens import issue_token
 from schema.context import Context
 from schema.telemetry.repeats import RepeatedLines
+from settings import Settings
 from tests.conftest import OWNER, App, app_settings, bearer, running_app
+from tests.live import free_port, wait_healthy
+from tests.test_cli import run
+from tests.test_serve import PRODUCTION, serve, stop
 
 QUERY = "{ users(first: 3) { nodes { name posts(first: 2) { nodes { title } } } } }"
 MUTATION = 'mutation { createPost(input: {title: "t", content: "c"}) { __typename } }'
@@ -164,3 +171,60 @@ async def test_a_session_that_cannot_be_closed_is_dropped_with_one_line(
     first = [r for r in lines if not hasattr(r, "repeated")]
     assert [(r.levelno, r.exc_info) for r in first] == [(logging.WARNING, None)]
     assert len(lines) + sum(getattr(r, "repeated", 0) for r in lines) == 5  # every one counted
+
+
+def test_a_burst_far_above_the_pool_on_two_workers_logs_no_error(
+    tmp_path: Path, clean_env: None, fresh_db_url: str
+) -> None:
+    # Issue 19's production shape: `serve` with 2 workers, each given several times its pool
+    # (DB_POOL_SIZE + DB_MAX_OVERFLOW; 10 times it here) of concurrent reads, signed in and
+    # anonymous, some clients giving up mid-request.
+    if fresh_db_url.startswith("sqlite"):
+        pytest.skip("several workers serve PostgreSQL only")
+    postgres_url = fresh_db_url
+    assert run("migrate", cwd=tmp_path, DATABASE_URL=postgres_url).returncode == 0
+    assert run("seed", "--users", "60", cwd=tmp_path, DATABASE_URL=postgres_url).returncode == 0
+    port = free_port()
+    # A pool of 10 + 5 per worker: the test database server is shared (max_connections).
+    pool = {"DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "5"}
+    process = serve(
+        tmp_path, port, DATABASE_URL=postgres_url, WORKERS="2", LOG_LEVEL="warning", **pool
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, seconds=60)
+        settings = Settings(
+            database_url=postgres_url, environment="production", jwt_secret=PRODUCTION["JWT_SECRET"]
+        )
+        tokens = [issue_token(settings, user).token for user in range(1, 41)]
+        asyncio.run(burst(base, tokens, width=300, rounds=3))
+    finally:
+        code, out = stop(process)
+        print(out[-20000:])  # shown when the test fails
+    assert code == 0, out
+    for bad in ("Traceback", "ERROR", "MissingGreenlet", "never awaited", "Exception closing"):
+        assert bad not in out, out[-5000:]
+
+
+async def burst(base: str, tokens: list[str], *, width: int, rounds: int) -> None:
+    """``rounds`` bursts of ``width`` concurrent nested reads on connections of their own,
+    half of them signed in with one of ``tokens``; every tenth client of the second round
+    gives up after 50 ms."""
+    limits = httpx.Limits(max_connections=width)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        for round_ in range(rounds):
+
+            async def one(k: int, patience: float) -> int:
+                try:
+                    response = await client.post(
+                        "/graphql", json={"query": QUERY}, timeout=patience
+                    )
+                except httpx.TimeoutException:
+                    return 0
+                assert codes(response.json()) == [], response.text
+                return response.status_code
+
+            statuses = await asyncio.gather(
+                *(one(k, 0.05 if round_ == 1 and k % 10 == 0 else 60) for k in range(width))
+            )
+            assert set(statuses) <= {200, 0}
