@@ -164,14 +164,21 @@ async def _first_connection(engine: AsyncEngine) -> None:
 
 def middleware(settings: Settings) -> list[Middleware]:
     """The HTTP middleware, outermost first: the request's id, log line and metrics; CORS
-    (answers preflights itself), CSRF protection, the cap on request bodies, and cancelling
+    (answers preflights itself), CSRF protection, the cap on request bodies and the deadline
+    for receiving them, and cancelling
     the work of a client that left."""
     stack = [Middleware(ObserveRequests)]
     if (cors := cors_middleware(settings)) is not None:
         stack.append(cors)
     if settings.csrf_protection:
         stack.append(Middleware(CsrfProtection))
-    stack.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
+    stack.append(
+        Middleware(
+            BodySizeLimit,
+            max_bytes=settings.max_body_bytes,
+            timeout_seconds=settings.body_timeout_seconds,
+        )
+    )
     stack.append(Middleware(CancelOnDisconnect))
     return stack
 

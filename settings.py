@@ -212,6 +212,30 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest HTTP request body, in bytes (413 above)."
     )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest a client may take to send a request's whole body after its "
+        "headers: 408 (`BODY_TIMEOUT`) and the connection closed (uvicorn has no such deadline).",
+    )
+    max_connections: int = Field(
+        2000,
+        ge=0,
+        le=1_000_000,
+        description="`serve`: most connections each worker serves at once (WebSockets "
+        "included); a request beyond them (or beyond as many in flight) gets 503 (uvicorn's "
+        "`limit_concurrency`, set to one more: uvicorn counts the new connection too); "
+        "`0`: no cap.",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        5,
+        ge=1,
+        le=3600,
+        description="`serve`: seconds an idle keep-alive connection stays open (uvicorn's "
+        "`timeout_keep_alive`); behind a proxy that reuses connections, above the proxy's own "
+        "idle timeout for them.",
+    )
     max_variables_bytes: int = Field(
         512 * 1024, ge=1024, description="Largest variables object, as JSON bytes."
     )

@@ -92,6 +92,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         # app's own line per operation replaces uvicorn's access log.
         "log_config": logs.config(settings),
         "access_log": False,
+        # Slow or idle clients cannot hold a worker (issue 19). uvicorn counts the connection
+        # a request arrives on among the open ones, so one more lets MAX_CONNECTIONS be served.
+        # It has no header-read timeout: the reverse proxy's must bound that (README).
+        "limit_concurrency": settings.max_connections + 1 if settings.max_connections else None,
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
     }
     with tempfile.TemporaryDirectory(prefix="inkwell-serve-") as folder:
         mark = Path(folder) / "startup-failed"

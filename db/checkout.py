@@ -11,10 +11,17 @@ case, so they run here directly, on the same public ``Session`` the ``AsyncSessi
 
 - ``Session.connection()`` does no I/O when the pool hands out an idle connection it has
   nothing to check (no pre-ping or recycling: ``direct``, for the pools ``db.engine`` makes)
-  and that is not waiting to reconnect. After any connection of the pool is invalidated (a
-  restart), the next ``QueuePool.size()`` checkouts take the greenlet, since an idle one may
-  need reconnecting; should one need it all the same, SQLAlchemy raises ``MissingGreenlet``
-  before any I/O, with the connection record put back, and the checkout takes the greenlet.
+  and that is not waiting to reconnect. Which records may be waiting is followed through the
+  pool's public events: every record the pool has once a connection of it is invalidated
+  (SQLAlchemy then invalidates the whole pool: each idle connection reconnects at its next
+  checkout), and any record checked in without a connection (its reconnect failed, as when
+  the database is down: no ``invalidate`` event says so), until a checkout of it succeeds
+  (the ``checkout`` event). While any record may be waiting, every checkout takes the
+  greenlet. Connecting outside a greenlet fails with ``MissingGreenlet``, but only after the
+  dialect has made asyncpg's ``connect`` coroutine, which nothing then awaits: issue 19's
+  "coroutine 'connect' was never awaited" during outages, from the countdown this replaced
+  (the next ``size()`` checkouts after an ``invalidate`` event), which knew nothing of a
+  failed reconnect and could run out before every stale record had been checked out.
 - ``Session.reset()`` (``Session.close()``, leaving the session reusable) does no I/O when
   the connection is valid, the driver is in no transaction
   (``asyncpg.Connection.is_in_transaction()``: the reads on the driver never begin one, so
@@ -24,11 +31,15 @@ case, so they run here directly, on the same public ``Session`` the ``AsyncSessi
 Anything else takes ``AsyncSession``'s own greenlet path. Measured side by side in
 bench/RESULTS.md ("Issue 17, third session"). Pinned by ``tests/test_reader.py``
 (a burst above the pool logs nothing; connections a restart dropped reconnect without a
-stray coroutine; the session's bind decides where a query reads).
+stray coroutine; the session's bind decides where a query reads) and ``tests/test_clean_logs.py``
+(an outage, connections ended while new ones are refused, leaves no stray coroutine).
 
 Source: SQLAlchemy docs, "Asynchronous I/O (asyncio)" (``AsyncSession.sync_session``,
-``run_sync``), "Connection Pooling" (``QueuePool``, pool events ``invalidate`` and
-``soft_invalidate``); asyncpg API reference (``Connection.is_in_transaction``).
+``run_sync``), "Connection Pooling" (``QueuePool``; "More on Invalidation": a disconnect
+invalidates the whole pool), "Core Events" (``PoolEvents``: ``connect``, ``checkout``,
+``checkin`` with ``dbapi_connection`` ``None`` for a record without one, ``invalidate``,
+``soft_invalidate``; ``ConnectionPoolEntry``); asyncpg API reference
+(``Connection.is_in_transaction``).
 """
 
 from __future__ import annotations
@@ -40,11 +51,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
 
-#: Per pool that checks nothing at checkout (``direct``): how many more checkouts take the
-#: greenlet, because an idle connection may need reconnecting.
-_suspect: weakref.WeakKeyDictionary[Pool, int] = weakref.WeakKeyDictionary()
+#: Per pool that checks nothing at checkout (``direct``): every connection record it has made.
+_records: weakref.WeakKeyDictionary[Pool, weakref.WeakSet[ConnectionPoolEntry]] = (
+    weakref.WeakKeyDictionary()
+)
+#: Per such pool: the records whose next checkout may need the network (to reconnect).
+_waiting: weakref.WeakKeyDictionary[Pool, weakref.WeakSet[ConnectionPoolEntry]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def direct(engine: AsyncEngine) -> None:
@@ -52,15 +68,33 @@ def direct(engine: AsyncEngine) -> None:
     caller promises it neither pre-pings nor recycles connections (``db.engine`` knows its
     own settings). A pool that is not a ``QueuePool`` is left alone."""
     pool = engine.sync_engine.pool
-    if not isinstance(pool, QueuePool) or pool in _suspect:
+    if not isinstance(pool, QueuePool) or pool in _records:
         return
+    records: weakref.WeakSet[ConnectionPoolEntry] = weakref.WeakSet()
+    waiting: weakref.WeakSet[ConnectionPoolEntry] = weakref.WeakSet()
 
-    def invalidated(*_: Any) -> None:
-        _suspect[pool] = pool.size()
+    def connected(_: Any, record: ConnectionPoolEntry) -> None:
+        records.add(record)
 
+    def invalidated(_: Any, record: ConnectionPoolEntry, *__: Any) -> None:
+        # The whole pool is invalidated with it: every idle record reconnects when next used.
+        waiting.update(records)
+        waiting.add(record)
+
+    def checked_out(_: Any, record: ConnectionPoolEntry, *__: Any) -> None:
+        if waiting:  # it holds a live connection now
+            waiting.discard(record)
+
+    def checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if dbapi_connection is None:  # invalidated, or its reconnect failed
+            waiting.add(record)
+
+    event.listen(pool, "connect", connected)
     event.listen(pool, "invalidate", invalidated)
     event.listen(pool, "soft_invalidate", invalidated)
-    _suspect[pool] = 0
+    event.listen(pool, "checkout", checked_out)
+    event.listen(pool, "checkin", checked_in)
+    _records[pool], _waiting[pool] = records, waiting
 
 
 async def connection(session: AsyncSession) -> Connection:
@@ -71,14 +105,12 @@ async def connection(session: AsyncSession) -> Connection:
     sync = session.sync_session
     bind = sync.get_bind()
     pool: Any = bind.pool if isinstance(bind, Engine) else None
-    suspect = _suspect.get(pool) if pool is not None else None
-    if suspect == 0 and pool.checkedin() > 0:
+    waiting = _waiting.get(pool) if pool is not None else None
+    if waiting is not None and not waiting and pool.checkedin() > 0:
         try:
             return sync.connection()
-        except MissingGreenlet:
-            _suspect[pool] = pool.size()
-    elif suspect:
-        _suspect[pool] = suspect - 1
+        except MissingGreenlet:  # not expected: the events above say when it would be
+            pass
     held = (await session.connection()).sync_connection
     assert held is not None  # an AsyncConnection from a session is always started
     return held
@@ -99,7 +131,7 @@ def close_at_once(session: AsyncSession, held: Connection | None) -> bool:
 
 def _returns_at_once(held: Connection) -> bool:
     pool: Any = held.engine.pool
-    if pool not in _suspect or held.invalidated or pool.checkedin() >= pool.size():
+    if pool not in _records or held.invalidated or pool.checkedin() >= pool.size():
         return False
     # Valid, so reading its driver connection does no I/O.
     driver: Any = held.connection.driver_connection

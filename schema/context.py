@@ -20,7 +20,7 @@ from db import reader as driver
 from db.read_sessions import ReadSessions
 from db.stats import SqlStats
 from schema.auth.connection_init import connection_authorization
-from schema.completion import shielded, to_completion
+from schema.completion import close_or_drop, to_completion
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -278,15 +278,17 @@ class Context:
             if session is None:
                 return
             try:
-                if not checkout.close_at_once(session, held):
-                    # Shielded like ``run``: a cancellation (a client leaving) must not leave
-                    # the session half-closed, its connection checked out.
-                    await shielded(session.close())
-                elif self._reusable and self.read_sessions is not None:
-                    # Reset, and nothing here can reach it any more: the next query's.
-                    self.read_sessions.give_back(session)
+                at_once = checkout.close_at_once(session, held)
             except Exception:
                 logger.exception("closing the operation's session failed")
+                at_once = False
+            if not at_once:
+                # Shielded: a cancellation (a client leaving) must not leave the session
+                # half-closed, its connection checked out; dropped if it cannot be closed.
+                await close_or_drop(session)
+            elif self._reusable and self.read_sessions is not None:
+                # Reset, and nothing here can reach it any more: the next query's.
+                self.read_sessions.give_back(session)
 
 
 Info = strawberry.Info[Context, None]
