@@ -84,9 +84,9 @@ WORDS = (
     "garden river light paper winter music coffee engine stone forest city ocean "
     "history travel design code health market night story"
 ).split()
-#: Signed-in members: writers (one per connection) and readers (tokens for reads and
-#: subscriptions; each a viewer the per-process viewer cache remembers).
-WRITERS, READERS = 8, 24
+#: Members who write (the other members read: tokens for reads and subscriptions, each a
+#: viewer the per-process viewer cache and token cache remember).
+WRITERS = 8
 #: Posts the ``commentAdded`` subscribers follow and ``addComment`` writes to.
 FOLLOWED_POSTS = 4
 #: Distinct documents sent as automatic persisted queries: more than the APQ store keeps
@@ -723,20 +723,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def prepare_world(args: argparse.Namespace, port: int) -> World:
-    """Ids to draw from, and the members signed in once (Argon2: ~0.1 s each, before any
-    sample)."""
+    """Ids to draw from, and the members' tokens: the writers signed in with ``login``
+    (Argon2: ~0.1 s each, before any sample); every other active member a reader, with a
+    token signed with the run's key (as ``login`` would sign it), so signed-in reads come
+    from a thousand viewers, as in production, not from a few."""
+    sys.path.insert(0, str(ROOT))
+    from schema.auth.tokens import issue_token
+    from settings import Settings
+
     facts = asyncio.run(database_facts(args.database_url))
     members = asyncio.run(
         read_rows(
             args.database_url,
             "SELECT id, email FROM users WHERE role = 'member' AND is_active AND EXISTS "
             "(SELECT 1 FROM posts WHERE posts.author_id = users.id AND posts.title NOT LIKE "
-            "'Soak%') ORDER BY id DESC LIMIT :count",
-            count=WRITERS + READERS,
+            "'Soak%') ORDER BY id DESC",
         )
     )
-    tokens = [(row[0], sign_in(port, row[1], 30)) for row in members]
-    writers, readers = tokens[:WRITERS], [t for _, t in tokens[WRITERS:]]
+    writers = [(row[0], sign_in(port, row[1], 30)) for row in members[:WRITERS]]
+    settings = Settings(jwt_secret=JWT_SECRET, jwt_ttl_seconds=24 * 3600)
+    readers = [issue_token(settings, row[0]).token for row in members[WRITERS:]]
     owned = asyncio.run(
         read_rows(
             args.database_url,
