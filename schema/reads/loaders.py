@@ -106,7 +106,7 @@ class Loaders:
         self.rows.clear()
 
 
-#: Batch statements built once and reused by every operation of the same shape and viewer.
+#: Batch statements built once and reused by every operation of the same shape and audience.
 STATEMENTS = 2048
 _statements: LRUCache[Hashable, Select[Any]] = LRUCache(STATEMENTS)
 
