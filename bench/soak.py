@@ -544,6 +544,19 @@ def _closure_cells(factories: Sequence[Any]) -> dict[str, Any]:
     return cells
 
 
+#: The traced worker's app, once built (``census`` reads its state).
+_served: list[Any] = []
+
+
+def _traced_app() -> Any:
+    """``server.served_app``, kept for ``census``."""
+    import server
+
+    app = server.served_app()
+    _served.append(app)
+    return app
+
+
 def census() -> list[tuple[str, int, str]]:
     """(cache, entries now, bound) for every per-process cache the code keeps (issue 19's
     "what the caches hold at their bounds"); read in the traced worker. Instances owned by
@@ -566,11 +579,21 @@ def census() -> list[tuple[str, int, str]]:
     from schema.telemetry import metrics
     from schema.transport import streams
 
+    # What start-up made is frozen (gc_tuning: gc.freeze()), which gc.get_objects() leaves
+    # out: the served app's own objects are read from its state instead.
     objects = gc.get_objects()
     wanted = (composition.InkwellSchema, viewer_cache.ViewerCache, AsyncEngine, Broker)
     found: dict[type, list[Any]] = {kind: [] for kind in wanted}
+    for app in _served:
+        served = [app.state.viewers, app.state.engine, app.state.broker]
+        served += [getattr(getattr(r, "app", None), "schema", None) for r in app.routes]
+        objects = [*objects, *served]
+        for engine in (app.state.engine,):
+            idle = list(getattr(getattr(engine.sync_engine.pool, "_pool", None), "queue", ()))
+            objects += [entry.dbapi_connection for entry in idle]
+            objects += [getattr(entry.dbapi_connection, "_connection", None) for entry in idle]
     connections, adapted = [], []
-    for obj in objects:
+    for obj in {id(o): o for o in objects}.values():
         for kind in wanted:
             if isinstance(obj, kind):
                 found[kind].append(obj)
@@ -665,7 +688,7 @@ def traced_worker(port: int, out: Path, interval: float, warmup: float, frames: 
     import uvicorn
 
     uvicorn.run(
-        "server:served_app", factory=True, host=HOST, port=port, loop="uvloop",
+        _traced_app, factory=True, host=HOST, port=port, loop="uvloop",
         http="httptools", access_log=False, log_level="warning",
     )  # fmt: skip
 
@@ -760,7 +783,7 @@ def prepare_world(args: argparse.Namespace, port: int) -> World:
     return World(
         post_ids=facts.post_ids,
         user_ids=[row[0] for row in users],
-        tag_names=facts.tag_names,
+        tag_names=[t for t in facts.tag_names if not t.startswith("soak-")],  # no repeats
         writers=writers,
         readers=readers,
         own_posts=own_posts,
