@@ -35,8 +35,9 @@ Method
    (tracemalloc about doubles the cost of an allocation): for finding what grows, not for
    the curve.
 
-The load costs this process about a third of a core at the default rate (measured: see the
-report's "load generator CPU" line): the 2-core box stays usable; raise ``--rate`` with care.
+The load costs this process 2-4 % of one core at the default rate (the report's "load
+generator CPU" line); the two workers and PostgreSQL serve 40 requests/s well within the
+2-core box, which stays usable. Raise ``--rate`` with care.
 Exit code: 0 when every worker's growth is within ``--max-growth`` and no worker restarted,
 1 otherwise. Run ``python bench/soak.py --help`` for the flags; see bench/README.md.
 """
