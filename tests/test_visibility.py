@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from schema.reads import loaders
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.test_mutations import create_post
 from tests.truth import count_rows
 
+#: A member who is neither the author nor ``OTHER`` (the seed's fifth user).
+THIRD = 5
 READERS = {"anonymous": None, "other member": OTHER, "author": OWNER, "admin": ADMIN_ID}
 
 
@@ -141,3 +144,24 @@ async def test_unpublishing_hides_a_post_and_its_comments_again(write_app: App) 
             "query($p: ID!) { post(id: $p) { id } }", {"p": post["id"]}, as_user=OTHER
         )
     )["post"] is None
+
+
+async def test_members_share_statements_and_each_reads_as_themselves(write_app: App) -> None:
+    """Issue 19: a member's id in the visibility conditions is a parameter, so the batch and
+    page statements one member's query built serve the next member's (each was about 50 KB
+    with its compiled form, ten or so per member, kept up to the cache's bound), and each
+    still reads as themselves: the statements another member's query built show the author
+    their draft, and show it to nobody else."""
+    post_id, comment_id = await _draft_with_comment(write_app)
+    variables = {"post": post_id, "comment": comment_id}
+    loaders._statements.clear()  # none of an earlier test's members' statements
+    other = _sees(await write_app.data(PATHS, variables, as_user=OTHER))
+    kept = len(loaders._statements)
+    third = _sees(await write_app.data(PATHS, variables, as_user=THIRD))
+    assert len(loaders._statements) == kept, "another member's query built statements again"
+    author = _sees(await write_app.data(PATHS, variables, as_user=OWNER))
+    assert other == third
+    assert other["User.posts"] == 0 and not other["User.comments has it"]
+    assert other["nodes"] == [False, False] and not other["tags"]
+    assert author["User.posts"] == 1 and author["User.comments has it"]
+    assert author["nodes"] == [True, True] and author["tags"]

@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 from db import reader
 from schema.context import Context
 from schema.reads.keyset import PageArgs, order_by, seek
+from schema.reads.visibility import viewer_params
 
 #: The type of a bound array of ids (made once: a type object per statement costs more than
 #: the rest of the clause).
@@ -40,8 +41,9 @@ Join = tuple[Any, ColumnElement[bool]]
 async def rows(
     ctx: Context, statement: Select[*tuple[Any, ...]], params: dict[str, Any] | None = None
 ) -> Sequence[Any]:
-    """Execute ``statement`` (with ``params`` for its named parameters, e.g. ``KEYS``) and
-    return all result rows (tuples), buffered."""
+    """Execute ``statement`` (with ``params`` for its named parameters, e.g. ``KEYS``, and the
+    viewer's own, ``visibility.VIEWER``) and return all result rows (tuples), buffered."""
+    params = _with_viewer(ctx, params)
     if ctx.reads_on_driver:
         return await ctx.read(statement, params)
     return (await _execute(ctx, statement, params)).all()
@@ -53,7 +55,15 @@ async def scalars(
     """Execute ``statement`` and return the first column of every row, buffered."""
     if ctx.reads_on_driver:
         return [row[0] for row in await rows(ctx, statement, params)]
-    return (await _execute(ctx, statement, params)).scalars().all()
+    return (await _execute(ctx, statement, _with_viewer(ctx, params))).scalars().all()
+
+
+def _with_viewer(ctx: Context, params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``params`` and the operation's viewer's id: a statement shared by every member
+    (``loaders.shared_statement``) reads as this one (a parameter a statement does not
+    have is ignored)."""
+    own = viewer_params(ctx.viewer)
+    return {**params, **own} if params and own else own or params
 
 
 async def _execute(

@@ -23,7 +23,7 @@ from strawberry.dataloader import DataLoader
 from db import models
 from schema.reads import fetch, folding, keyset, pruning
 from schema.reads.keyset import Page, PageArgs, make_page
-from schema.reads.visibility import is_public, visible
+from schema.reads.visibility import audience, is_public, visible
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -106,7 +106,7 @@ class Loaders:
         self.rows.clear()
 
 
-#: Batch statements built once and reused by every operation of the same shape and viewer.
+#: Batch statements built once and reused by every operation of the same shape and audience.
 STATEMENTS = 2048
 _statements: LRUCache[Hashable, Select[Any]] = LRUCache(STATEMENTS)
 
@@ -115,15 +115,19 @@ def shared_statement(
     ctx: Context, shape: Hashable, build: Callable[[], Select[Any]]
 ) -> Select[Any]:
     """The statement for ``shape`` (everything ``build`` depends on but the batch's keys,
-    which it takes as ``fetch.KEYS``) and the viewer, built by ``build`` on first use.
+    which it takes as ``fetch.KEYS``) and the viewer's audience, built by ``build`` on first
+    use.
 
     Building a statement costs more CPU than running it here (SQLAlchemy constructs are
     made of many small objects), and statements are immutable, so one is shared by every
-    operation with the same shape and viewer; the viewer is part of the key because the
-    visibility conditions hold their id and role. Source: SQLAlchemy docs, "Using Lambdas to
-    add significant speed gains to statement production" (the same idea, made explicit).
+    operation with the same shape and audience (``visibility.audience``: anonymous, member,
+    admin), whose visibility conditions differ; a member's id in them is a parameter that
+    ``fetch`` binds for the operation's viewer (``visibility.viewer_params``), so members
+    share statements instead of filling the cache with about ten each. Source: SQLAlchemy
+    docs, "Using Lambdas to add significant speed gains to statement production" (the same
+    idea, made explicit).
     """
-    key = (shape, ctx.viewer, ctx.settings.is_sqlite)
+    key = (shape, audience(ctx.viewer), ctx.settings.is_sqlite)
     statement = _statements.get(key)
     if statement is None:
         statement = _statements[key] = build()

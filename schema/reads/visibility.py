@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import BigInteger, BindParameter, ColumnElement, bindparam, exists, or_, select
 
 from db import models
 from db.models import PUBLISHED
@@ -19,15 +19,43 @@ if TYPE_CHECKING:
     from schema.auth.viewer import Viewer
 
 
+#: The named parameter holding a member's id in the conditions: a statement built for one
+#: member serves every member (``loaders.shared_statement`` keys statements by ``audience``,
+#: not by viewer), and ``fetch`` binds the operation's own viewer each time it runs one
+#: (``viewer_params``). As a literal, each member had statements of their own: about 50 KB
+#: each with its compiled form, some ten per member, up to the cache's bound (issue 19).
+VIEWER = "inkwell_viewer"
+
+
+def viewer_id(viewer: Viewer) -> BindParameter[int]:
+    """``viewer``'s id as the ``VIEWER`` parameter, its value given (a statement run without
+    ``viewer_params`` still reads as this viewer's)."""
+    return bindparam(VIEWER, viewer.id, type_=BigInteger())
+
+
+def audience(viewer: Viewer | None) -> str:
+    """Whose conditions ``visible`` writes for ``viewer``, apart from the ``VIEWER``
+    parameter: ``"anonymous"``, ``"admin"`` (no condition) or ``"member"`` (any other role)."""
+    if viewer is None:
+        return "anonymous"
+    return "admin" if viewer.is_admin else "member"
+
+
+def viewer_params(viewer: Viewer | None) -> dict[str, int]:
+    """The ``VIEWER`` parameter for ``viewer``'s conditions (none for anonymous readers and
+    admins, whose conditions have none)."""
+    return {VIEWER: viewer.id} if viewer is not None and not viewer.is_admin else {}
+
+
 def visible_posts(viewer: Viewer | None) -> list[ColumnElement[bool]]:
     """Conditions on ``posts`` for what ``viewer`` may see: published posts, and their own
-    drafts; admins see everything (no condition)."""
+    drafts (the id a ``VIEWER`` parameter); admins see everything (no condition)."""
     Post = models.Post
     if viewer is None:
         return [Post.status == PUBLISHED]
     if viewer.is_admin:
         return []
-    return [or_(Post.status == PUBLISHED, Post.author_id == viewer.id)]
+    return [or_(Post.status == PUBLISHED, Post.author_id == viewer_id(viewer))]
 
 
 def visible_comments(viewer: Viewer | None) -> list[ColumnElement[bool]]:
