@@ -167,12 +167,22 @@ async def test_no_suggestions_when_introspection_is_off(
         [field_error] = body["errors"]
         body = await app.gql('{ post(idd: "1") { title } }')
         argument_errors = body["errors"]
+        # A variable's value is checked as the operation executes, not in validation.
+        ordered = "query($o: PostOrder) { posts(first: 1, orderBy: $o) { totalCount } }"
+        body = await app.gql(ordered, {"o": {"field": "TITEL"}})
+        [variable_error] = body["errors"]
     assert field_error["message"].startswith("Cannot query field 'postz' on type 'Query'.")
-    messages = [field_error["message"], *(e["message"] for e in argument_errors)]
+    assert "'TITEL'" in variable_error["message"]
+    messages = [
+        field_error["message"],
+        variable_error["message"],
+        *(e["message"] for e in argument_errors),
+    ]
     suggested = [m for m in messages if "Did you mean" in m]
     assert bool(suggested) is introspection, messages
     if introspection:
         assert "Did you mean 'post' or 'posts'?" in field_error["message"]
+        assert "Did you mean the enum value 'TITLE'?" in variable_error["message"]
 
 
 async def test_a_subscription_is_refused_before_validation_too(live: Live) -> None:
