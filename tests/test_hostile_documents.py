@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import strawberry.schema.schema as strawberry_schema
-from graphql import get_introspection_query
+from graphql import DocumentNode, get_introspection_query
 
-from schema.engine.extensions import limits, validated_documents
-from schema.engine.extensions.parsed_documents import TextCache
+from schema.engine.extensions import validated_documents
+from schema.engine.extensions.parsed_documents import LONGEST, TextCache
 from tests.conftest import App, app_settings, running_app
 from tests.live import Live
 from tests.wsclient import ws_client
@@ -207,10 +207,17 @@ def test_the_document_caches_are_bounded_in_characters() -> None:
     assert cache.get("too long") is None
 
 
-async def test_refused_documents_are_not_kept_alive(api: App) -> None:
-    """The per-document memo of the limits forgets a document when it is gone."""
-    before = len(limits._documents)
+async def test_long_unique_documents_are_not_kept_alive(api: App) -> None:
+    """Neither the parse cache (over ``LONGEST`` characters) nor the limits' memo per
+    document keeps an attacker's long documents once their requests are over."""
+
+    def documents() -> int:
+        gc.collect()
+        return sum(isinstance(o, DocumentNode) for o in gc.get_objects())
+
+    before = documents()
     for _ in range(20):
-        await api.gql(same_field(3_000))  # longer than any cache keeps
-    gc.collect()
-    assert len(limits._documents) <= before
+        text = same_field(3_000)  # 18 KB
+        assert len(text) > LONGEST
+        assert refusal(await api.gql(text))["extensions"]["code"] == "TOO_MANY_SELECTIONS"
+    assert documents() <= before
