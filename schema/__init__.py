@@ -35,7 +35,7 @@ from schema.engine.extensions import (
     TransactionBoundary,
     UnitOfWork,
 )
-from schema.engine.extensions.limits import examined
+from schema.engine.extensions.limits import shape_refusal
 from schema.engine.extensions.masking import is_unexpected, set_default_codes
 from schema.engine.extensions.parsed_documents import ParsedDocuments, TextCache
 from schema.engine.extensions.persisted_queries import PersistedQueries, load_manifest
@@ -138,7 +138,7 @@ def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawber
         ),
         # Clients send the same few documents again and again: parse and validate each once.
         # Suggestions ("Did you mean 'posts'?") name the schema: not when introspection is off.
-        lambda: ParsedDocuments(parsed, examined),
+        lambda: ParsedDocuments(parsed, lambda document: shape_refusal(settings, document) is None),
         lambda: ValidatedDocuments(validated, hide_suggestions=not settings.introspection_enabled),
         # Operations too big to serve are refused before anything touches the database: the
         # document's shape right after parsing (before validation), its cost after validation.

@@ -100,7 +100,7 @@ def examined(document: DocumentNode) -> tuple[Definitions, Shape]:
     document (the parse cache hands a repeated document back as the same node). The entry
     goes when the document does (``weakref.finalize``): it never keeps a document alive,
     so an attacker's unique documents are not held here after their requests end. Safe to
-    call from the parsing thread (``ParsedDocuments``' ``examine``): one dictionary store."""
+    call from the parsing thread (``ParsedDocuments``' ``keep``): one dictionary store."""
     entry = _documents.get(id(document))
     if entry is None:
         definitions = document.definitions
@@ -109,6 +109,32 @@ def examined(document: DocumentNode) -> tuple[Definitions, Shape]:
         entry = _documents[id(document)] = ((operations, fragments), shape(document))
         weakref.finalize(document, _documents.pop, id(document), None)
     return entry
+
+
+def shape_refusal(settings: Settings, document: DocumentNode) -> GraphQLError | None:
+    """The error refusing ``document`` for its shape (``schema.engine.shape``: a fragment
+    cycle, ``MAX_SELECTIONS``, ``MAX_QUERY_DEPTH``, ``MAX_ALIASES``), or ``None``; measured
+    once per document (``examined``)."""
+    found = examined(document)[1]
+    if found.cycle is not None:
+        # NoFragmentCyclesRule's words, without following the cycle's path.
+        return GraphQLError(
+            f"Cannot spread fragment '{found.cycle}' within itself.",
+            extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+        )
+    limits = (
+        ("TOO_MANY_SELECTIONS", found.selections, settings.max_selections,
+         "The document selects {actual:,} fields and fragments once its fragments are "
+         "expanded; at most {limit:,}."),
+        ("QUERY_TOO_DEEP", found.depth, settings.max_query_depth,
+         "The operation nests fields {actual} deep; at most {limit}."),
+        ("TOO_MANY_ALIASES", found.aliases, settings.max_aliases,
+         "The operation uses {actual} aliases; at most {limit}."),
+    )  # fmt: skip
+    for code, actual, limit, message in limits:
+        if actual > limit:
+            return limit_error(code, message.format(actual=actual, limit=limit), limit, actual)
+    return None
 
 
 class QueryLimits(SchemaExtension):
@@ -162,31 +188,8 @@ class QueryLimits(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         yield  # ParsedDocuments parses (or finds the document) on entry
         document = self.execution_context.graphql_document
-        if document is not None and (error := self._shape_refusal(document)) is not None:
+        if document is not None and (error := shape_refusal(self.settings, document)) is not None:
             raise error  # before validation: it comes out like a syntax error
-
-    def _shape_refusal(self, document: DocumentNode) -> GraphQLError | None:
-        settings = self.settings
-        found = examined(document)[1]
-        if found.cycle is not None:
-            # NoFragmentCyclesRule's words, without following the cycle's path.
-            return GraphQLError(
-                f"Cannot spread fragment '{found.cycle}' within itself.",
-                extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
-            )
-        limits = (
-            ("TOO_MANY_SELECTIONS", found.selections, settings.max_selections,
-             "The document selects {actual:,} fields and fragments once its fragments are "
-             "expanded; at most {limit:,}."),
-            ("QUERY_TOO_DEEP", found.depth, settings.max_query_depth,
-             "The operation nests fields {actual} deep; at most {limit}."),
-            ("TOO_MANY_ALIASES", found.aliases, settings.max_aliases,
-             "The operation uses {actual} aliases; at most {limit}."),
-        )  # fmt: skip
-        for code, actual, limit, message in limits:
-            if actual > limit:
-                return limit_error(code, message.format(actual=actual, limit=limit), limit, actual)
-        return None
 
     def on_execute(self) -> Iterator[None]:
         # Raised, not set as the result: Strawberry's subscription path ignores a preset

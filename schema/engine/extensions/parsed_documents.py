@@ -6,9 +6,10 @@ list), a document costs 100 to 300 bytes of memory per character of text, so 1,0
 documents of a few kilobytes each could hold gigabytes. ``TextCache`` bounds the text it keeps
 (and so what was built from it), and keeps no document longer than a client's real ones are.
 
-A text it has not seen, unless short, is parsed off the event loop, in one thread per process
-(``PARSER``), together with whatever ``examine`` derives from the document (the limits'
-``Shape``): parsing is linear, but 29 KB of one field repeated costs 45 to 100 ms, and 60 of
+A document the limits refuse is not kept (``keep``): unique hostile documents would push
+clients' documents out. A text it has not seen, unless short, is parsed off the event loop, in
+one thread per process (``PARSER``), and ``keep`` (measuring the limits' ``Shape``) runs there
+too: parsing is linear, but 29 KB of one field repeated costs 45 to 100 ms, and 60 of
 them in flight would hold each worker's event loop for seconds, ``/healthz`` included. In the
 thread, the loop still gets the GIL at least every switch interval (5 ms); one thread keeps
 the parsing of one process to one core's worth, as it was; a request that goes away before its
@@ -90,17 +91,17 @@ class TextCache(Generic[V]):
 class ParsedDocuments(SchemaExtension):
     """Parses the operation's text once (with the ``parse_options`` other extensions set,
     which are the same for every operation of one schema: ``QueryLimits``' ``max_tokens``),
-    off the event loop unless it is short, and calls ``examine`` on the new document there
-    too; keeps the document in ``documents`` (shared by every operation of one schema) and
+    off the event loop unless it is short; keeps the document in ``documents`` (shared by
+    every operation of one schema) if ``keep`` says so (called where it was parsed), and
     hands it to Strawberry, which then does not parse. A syntax error is raised each time."""
 
     def __init__(
         self,
         documents: TextCache[DocumentNode],
-        examine: Callable[[DocumentNode], object] | None = None,
+        keep: Callable[[DocumentNode], bool] = lambda _: True,
     ) -> None:
         self.documents = documents
-        self.examine = examine
+        self.keep = keep
 
     async def on_parse(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -110,19 +111,19 @@ class ParsedDocuments(SchemaExtension):
             if document is None:
                 options = dict(context.parse_options)
                 if len(text) < INLINE:
-                    document = self._parse(text, options)
+                    document, kept = self._parse(text, options)
                 else:
                     loop = asyncio.get_running_loop()
-                    document = await loop.run_in_executor(_parser(), self._parse, text, options)
-                self.documents.put(text, document, len(text))
+                    parsing = loop.run_in_executor(_parser(), self._parse, text, options)
+                    document, kept = await parsing
+                if kept:
+                    self.documents.put(text, document, len(text))
             context.graphql_document = document
         yield
 
-    def _parse(self, text: str, options: dict[str, Any]) -> DocumentNode:
+    def _parse(self, text: str, options: dict[str, Any]) -> tuple[DocumentNode, bool]:
         document = parse(text, **options)
-        if self.examine is not None:
-            self.examine(document)
-        return document
+        return document, self.keep(document)
 
 
 def _parser() -> ThreadPoolExecutor:
