@@ -203,6 +203,13 @@ class Settings(BaseSettings):
     max_tokens: int = Field(
         5_000, ge=100, le=1_000_000, description="Most tokens a GraphQL document may have."
     )
+    max_selections: int = Field(
+        2_000,
+        ge=10,
+        le=100_000,
+        description="Most selections (fields, fragment spreads, inline fragments) a document may "
+        "have once its fragments are expanded; checked before validation.",
+    )
     max_query_cost: int = Field(
         20_000,
         ge=1,

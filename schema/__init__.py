@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    ParserCache,
-    SchemaExtension,
-)
+from graphql import DocumentNode, GraphQLError
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -39,7 +35,9 @@ from schema.engine.extensions import (
     TransactionBoundary,
     UnitOfWork,
 )
+from schema.engine.extensions.limits import shape_refusal
 from schema.engine.extensions.masking import is_unexpected, set_default_codes
+from schema.engine.extensions.parsed_documents import ParsedDocuments, TextCache
 from schema.engine.extensions.persisted_queries import PersistedQueries, load_manifest
 from schema.engine.extensions.runner import KnownHooksRunner
 from schema.engine.extensions.validated_documents import ValidatedDocuments
@@ -54,9 +52,6 @@ from schema.writes.results import ERROR_TYPES
 from settings import Settings
 
 logger = logging.getLogger("inkwell.errors")
-
-#: Distinct documents whose parse and validation results are kept.
-PARSED_DOCUMENTS = 1024
 
 Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, TagQueries))
 Mutation = merge_types(
@@ -122,7 +117,10 @@ def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawber
     """
     allowed = load_manifest(settings.operation_manifest) if settings.operation_manifest else None
     persisted: OrderedDict[str, str] = OrderedDict()  # the process's APQ store
-    validated: OrderedDict[Hashable, list[Any]] = OrderedDict()  # errors by document text
+    # Documents by text, and their validation errors by text: each cache bounded in entries
+    # and in characters of text (a cache of huge unique documents would hold gigabytes).
+    parsed: TextCache[DocumentNode] = TextCache()
+    validated: TextCache[list[Any]] = TextCache()
     # Operation names as metric labels: the manifest's, then a bounded number more.
     names = OperationNames(
         manifest_names(allowed.values()) if allowed else (), settings.metrics_operation_names
@@ -140,10 +138,11 @@ def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawber
             allowed=allowed,
         ),
         # Clients send the same few documents again and again: parse and validate each once.
-        # Both caches are LRU-bounded by document text.
-        lambda: ParserCache(maxsize=PARSED_DOCUMENTS),
-        lambda: ValidatedDocuments(validated, PARSED_DOCUMENTS),
-        # Operations too big to serve are refused before anything touches the database.
+        # Suggestions ("Did you mean 'posts'?") name the schema: not when introspection is off.
+        lambda: ParsedDocuments(parsed, lambda document: shape_refusal(settings, document) is None),
+        lambda: ValidatedDocuments(validated, hide_suggestions=not settings.introspection_enabled),
+        # Operations too big to serve are refused before anything touches the database: the
+        # document's shape right after parsing (before validation), its cost after validation.
         lambda: QueryLimits(settings),
         # Who is asking, then (for mutations) the one transaction around all fields.
         Authentication,

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import pytest
-import strawberry.schema.schema as strawberry_schema
 
 from db import migrate
 from schema import build_schema
+from schema.engine.extensions import validated_documents
 from server import SCHEMA_FILE, export_schema
 from settings import Settings
 from tests.conftest import TEST_SECRET, App, app_settings, running_app
@@ -180,13 +180,13 @@ async def test_a_document_is_validated_once_per_text(
     api: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[object] = []
-    validate = strawberry_schema.validate_document  # what Strawberry's validation calls
+    validate = validated_documents.validate  # graphql-core's, as ValidatedDocuments calls it
 
-    def counted(*args: Any) -> Any:
+    def counted(*args: Any, **options: Any) -> Any:
         calls.append(args[1])
-        return validate(*args)
+        return validate(*args, **options)
 
-    monkeypatch.setattr(strawberry_schema, "validate_document", counted)
+    monkeypatch.setattr(validated_documents, "validate", counted)
     alias = f"a{uuid.uuid4().hex}"  # a text no other test sent
     invalid = f"{{ {alias}: users(first: 1) {{ nodes {{ nope }} }} }}"
     for _ in range(3):

@@ -23,7 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from graphql import GraphQLObjectType, GraphQLResolveInfoHelpers, GraphQLSchema, OperationType
+from graphql import (
+    DocumentNode,
+    Executor,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLResolveInfoHelpers,
+    GraphQLSchema,
+    OperationType,
+)
 from graphql.execution.collect_fields import DeferUsage, FieldDetails
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -44,6 +52,24 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
 
     #: What runs a plan (a subclass with spans when tracing is on: ``schema.telemetry``).
     breadth_first: type[BreadthFirst] = BreadthFirst
+
+    @classmethod
+    def build(
+        cls,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        root_value: Any = None,
+        context_value: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[GraphQLError] | Executor:
+        """graphql-core's, with ``hide_suggestions`` when the operation's settings have
+        introspection off: a variable's value that does not coerce ("Value 'DRAFTS' does
+        not exist in 'PostStatus' enum") then names no other value of the schema, as
+        validation's errors do not (``ValidatedDocuments``). Strawberry passes no such option."""
+        if isinstance(context_value, Context) and not context_value.settings.introspection_enabled:
+            kwargs["hide_suggestions"] = True
+        return super().build(schema, document, root_value, context_value, *args, **kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,10 +1,10 @@
 """Values remembered per operation and per the values of the variables they depend on.
 
-Clients send the same few documents again and again, and Strawberry's parse cache hands a
-repeated document back as the same nodes, so what is derived from an operation alone (an
-execution plan, a cost measure) can be kept with its node. Some of it also depends on a few
-variables (``@skip``/``@include`` conditions, page sizes): those variables' names are found
-once per operation, and their values become part of the key.
+Clients send the same few documents again and again, and the parse cache
+(``ParsedDocuments``) hands a repeated document back as the same nodes, so what is derived
+from an operation alone (an execution plan, a cost measure) can be kept with its node. Some
+of it also depends on a few variables (``@skip``/``@include`` conditions, page sizes): those
+variables' names are found once per operation, and their values become part of the key.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def directive_variables(
 class PlanCache:
     """Plans by operation (the parsed document's node, kept alive with its plan so its id is
     never reused) and by the values of its ``@skip``/``@include`` variables; LRU, at most
-    ``size`` entries. Parsing is cached by document text (Strawberry's ``ParserCache``), so a
+    ``size`` entries. Parsing is cached by document text (``ParsedDocuments``), so a
     repeated document arrives as the same node."""
 
     def __init__(self, size: int = 1024) -> None:

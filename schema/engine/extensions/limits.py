@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Hashable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from strawberry.extensions import SchemaExtension
 
 from schema.engine.limits import Measure, measure, sizing_variables
 from schema.engine.operation_memo import OperationMemo
+from schema.engine.shape import Shape, shape
 from settings import Settings
 
 #: graphql-core's parser error when a document has more than ``max_tokens`` tokens.
@@ -89,22 +91,50 @@ _measures: OperationMemo[Measure] = OperationMemo(MEASURES, sizing_variables, _s
 
 #: A document's operations, and its fragments by name.
 Definitions = tuple[list[OperationDefinitionNode], dict[str, FragmentDefinitionNode]]
-#: Per document (by id, the document kept alive with its entry): its ``Definitions``.
-_documents: dict[int, tuple[DocumentNode, Definitions]] = {}
+#: Per document (by id, while the document lives): its ``Definitions`` and ``Shape``.
+_documents: dict[int, tuple[Definitions, Shape]] = {}
 
 
-def _definitions(document: DocumentNode) -> Definitions:
-    """``document``'s operations and its fragments by name, found once per document (the
-    parse cache hands a repeated document back as the same node)."""
+def examined(document: DocumentNode) -> tuple[Definitions, Shape]:
+    """``document``'s operations, its fragments by name, and its ``Shape``, found once per
+    document (the parse cache hands a repeated document back as the same node). The entry
+    goes when the document does (``weakref.finalize``): it never keeps a document alive,
+    so an attacker's unique documents are not held here after their requests end. Safe to
+    call from the parsing thread (``ParsedDocuments``' ``keep``): one dictionary store."""
     entry = _documents.get(id(document))
-    if entry is None or entry[0] is not document:
-        if len(_documents) >= MEASURES:
-            _documents.clear()
+    if entry is None:
         definitions = document.definitions
         operations = [d for d in definitions if isinstance(d, OperationDefinitionNode)]
         fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
-        entry = _documents[id(document)] = (document, (operations, fragments))
-    return entry[1]
+        entry = _documents[id(document)] = ((operations, fragments), shape(document))
+        weakref.finalize(document, _documents.pop, id(document), None)
+    return entry
+
+
+def shape_refusal(settings: Settings, document: DocumentNode) -> GraphQLError | None:
+    """The error refusing ``document`` for its shape (``schema.engine.shape``: a fragment
+    cycle, ``MAX_SELECTIONS``, ``MAX_QUERY_DEPTH``, ``MAX_ALIASES``), or ``None``; measured
+    once per document (``examined``)."""
+    found = examined(document)[1]
+    if found.cycle is not None:
+        # NoFragmentCyclesRule's words, without following the cycle's path.
+        return GraphQLError(
+            f"Cannot spread fragment '{found.cycle}' within itself.",
+            extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+        )
+    limits = (
+        ("TOO_MANY_SELECTIONS", found.selections, settings.max_selections,
+         "The document selects {actual:,} fields and fragments once its fragments are "
+         "expanded; at most {limit:,}."),
+        ("QUERY_TOO_DEEP", found.depth, settings.max_query_depth,
+         "The operation nests fields {actual} deep; at most {limit}."),
+        ("TOO_MANY_ALIASES", found.aliases, settings.max_aliases,
+         "The operation uses {actual} aliases; at most {limit}."),
+    )  # fmt: skip
+    for code, actual, limit, message in limits:
+        if actual > limit:
+            return limit_error(code, message.format(actual=actual, limit=limit), limit, actual)
+    return None
 
 
 class QueryLimits(SchemaExtension):
@@ -112,14 +142,22 @@ class QueryLimits(SchemaExtension):
 
     - ``DOCUMENT_TOO_LARGE``: more than ``MAX_TOKENS`` tokens (graphql-core's parser stops
       counting there, so a huge document costs little to refuse);
-    - ``VARIABLES_TOO_LARGE``: variables over ``MAX_VARIABLES_BYTES`` as JSON;
+    - ``TOO_MANY_SELECTIONS``: more than ``MAX_SELECTIONS`` selections once fragments are
+      expanded (``schema.engine.shape``: counted, never expanded);
     - ``QUERY_TOO_DEEP``: fields nested deeper than ``MAX_QUERY_DEPTH``;
     - ``TOO_MANY_ALIASES``: more than ``MAX_ALIASES`` aliased fields;
+    - ``GRAPHQL_VALIDATION_FAILED``: a fragment that spreads itself;
+    - ``VARIABLES_TOO_LARGE``: variables over ``MAX_VARIABLES_BYTES`` as JSON;
     - ``QUERY_TOO_COSTLY``: more than ``MAX_QUERY_COST`` estimated rows (``schema.engine.limits``);
     - ``BAD_REQUEST``: several operations and no ``operationName`` to choose one.
 
-    The measured limits are checked after validation, with the variables, and refuse the
-    operation by raising before execution (over HTTP and WebSocket alike).
+    The document's shape (selections, depth, aliases, cycles) is checked right after parsing,
+    before validation, in time linear in its text: validation costs more than that on some
+    documents (a fragment fan-out, the same field thousands of times), and a document refused
+    there never reaches it. Depth and aliases are the largest of any operation in the
+    document. The cost needs the schema and the variables' values, so it is checked after
+    validation. Both refuse the operation by raising, before execution (over HTTP and
+    WebSocket alike).
     Source: Strawberry docs, "MaxTokensLimiter" (``parse_options["max_tokens"]``).
     """
 
@@ -131,7 +169,7 @@ class QueryLimits(SchemaExtension):
         # The name the request gave: before the document is parsed, Strawberry's
         # ``operation_name`` is that (afterwards it falls back to the first operation's).
         self.requested_name = self.execution_context.operation_name
-        # The parser's own error gets its code here: ParserCache parses in its hook, so the
+        # The parser's own error gets its code here: ParsedDocuments parses in its hook, so the
         # error comes out of the operation as an exception (or, parsed by Strawberry itself,
         # in the result).
         try:
@@ -146,6 +184,12 @@ class QueryLimits(SchemaExtension):
     def _tag(self, error: GraphQLError) -> None:
         if _TOO_MANY_TOKENS in error.message:
             error.extensions = {"code": "DOCUMENT_TOO_LARGE", "limit": self.settings.max_tokens}
+
+    def on_parse(self) -> Iterator[None]:
+        yield  # ParsedDocuments parses (or finds the document) on entry
+        document = self.execution_context.graphql_document
+        if document is not None and (error := shape_refusal(self.settings, document)) is not None:
+            raise error  # before validation: it comes out like a syntax error
 
     def on_execute(self) -> Iterator[None]:
         # Raised, not set as the result: Strawberry's subscription path ignores a preset
@@ -168,7 +212,7 @@ class QueryLimits(SchemaExtension):
         document = context.graphql_document
         if document is None:
             return None
-        operations, fragments = _definitions(document)
+        operations, fragments = examined(document)[0]
         wanted = context.operation_name
         if self.requested_name is None and len(operations) > 1:
             # Never "the first one": that could run a mutation the client did not mean.
@@ -198,16 +242,12 @@ class QueryLimits(SchemaExtension):
                 "The operation's fragments expand into too many fields to serve.",
                 settings.max_query_cost,
             )
-        measured = (
-            ("QUERY_TOO_DEEP", found.depth, settings.max_query_depth,
-             "The operation nests fields {actual} deep; at most {limit}."),
-            ("TOO_MANY_ALIASES", found.aliases, settings.max_aliases,
-             "The operation uses {actual} aliases; at most {limit}."),
-            ("QUERY_TOO_COSTLY", found.cost, settings.max_query_cost,
-             "The operation may read about {actual:,} rows; at most {limit:,}: ask for "
-             "smaller pages or less nesting."),
-        )  # fmt: skip
-        for code, actual, limit, message in measured:
-            if actual > limit:
-                return limit_error(code, message.format(actual=actual, limit=limit), limit, actual)
+        if found.cost > settings.max_query_cost:
+            return limit_error(
+                "QUERY_TOO_COSTLY",
+                f"The operation may read about {found.cost:,} rows; at most "
+                f"{settings.max_query_cost:,}: ask for smaller pages or less nesting.",
+                settings.max_query_cost,
+                found.cost,
+            )
         return None
