@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hostile import start_serve, stop
 from run import (
     HOST,
-    JWT_SECRET,
     QUERIES,
     ROOT,
     database_facts,
@@ -70,42 +68,6 @@ class Subscriber:
     received: dict[int, list[float]] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def start_serve(url: str, workers: int, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "JWT_SECRET": JWT_SECRET,
-        "ENVIRONMENT": "production",
-        "GRAPHIQL": "false",
-        "LOG_LEVEL": "warning",
-        "WORKERS": str(workers),
-        "HOST": HOST,
-        "PORT": str(port),
-    }
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "server.py", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"serve exited with {process.returncode}: see {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=1) as answer:
-                if answer.status == 200:
-                    return process, port
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit(f"serve did not become ready within 60 s: see {log_path}")
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -314,7 +276,8 @@ def worker_rss(serve_pid: int) -> list[float]:
 def under_load(args: argparse.Namespace) -> str:
     """Run the benchmark above; returns its report (markdown)."""
     log_dir = Path(tempfile.mkdtemp(prefix="inkwell-fanout-load-"))
-    process, port = start_serve(args.database_url, args.workers, log_dir / "serve.log")
+    port = free_port()
+    process = start_serve(ROOT, args.database_url, port, log_dir / "serve.log", args.workers)
     try:
         [(_, email)] = writer_accounts(args.database_url, 1)
         body = {"query": LOGIN, "variables": {"i": {"email": email, "password": "inkwell-demo"}}}
@@ -323,8 +286,7 @@ def under_load(args: argparse.Namespace) -> str:
         found = asyncio.run(drive(args, port, token))
         rss = worker_rss(process.pid)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process)
     db_version = asyncio.run(database_facts(args.database_url)).version
     return (
         report(args, found, rss) + f"\nVersions: {versions(db_version)}\n(serve log: {log_dir})\n"

@@ -169,13 +169,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_serve(root: Path, url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_serve(
+    root: Path, url: str, port: int, log: Path, workers: int = 2
+) -> subprocess.Popen[bytes]:
+    """``server.py serve`` of the checkout at ``root`` with ``workers`` production workers on
+    ``port``, its output in ``log``, once ``/healthz`` answers (also ``fanout_load.py``)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "ENVIRONMENT": "production",
         "JWT_SECRET": JWT_SECRET,
-        "WORKERS": "2",
+        "WORKERS": str(workers),
         "PORT": str(port),
         "HOST": HOST,
         "LOG_LEVEL": "warning",
