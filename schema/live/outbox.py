@@ -118,9 +118,12 @@ async def write(session: AsyncSession, events: Sequence[Event]) -> list[Event]:
         }
         for e in events
     ]
-    statement = insert(OutboxEvent).returning(OutboxEvent.id, sort_by_parameter_order=True)
+    # One multi-row INSERT (SQLAlchemy's "insertmanyvalues"): its rows go in in order, so
+    # their increasing ids, sorted, are the events' in order. (Asking SQLAlchemy to match
+    # them by parameter order instead makes it run one INSERT per row on SQLite.)
+    statement = insert(OutboxEvent).returning(OutboxEvent.id)
     result = await session.execute(statement, rows)
-    return _with_ids(events, result.scalars().all())
+    return _with_ids(events, sorted(result.scalars().all()))
 
 
 def event_from_row(row: Sequence[Any]) -> Event:

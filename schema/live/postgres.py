@@ -139,7 +139,11 @@ class PostgresBroker(Broker):
             await connection.add_listener(channel, _notifier(feed))
             await feed.connected(connection)
         if self._position is None:
-            self._position = await connection.fetchval(outbox.LATEST_SQL)
+            try:
+                self._position = await connection.fetchval(outbox.LATEST_SQL)
+            except asyncpg.UndefinedTableError:
+                # Not migrated yet (``/readyz`` says so): no event was ever written.
+                self._position = 0
             # From here on, every event is delivered (and, for a while, kept in memory).
             self._recent_after = self.last_delivered = self._position
         else:
