@@ -568,7 +568,6 @@ def census() -> list[tuple[str, int, str]]:
     import asyncpg
     from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from strawberry.extensions.parser_cache import _get_parse_cache
 
     import schema as composition
     from db import reader, rows
@@ -608,7 +607,7 @@ def census() -> list[tuple[str, int, str]]:
     engines = found[AsyncEngine]
     pools = [engine.sync_engine.pool for engine in engines]
     plans = [len(cache._plans._values) for cache in execution._plans.values()]
-    parsed = _get_parse_cache(composition.PARSED_DOCUMENTS).cache_info().currsize
+    parsed = len(cells.get("parsed", ()))
     kinds = len(rows._record_classes) + len(rows._row_types) + len(rows._entity_rows)
     labelled = (metrics._requests, metrics._durations, metrics._statements, metrics._errors)
     children = sum(map(len, labelled))
@@ -620,7 +619,7 @@ def census() -> list[tuple[str, int, str]]:
     prepared = sum(len(a._prepared_statement_cache or ()) for a in adapted)
     subscriptions = sum(sum(map(len, broker._subscriptions.values())) for broker in found[Broker])
     return [
-        ("parsed documents (Strawberry ParserCache)", parsed, f"{composition.PARSED_DOCUMENTS}"),
+        ("parsed documents (TextCache)", parsed, "DOCUMENTS / CHARACTERS"),
         ("validation results by text", len(cells.get("validated", ())), "PARSED_DOCUMENTS"),
         ("APQ store", len(cells.get("persisted", ())), "PERSISTED_QUERIES_CACHE_SIZE"),
         ("cost measures", len(limits._measures._values), f"{limits.MEASURES}"),
@@ -677,7 +676,10 @@ def traced_worker(port: int, out: Path, interval: float, warmup: float, frames: 
                 f"minute {minute:.1f}, traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB"
             ]
             lines += ["", "cache | entries | bound", "---|---:|---"]
-            lines += [f"{n} | {size} | {b}" for n, size, b in census()]
+            try:
+                lines += [f"{n} | {size} | {b}" for n, size, b in census()]
+            except Exception as error:  # a stale census must not stop the traces
+                lines.append(f"census failed: {error!r}")
             if base is not None:
                 lines += ["", "grew most since the warm-up (by traceback):"]
                 for stat in snapshot.compare_to(base, "traceback")[:25]:

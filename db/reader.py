@@ -13,7 +13,11 @@ shapes (``db.rows``).
 A compiled statement is kept for as long as its statement object lives: the DataLoaders' and
 the unfiltered root pages' statements are built once per shape and shared
 (``schema.reads.loaders.shared_statement``), so each shape is compiled once per process; a
-statement built for one request (a filtered page) is compiled for that request. An expanding
+statement built for one request (a filtered page) is compiled for that request. The compiled
+form is kept on the statement object itself (``_PREPARED``), not in a table keyed by it: a
+compiled statement references its statement (``Compiled.statement``), so a
+``WeakKeyDictionary`` value kept every key alive, and every filtered page ever read stayed in
+memory (issue 19's soak: a few MB per minute per worker). An expanding
 ``IN`` list is rendered per call (``construct_expanded_state``), as ``Connection.execute``
 renders it.
 
@@ -47,7 +51,7 @@ from db.rows import OMITTED, Projection, entity_keys, entity_row
 __all__ = ["OMITTED", "Projection", "entity_keys", "entity_row", "fetch"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True, eq=False)
 class Prepared:
     """A statement compiled for one dialect, and how to bind and read it."""
 
@@ -64,6 +68,9 @@ class Prepared:
     expanding: bool
     #: The statement's own bound values (a root page's limit), when it takes no others.
     unbound: tuple[Any, ...] | None = None
+    #: The statement it was compiled from, weakly (a copy of the statement, made by a
+    #: generative method, carries the attribute it is kept in: it is not for the copy).
+    source: weakref.ref[Select[Any]] | None = None
 
     def bind(self, params: dict[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
         """The SQL and its positional parameters for ``params`` (the statement's named ones)."""
@@ -86,8 +93,11 @@ def _processed(
     )
 
 
-#: Per statement object, for as long as it lives: how to run it.
-_prepared: weakref.WeakKeyDictionary[Select[Any], Prepared] = weakref.WeakKeyDictionary()
+#: The attribute of a statement object that keeps how to run it, for as long as it lives
+#: (the statement and its ``Prepared`` are a cycle the collector frees together).
+_PREPARED = "_inkwell_prepared"
+#: Every ``Prepared`` alive (weakly: for counting them, ``bench/soak.py``'s census).
+_prepared: weakref.WeakSet[Prepared] = weakref.WeakSet()
 
 
 def _converter(type_: Any, dialect: Dialect) -> rows.Convert:
@@ -147,9 +157,17 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
 def prepare(statement: Select[Any], dialect: Dialect) -> Prepared:
     """How ``fetch`` runs ``statement`` on ``dialect``: compiled on first use and kept while
     the statement object lives."""
-    found = _prepared.get(statement)
-    if found is None or found.dialect is not dialect:
-        found = _prepared[statement] = _prepare(statement, dialect)
+    found: Prepared | None = statement.__dict__.get(_PREPARED)
+    if (
+        found is None
+        or found.dialect is not dialect
+        or found.source is None
+        or (found.source() is not statement)
+    ):
+        found = _prepare(statement, dialect)
+        found.source = weakref.ref(statement)
+        statement.__dict__[_PREPARED] = found
+        _prepared.add(found)
     return found
 
 
