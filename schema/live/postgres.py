@@ -58,9 +58,9 @@ class PostgresBroker(Broker):
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._feeds: dict[str, Feed] = {}
-        #: The id of the last outbox event delivered here (``None`` until first connected:
-        #: then the newest one, as nobody subscribed before), and the highest id notified.
-        self._position: int | None = None
+        #: The highest event id notified (``last_delivered``, the broker's, is where the
+        #: outbox is read from: ``None`` until first connected, then the newest event, as
+        #: nobody subscribed before).
         self._notified = 0
         #: Set by a notification, or the connection's loss: the listener has work.
         self._wake = asyncio.Event()
@@ -138,14 +138,14 @@ class PostgresBroker(Broker):
         for channel, feed in self._feeds.items():
             await connection.add_listener(channel, _notifier(feed))
             await feed.connected(connection)
-        if self._position is None:
+        if self.last_delivered is None:
             try:
-                self._position = await connection.fetchval(outbox.LATEST_SQL)
+                latest = await connection.fetchval(outbox.LATEST_SQL)
             except asyncpg.UndefinedTableError:
                 # Not migrated yet (``/readyz`` says so): no event was ever written.
-                self._position = 0
+                latest = 0
             # From here on, every event is delivered (and, for a while, kept in memory).
-            self._recent_after = self.last_delivered = self._position
+            self._recent_after = self.last_delivered = latest
         else:
             caught_up = await self._read_outbox(connection)
             if caught_up:
@@ -165,7 +165,7 @@ class PostgresBroker(Broker):
             if lost.is_set():
                 return
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                if self._notified > (self._position or 0):
+                if self._notified > (self.last_delivered or 0):
                     await self._read_outbox(connection)
                 elif asyncio.get_running_loop().time() - checked >= HEALTH_CHECK_SECONDS:
                     await connection.execute("SELECT 1")
@@ -180,14 +180,13 @@ class PostgresBroker(Broker):
         delivered, target = 0, self._notified
         while True:
             rows = await connection.fetch(
-                outbox.READ_AFTER_SQL, self._position or 0, outbox.READ_BATCH
+                outbox.READ_AFTER_SQL, self.last_delivered or 0, outbox.READ_BATCH
             )
             for row in rows:
-                self._position = row[0]
-                self.deliver(outbox.event_from_row(row))
+                self.deliver(outbox.event_from_row(row))  # moves ``last_delivered``
             delivered += len(rows)
             if len(rows) < outbox.READ_BATCH:
-                self._position = max(self._position or 0, target)
+                self.last_delivered = max(self.last_delivered or 0, target)
                 return delivered
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
