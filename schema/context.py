@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,10 +25,11 @@ from schema.completion import close_or_drop, to_completion
 from settings import Settings
 
 if TYPE_CHECKING:
+    from graphql import ExecutionResult, Executor
+
     from schema.auth.viewer import Viewer
     from schema.auth.viewer_cache import ViewerCache
     from schema.live import Broker
-    from schema.live.stream import SharedRead
     from schema.reads.loaders import Loaders
     from schema.writes.transaction import Transaction
 
@@ -55,7 +57,8 @@ class Context:
 
     Over a WebSocket, Strawberry makes one context per connection; ``schema.transport.ws``
     gives each operation on it its own (``for_operation``), and a subscription ends its unit of work
-    after each event (``end_unit_of_work``), so no session lives as long as a connection.
+    once subscribed (``end_unit_of_work``), reading each event in one of its own, so no
+    session lives as long as a connection.
     """
 
     settings: Settings
@@ -82,12 +85,18 @@ class Context:
     #: The mutation's transaction state, set by ``schema.writes.boundary``; ``None``
     #: for queries (which never commit).
     transaction: Transaction | None = None
+    #: A unit of work in which an event is read for every subscriber with the same
+    #: credentials (``schema.live.prepared.SharedRead``), not one operation's.
+    shared: bool = False
+    #: A subscription's executor (set by ``InkwellExecutor.build``), which each event's
+    #: result is made with (``schema.live.prepared``); weak: the executor holds this context.
+    event_executor: weakref.ref[Executor] | None = None
     #: A subscription's current event id (``extensions.eventId`` of its result).
     event_id: int | None = None
+    #: A subscription's result for its current event, made before it got to it: what
+    #: graphql-core's execution of the event returns (``InkwellExecutor.execute_operation``).
+    prepared: ExecutionResult | None = None
     _loaders: Loaders = field(init=False, repr=False)
-    #: While a subscriber resolves an event: the unit of work it shares with the other
-    #: subscribers who see the same rows (``schema.live.stream.SharedRead``).
-    _shared: SharedRead | None = field(default=None, init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
     #: Whether ``_session`` came from ``read_sessions`` (and may go back there once reset).
     _reusable: bool = field(default=False, init=False, repr=False)
@@ -102,22 +111,9 @@ class Context:
         self._loaders = Loaders(self.settings)
 
     @property
-    def reader(self) -> Context:
-        """The context whose unit of work this one reads in: the shared one while joined
-        (``join``), else itself. DataLoaders are made for it, so their batches run in that
-        unit of work, with its viewer, whichever subscriber asked first."""
-        return self._shared.context if self._shared is not None else self
-
-    @property
-    def shared_results(self) -> dict[Hashable, Any] | None:
-        """While joined to a shared unit of work (a subscription's event): the results its
-        subscribers computed, for the others to reuse (``schema.engine.shared_results``)."""
-        return self._shared.results if self._shared is not None else None
-
-    @property
     def loaders(self) -> Loaders:
-        """The DataLoaders of the current unit of work (a shared one's, while joined)."""
-        return self.reader._loaders
+        """The DataLoaders of the current unit of work."""
+        return self._loaders
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -125,10 +121,6 @@ class Context:
 
         Raises ``OperationEnded`` after ``close()``.
         """
-        if self._shared is not None:
-            async with self._shared.context.session() as session:
-                yield session
-            return
         async with self._lock:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
@@ -241,23 +233,12 @@ class Context:
             connection_params=self.connection_params,
         )
 
-    def join(self, shared: SharedRead) -> None:
-        """Read in ``shared``'s unit of work (its session and DataLoaders) until
-        ``end_unit_of_work``; the caller has counted this context in (``SharedRead.enter``)."""
-        self._shared = shared
-
     async def end_unit_of_work(self) -> None:
-        """Close this unit of work's session and drop its DataLoaders (or leave the shared
-        one), keeping the context usable: the next ``session()`` opens a new unit of work. A
-        subscription calls it after each event, so every event is read in a session of its
-        own. Never raises."""
-        await self._leave()
+        """Close this unit of work's session and drop its DataLoaders, keeping the context
+        usable: the next ``session()`` opens a new unit of work. A subscription calls it once
+        it has checked what it was asked for (each event is read in a unit of work of its
+        own: ``schema.live.prepared``). Never raises."""
         await self._end(final=False)
-
-    async def _leave(self) -> None:
-        shared, self._shared = self._shared, None
-        if shared is not None:
-            await shared.leave()
 
     async def close(self) -> None:
         """End the unit of work: wait for a statement in flight, then close the session (which
@@ -266,7 +247,6 @@ class Context:
         Never raises: a failure to close is logged, and the pool discards that connection.
         Safe to call more than once.
         """
-        await self._leave()
         await self._end(final=True)
 
     async def _end(self, *, final: bool) -> None:

@@ -396,7 +396,7 @@ def test_subscribers_with_one_viewer_share_each_events_statements(
     """An event costs the same statements for 1 anonymous subscriber as for 20: they read it
     in one shared unit of work, their DataLoader keys batched together (counted with engine
     events, in-process through Starlette's test client); and graphql-core executes their
-    selection once, not once per subscriber (``schema.engine.shared_results``)."""
+    selection once, not once per subscriber (``schema.live.prepared``)."""
     executions: list[int] = []
     original = Executor.execute_operation
 

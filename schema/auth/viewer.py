@@ -65,9 +65,9 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
     if token is None:
         return None
     user_id = token_subject(ctx.settings, token)
-    # Only a query's own read fills the cache: a subscriber's shared read may have begun
+    # Only a query's own read fills the cache: an event's shared read may have begun
     # before the generation is taken here.
-    cache = ctx.viewers if ctx.read_only and ctx.reader is ctx else None
+    cache = ctx.viewers if ctx.read_only and not ctx.shared else None
     generation = 0
     if cache is not None:
         remembered = cache.get(user_id)
@@ -75,8 +75,8 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
             return remembered
         generation = cache.generation
     users = loaders.by_id(ctx, models.User)
-    if ctx.reader is not ctx:
-        # Subscribers reading one event in a shared unit of work share the lookup too.
+    if ctx.shared:
+        # The results made for one event in a shared unit of work share the lookup too.
         row: models.User | None = await users.load(user_id)
     else:
         # The batch function itself (no future or dispatch task for one key); the row then

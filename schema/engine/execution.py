@@ -25,6 +25,7 @@ from weakref import WeakKeyDictionary
 
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     Executor,
     GraphQLError,
     GraphQLObjectType,
@@ -38,7 +39,6 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from schema.context import Context
 from schema.engine.executor.plan_cache import PlanCache
 from schema.engine.executor.run import BreadthFirst
-from schema.engine.shared_results import share, variables_key
 
 #: Distinct (operation, @skip/@include values) plans kept per schema.
 PLANS = 1024
@@ -69,7 +69,16 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
         validation's errors do not (``ValidatedDocuments``). Strawberry passes no such option."""
         if isinstance(context_value, Context) and not context_value.settings.introspection_enabled:
             kwargs["hide_suggestions"] = True
-        return super().build(schema, document, root_value, context_value, *args, **kwargs)
+        built = super().build(schema, document, root_value, context_value, *args, **kwargs)
+        if (
+            isinstance(context_value, Context)
+            and not isinstance(built, list)
+            and built.operation.operation is OperationType.SUBSCRIPTION
+        ):
+            # Each event's result is made with it, ahead of the subscriber
+            # (``schema.live.prepared``).
+            context_value.event_executor = weakref.ref(built)
+        return built
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -111,20 +120,11 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
         )
 
     def execute_operation(self, serially: bool | None = None) -> Any:
-        # A subscription's event: computed once for the subscribers who would get the same
-        # result (``schema.engine.shared_results``).
+        # A subscription's event whose result was made when it arrived, once for every
+        # subscriber of its audience (``schema.live.prepared``): this subscriber's copy.
         context = self.context_value
-        if self.operation.operation is OperationType.SUBSCRIPTION and isinstance(context, Context):
-            results = context.shared_results
-            variables = variables_key(self.variable_values.coerced)
-            if results is not None and variables is not None:
-                return share(
-                    results,
-                    self.operation,
-                    variables,
-                    lambda: super(InkwellExecutor, self).execute_operation(serially),
-                    self.is_awaitable,
-                )
+        if isinstance(context, Context) and context.prepared is not None:
+            return _own_result(context.prepared)
         return super().execute_operation(serially)
 
     def handle_field_error(self, raw_error: Exception, *args: Any, **kwargs: Any) -> None:
@@ -132,6 +132,26 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
         if isinstance(context, Context) and context.transaction is not None:
             context.transaction.fail()
         super().handle_field_error(raw_error, *args, **kwargs)
+
+
+def _own_result(made: ExecutionResult) -> ExecutionResult:
+    """One subscriber's copy of a result made for its audience: the same data (never changed
+    once made), and errors of its own, which masking may rewrite."""
+    errors = None
+    if made.errors:
+        errors = [
+            GraphQLError(
+                e.message,
+                e.nodes,
+                e.source,
+                e.positions,
+                e.path,
+                e.original_error,
+                dict(e.extensions) if e.extensions else None,
+            )
+            for e in made.errors
+        ]
+    return ExecutionResult(data=made.data, errors=errors)
 
 
 def _alive(executor: weakref.ref[InkwellExecutor]) -> InkwellExecutor:

@@ -34,6 +34,10 @@ from schema.live.events import Event, EventKind
 #: Deliveries each process keeps after fanning them out (``Broker.recent``).
 RECENT = 4096
 
+#: Event results a process makes at once (``Broker.reading``): each holds a session, and on
+#: PostgreSQL a pooled connection, while it reads; the rest of the pool is the requests'.
+READING = 8
+
 #: A subscription's filter, applied when an event is delivered (cheap: no I/O).
 Match = Callable[[Event], bool]
 
@@ -68,14 +72,27 @@ GAP = Gap()
 class Delivery:
     """One event as this process fans it out: the same object reaches every subscription.
 
-    ``readers`` is for the subscribers' use while they resolve it (``schema.live.stream``
-    keeps the units of work they share there), and goes when the delivery does.
+    ``readers`` and ``prepared`` are for the subscribers' use (``schema.live.prepared`` keeps
+    the units of work it reads in and the results it makes there, by audience), and go
+    when the delivery does.
     """
 
     event: Event
     readers: dict[Hashable, Any] = field(default_factory=dict)
+    prepared: dict[Hashable, Any] = field(default_factory=dict)
     #: When it reached this process (``time.monotonic()``): the event lag's start.
     received: float = field(default_factory=time.monotonic)
+
+
+class Watcher(Protocol):
+    """Told which deliveries a subscription's queue holds (``schema.live.prepared.Preparer``
+    starts their results as they arrive)."""
+
+    def offered(self, delivery: Delivery) -> None:
+        """``delivery`` was queued (no I/O, never waits)."""
+
+    def dropped(self, delivery: Delivery) -> None:
+        """``delivery`` left the queue untaken (overflow, or the subscription ended)."""
 
 
 class Subscription:
@@ -89,9 +106,16 @@ class Subscription:
     """
 
     def __init__(
-        self, broker: Broker, kind: EventKind, match: Match, maxsize: int, stall: float
+        self,
+        broker: Broker,
+        kind: EventKind,
+        match: Match,
+        maxsize: int,
+        stall: float,
+        watcher: Watcher | None = None,
     ) -> None:
         self.kind = kind
+        self._watcher = watcher
         self._stall = stall
         self._broker = broker
         self._match = match
@@ -129,7 +153,7 @@ class Subscription:
         if self._ended is not None or not self._match(delivery.event):
             return
         if len(self._queue) >= self._maxsize:
-            self._queue.clear()
+            self._drop_queued()
             if self.stalled():
                 metrics.SUBSCRIPTIONS_OVERFLOWED.inc()
                 self.end(SubscriptionOverflow(self._maxsize))
@@ -137,7 +161,16 @@ class Subscription:
             metrics.SUBSCRIPTION_GAPS.inc()
             self._queue.append(GAP)
         self._queue.append(delivery)
+        if self._watcher is not None:
+            self._watcher.offered(delivery)
         self._ready.set()
+
+    def _drop_queued(self) -> None:
+        queued, self._queue = self._queue, deque()
+        if self._watcher is not None:
+            for item in queued:
+                if isinstance(item, Delivery):
+                    self._watcher.dropped(item)
 
     def end(self, error: BaseException | None = None) -> None:
         """End the subscription: unsubscribed, woken, and finishing (with ``error``, if
@@ -145,11 +178,14 @@ class Subscription:
         if self._ended is None:
             self._ended = error or StopAsyncIteration()
             self._broker._remove(self)
+            if error is not None:
+                self._drop_queued()  # never taken now
             self._ready.set()
 
     def close(self) -> None:
-        """Unsubscribe (idempotent)."""
+        """Unsubscribe (idempotent); what is still queued is not taken."""
         self.end()
+        self._drop_queued()
 
     def __enter__(self) -> Subscription:
         return self
@@ -201,6 +237,9 @@ class Broker:
         self._recent_after: int | None = None
         #: The id of the last event delivered here (``None`` while unknown).
         self.last_delivered: int | None = None
+        #: Held while an event's result is made (``schema.live.prepared``): at most
+        #: ``READING`` at once.
+        self.reading = asyncio.Semaphore(READING)
 
     @property
     def listening(self) -> bool:
@@ -230,12 +269,17 @@ class Broker:
         """Called once the transaction that made ``events`` has committed."""
 
     def subscribe(
-        self, kind: EventKind, match: Match, maxsize: int, stall: float = 5.0
+        self,
+        kind: EventKind,
+        match: Match,
+        maxsize: int,
+        stall: float = 5.0,
+        watcher: Watcher | None = None,
     ) -> Subscription:
         """A new subscription to events of ``kind`` for which ``match`` is true, queueing at
         most ``maxsize`` of them, ended on overflow once its client has left a result
-        untaken for ``stall`` seconds."""
-        subscription = Subscription(self, kind, match, maxsize, stall)
+        untaken for ``stall`` seconds; ``watcher`` is told what its queue takes in and drops."""
+        subscription = Subscription(self, kind, match, maxsize, stall, watcher)
         self._subscriptions[kind].add(subscription)
         metrics.SUBSCRIPTIONS_ACTIVE.inc()
         return subscription

@@ -158,8 +158,8 @@ def field_loader(
 ) -> SharedLoader:
     """The operation's DataLoader for the field whose derived resolver is ``resolver``, asked
     with ``arguments`` (as the resolver receives them). Its keys are parent objects; its batch
-    function calls the batch resolver with the unit of work's context (``Context.reader``:
-    the loader is that unit's, ``ctx.loaders``), the parents and ``arguments``, under
+    function calls the batch resolver with the unit of work's context (the loader is that
+    unit's, ``ctx.loaders``), the parents and ``arguments``, under
     ``PER_OBJECT``. Equal arguments (input objects compared field by field) share a loader,
     so the siblings of one level load in one call of the batch resolver.
 
@@ -169,12 +169,12 @@ def field_loader(
     loader = ctx.loaders.find(key)
     if loader is not None:
         return loader
-    batch, reader = _BATCHED[resolver], ctx.reader
+    batch = _BATCHED[resolver]
 
     async def load(parents: list[Any]) -> Sequence[Any]:
         per_object = PER_OBJECT.set(True)
         try:
-            return await cast(Awaitable[Sequence[Any]], batch(reader, parents, **arguments))
+            return await cast(Awaitable[Sequence[Any]], batch(ctx, parents, **arguments))
         finally:
             PER_OBJECT.reset(per_object)
 

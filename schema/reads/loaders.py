@@ -3,8 +3,8 @@
 A DataLoader collects the keys requested in one event-loop tick and resolves them with one call
 of its batch function (one SQL statement), so the statements per request grow with the query's
 depth, never with its row counts. Loaders live in the operation's ``Context``, so their caches
-never outlive (or leak between) operations; a subscriber reading an event in a shared unit of
-work uses that unit's loaders, made for its context (``Context.reader``).
+never outlive (or leak between) operations; an event a subscription follows is read in a unit
+of work of its own (``schema.live.prepared.SharedRead``), with its own loaders.
 Source: the DataLoader pattern, https://github.com/graphql/dataloader; Strawberry's
 ``strawberry.dataloader.DataLoader``.
 """
@@ -159,7 +159,6 @@ def _by_id_shape(
 def by_id(ctx: Context, entity: Any) -> SharedLoader:
     """``entity`` rows by primary key: one ``IN`` per batch. ``None`` for an id that does
     not exist or that the viewer may not see (``schema.reads.visibility``)."""
-    ctx = ctx.reader
     # Only the columns the selection uses (schema.reads.pruning), and the fields it reads folded
     # in (schema.reads.folding): keys of their own.
     omit, joined, key = _by_id_shape(ctx, entity)
@@ -211,7 +210,6 @@ def pages(
     (a hashable form of ``where``) it keys the loader, so fields with different arguments get
     different loaders and identical ones share (and, across operations, one statement).
     """
-    ctx = ctx.reader
     # Only the columns the selection uses (schema.reads.pruning), and the ordering's for cursors.
     omit = pruning.omitted(ctx, entity, keep=(args.ordering.key.attr,))
     key = ("pages", name, args, filter_key, omit)
@@ -243,7 +241,6 @@ def counts(
     join: fetch.Join | None = None,
 ) -> DataLoader[int, int]:
     """The number of ``entity`` rows per parent id: one ``GROUP BY`` per batch."""
-    ctx = ctx.reader
     key = ("counts", name, filter_key)
 
     async def load(parent_ids: list[int]) -> list[int]:
@@ -260,7 +257,6 @@ def counts(
 
 def tags_by_post(ctx: Context) -> DataLoader[int, list[models.Tag]]:
     """Each post's tags, oldest tag first (by id), through ``post_tags``: one join per batch."""
-    ctx = ctx.reader
 
     async def load(post_ids: list[int]) -> list[list[models.Tag]]:
         link = models.post_tags

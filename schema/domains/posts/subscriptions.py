@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from schema.context import Info
+from schema.context import Context, Info
 from schema.domains.posts.payloads import DeletePostPayload
 from schema.domains.posts.types import Post, PostStatus, load_post
 from schema.live.events import Event, EventKind
@@ -59,13 +59,13 @@ class Subscription:
         author = parse_id(author_id, "User", "authorId") if author_id is not None else None
         tag_name = normalise_tag(tag, "tag") if tag is not None else None
 
-        async def resolve(event: Event) -> Post | None:
-            post = await load_post(info, event.id)
+        async def resolve(ctx: Context, event: Event) -> Post | None:
+            post = await load_post(ctx, event.id)
             # Unpublished (or deleted) again before this subscriber got to it: not news.
             if post is None or post.status is not PostStatus.PUBLISHED:
                 return None
             if tag_name is not None:
-                tags = await loaders.tags_by_post(info.context).load(event.id)
+                tags = await loaders.tags_by_post(ctx).load(event.id)
                 if all(t.name != tag_name for t in tags):
                     return None
             return post
@@ -84,8 +84,8 @@ class Subscription:
         pk = parse_id(id, "Post")
         after = parse_event_id(after_event_id)
 
-        async def resolve(event: Event) -> Post | None:
-            return await load_post(info, pk)
+        async def resolve(ctx: Context, event: Event) -> Post | None:
+            return await load_post(ctx, pk)
 
         updates = follow(info, EventKind.POST_UPDATED, lambda e: e.id == pk, resolve, after)
         async for post in updates:
@@ -98,8 +98,8 @@ class Subscription:
         pk = parse_id(post_id, "Post", "postId")
         after = parse_event_id(after_event_id)
 
-        async def resolve(event: Event) -> Comment | None:
-            row = await loaders.by_id(info.context, models.Comment).load(event.id)
+        async def resolve(ctx: Context, event: Event) -> Comment | None:
+            row = await loaders.by_id(ctx, models.Comment).load(event.id)
             return to_node(models.Comment)(row) if row is not None else None
 
         def match(event: Event) -> bool:
@@ -117,8 +117,8 @@ class Subscription:
         pk = parse_id(id, "Post")
         after = parse_event_id(after_event_id)
 
-        async def resolve(event: Event) -> DeletePostPayload | None:
-            viewer = info.context.viewer
+        async def resolve(ctx: Context, event: Event) -> DeletePostPayload | None:
+            viewer = ctx.viewer
             if not event.published and (viewer is None or not viewer.may_edit(event.author_id)):
                 return None
             return DeletePostPayload(deleted_id=to_global_id("Post", event.id))

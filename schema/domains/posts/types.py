@@ -222,9 +222,9 @@ foldable(
 POSTS = register_listing(Listing(models.Post, Post.from_row, POST_SORT_KEYS, post_where))
 
 
-async def load_post(info: Info, pk: int) -> Post | None:
-    """The post with primary key ``pk``, through the operation's DataLoader."""
-    row = await load_one(loaders.by_id(info.context, models.Post), pk)
+async def load_post(ctx: Context, pk: int) -> Post | None:
+    """The post with primary key ``pk``, through the DataLoader of ``ctx``'s unit of work."""
+    row = await load_one(loaders.by_id(ctx, models.Post), pk)
     return Post.from_row(row) if row is not None else None
 
 
@@ -255,4 +255,4 @@ class PostQueries:
         "or is a draft the viewer may not see."
     )
     async def post(self, info: Info, id: strawberry.ID) -> Post | None:
-        return await load_post(info, parse_id(id, "Post"))
+        return await load_post(info.context, parse_id(id, "Post"))

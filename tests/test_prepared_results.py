@@ -1,0 +1,78 @@
+"""Each event's result is made when the event arrives, not when a subscriber gets to it
+(``schema.live.prepared``): in-process, through Starlette's test client, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from schema.auth.tokens import issue_token
+from schema.live import prepared
+from schema.live.events import EventKind
+from server import create_app
+from tests.conftest import OTHER, OWNER, app_settings, prepare_write_db
+from tests.test_subscriptions import ADD_COMMENT, COMMENT_ADDED, publish_post
+
+#: How long each result's read is held up here (seconds).
+HELD = 0.3
+
+
+def test_events_results_are_made_as_they_arrive_and_then_let_go(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three comments committed one after another, each result's read held up for ``HELD``
+    seconds: the three are read at the same time (a subscriber does not read its events
+    one after the other), reach both subscribers in commit order, and once sent nothing of
+    them is kept on the process's recent deliveries."""
+    busy, most = 0, 0
+    authenticate = prepared.authenticate
+
+    async def held_up(ctx: Any, token: str | None) -> Any:
+        nonlocal busy, most
+        busy += 1
+        most = max(most, busy)
+        try:
+            await asyncio.sleep(HELD)
+            return await authenticate(ctx, token)
+        finally:
+            busy -= 1
+
+    monkeypatch.setattr(prepared, "authenticate", held_up)
+    asyncio.run(prepare_write_db(fresh_db_url))
+    settings = app_settings(fresh_db_url, sql_stats=False)
+    with TestClient(create_app(settings)) as http, ExitStack() as stack:
+        broker = http.app.state.broker  # type: ignore[attr-defined]
+        owner = {"Authorization": f"Bearer {issue_token(settings, OWNER).token}"}
+        other = {"Authorization": f"Bearer {issue_token(settings, OTHER).token}"}
+        post = publish_post(http, owner, "Arrivals")
+        sockets = [
+            stack.enter_context(
+                http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"])
+            )
+            for _ in range(2)
+        ]
+        for ws in sockets:
+            ws.send_json({"type": "connection_init", "payload": {}})
+            assert ws.receive_json()["type"] == "connection_ack"
+            payload = {"query": COMMENT_ADDED, "variables": {"p": post}}
+            ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+        while broker.subscription_count < 2:
+            time.sleep(0.01)
+        started = time.monotonic()
+        for n in range(3):
+            body = {"query": ADD_COMMENT, "variables": {"p": post, "b": f"Arrival {n}"}}
+            http.post("/graphql", json=body, headers=other)
+        for ws in sockets:
+            bodies = [ws.receive_json()["payload"]["data"]["commentAdded"]["body"] for _ in range(3)]
+            assert bodies == ["Arrival 0", "Arrival 1", "Arrival 2"]
+        elapsed = time.monotonic() - started
+        assert most >= 2, "each event's result was made only once the previous one was sent"
+        assert elapsed < 3 * HELD, f"{elapsed:.2f} s: the events were read one after another"
+        deliveries = broker.recent(0, EventKind.COMMENT_ADDED)
+        assert len(deliveries) == 3
+        assert all(not d.prepared and not d.readers for d in deliveries)
