@@ -24,6 +24,7 @@ session per unit of work).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -73,7 +74,12 @@ class Preparer:
         audience has) and count this subscription as waiting for it. Never waits."""
         entry = delivery.prepared.get(self._key)
         if entry is None:
-            task = asyncio.get_running_loop().create_task(self._prepare(delivery))
+            # In a context of its own: not the committing request's (whose context
+            # variables, its SQL counts and spans, are still set when in-process delivery
+            # offers the event), nor any one subscriber's.
+            task = asyncio.get_running_loop().create_task(
+                self._prepare(delivery), context=contextvars.Context()
+            )
             task.add_done_callback(_retrieve)
             entry = delivery.prepared[self._key] = _Entry(task)
         entry.waiting += 1
