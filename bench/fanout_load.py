@@ -228,6 +228,16 @@ def report(args: argparse.Namespace, found: dict[str, Any], rss: list[float]) ->
         "?",
     )
     gaps = found["metrics"].get("inkwell_subscription_gaps_total", 0.0)
+    # The server's share of the lag: from the event reaching the worker to its result being
+    # ready to send to each subscriber (its histogram, so bucket bounds, not percentiles).
+    lag = "inkwell_subscription_event_lag_seconds"
+    ready = found["metrics"].get(f"{lag}_count", 0.0)
+    shares = [
+        f"{found['metrics'].get(f'{lag}_bucket{{le=\"{le}\"}}', 0.0) / ready:.1%} under {le} s"
+        if ready
+        else "-"
+        for le in ("0.1", "0.25", "0.5", "1.0")
+    ]
     rows = [
         ("read load (wrk, requests/s)", wrk_rate),
         ("events sent (addComment)", f"{len(sent):,} ({len(found['failures'])} failed)"),
@@ -238,6 +248,7 @@ def report(args: argparse.Namespace, found: dict[str, Any], rss: list[float]) ->
          f"{number(percentile(trips, 99))}"),
         ("delivery after the mutation's answer p50 / p99 (ms)",
          f"{number(percentile(after_commit, 50))} / {number(percentile(after_commit, 99))}"),
+        ("in the server (event reached the worker to result ready)", ", ".join(shares)),
         ("deliveries", f"{len(latencies):,} of {len(subs) * len(sent):,}"),
         ("lost / duplicated / out of order", f"{lost} / {duplicates} / {out_of_order}"),
         ("subscriptions ended by the server", str(sum(1 for s in subs if s.errors))),

@@ -144,8 +144,16 @@ class SharedRead:
         is none), counting one more reader in."""
         shared: SharedRead | None = delivery.readers.get(key)
         if shared is None:
+            # Read-only: nothing an event's read loads is written back, so on PostgreSQL it
+            # reads on the driver, as a query does (``Context.reads_on_driver``).
             context = Context(
-                ctx.settings, ctx.sessionmaker, broker=ctx.broker, viewers=ctx.viewers, shared=True
+                ctx.settings,
+                ctx.sessionmaker,
+                read_sessions=ctx.read_sessions,
+                read_only=True,
+                broker=ctx.broker,
+                viewers=ctx.viewers,
+                shared=True,
             )
             shared = delivery.readers[key] = cls(delivery, key, context)
         shared._readers += 1
