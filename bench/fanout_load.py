@@ -233,7 +233,7 @@ def report(args: argparse.Namespace, found: dict[str, Any], rss: list[float]) ->
     lag = "inkwell_subscription_event_lag_seconds"
     ready = found["metrics"].get(f"{lag}_count", 0.0)
     shares = [
-        f"{found['metrics'].get(f'{lag}_bucket{{le=\"{le}\"}}', 0.0) / ready:.1%} under {le} s"
+        f"{found['metrics'].get(f'{lag}_bucket{{le="{le}"}}', 0.0) / ready:.1%} under {le} s"
         if ready
         else "-"
         for le in ("0.1", "0.25", "0.5", "1.0")

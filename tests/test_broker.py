@@ -9,9 +9,9 @@ import pytest
 
 from schema.live import Event, EventKind, InProcessBroker, SubscriptionOverflow
 from schema.live import broker as broker_module
-from schema.live.broker import GAP
 from schema.live.outbox import event_from_row
 from schema.live.postgres import PostgresBroker, broker_for
+from schema.live.subscription import GAP
 
 
 def event(n: int, kind: EventKind = EventKind.POST_UPDATED, post: int = 1) -> Event:

@@ -2,7 +2,8 @@
 out to GraphQL subscriptions (in-process on SQLite, LISTEN/NOTIFY across processes on
 PostgreSQL)."""
 
-from schema.live.broker import Broker, Delivery, InProcessBroker, SubscriptionOverflow
+from schema.live.broker import Broker, InProcessBroker
 from schema.live.events import Event, EventKind
+from schema.live.subscription import Delivery, SubscriptionOverflow
 
 __all__ = ["Broker", "Delivery", "Event", "EventKind", "InProcessBroker", "SubscriptionOverflow"]

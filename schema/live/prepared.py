@@ -32,8 +32,8 @@ from graphql import ExecutionResult, Executor
 
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
-from schema.live.broker import Delivery
 from schema.live.events import Event
+from schema.live.subscription import Delivery
 
 #: Turns an event into what the subscription yields (``None``: not for this subscriber), read
 #: in the given context (the event's shared unit of work).
@@ -61,6 +61,8 @@ class Preparer:
         self._executor = executor
         self._resolve = resolve
         self._token = bearer_token(ctx.authorization)
+        #: The subscription's context variables (its trace span), made in ``follow``.
+        self._context = contextvars.copy_context()
         variables = variables_key(executor.variable_values.coerced)
         # Unhashable variables (a list): an audience of one.
         self._key: Hashable = (
@@ -74,11 +76,10 @@ class Preparer:
         audience has) and count this subscription as waiting for it. Never waits."""
         entry = delivery.prepared.get(self._key)
         if entry is None:
-            # In a context of its own: not the committing request's (whose context
-            # variables, its SQL counts and spans, are still set when in-process delivery
-            # offers the event), nor any one subscriber's.
+            # In this subscription's context (its span holds the statements), not the
+            # committing request's, which is current when in-process delivery offers it.
             task = asyncio.get_running_loop().create_task(
-                self._prepare(delivery), context=contextvars.Context()
+                self._prepare(delivery), context=self._context.copy()
             )
             task.add_done_callback(_retrieve)
             entry = delivery.prepared[self._key] = _Entry(task)

@@ -28,9 +28,9 @@ from collections.abc import AsyncGenerator
 from schema.context import Context, Info
 from schema.errors import BadUserInput, InkwellError
 from schema.live import metrics, outbox
-from schema.live.broker import GAP, Delivery, Match
 from schema.live.events import Event, EventKind
 from schema.live.prepared import Preparer, Resolve
+from schema.live.subscription import GAP, Delivery, Match
 
 #: Results of events read back started ahead of the one a subscriber waits for.
 READ_AHEAD = 4
