@@ -76,13 +76,12 @@ class Preparer:
         audience has) and count this subscription as waiting for it. Never waits."""
         entry = delivery.prepared.get(self._key)
         if entry is None:
+            entry = delivery.prepared[self._key] = _Entry()
             # In this subscription's context (its span holds the statements), not the
             # committing request's, which is current when in-process delivery offers it.
-            task = asyncio.get_running_loop().create_task(
-                self._prepare(delivery), context=self._context.copy()
+            entry.task = asyncio.get_running_loop().create_task(
+                self._prepare(delivery, entry), context=self._context.copy()
             )
-            task.add_done_callback(_retrieve)
-            entry = delivery.prepared[self._key] = _Entry(task)
         entry.waiting += 1
 
     def dropped(self, delivery: Delivery) -> None:
@@ -100,32 +99,47 @@ class Preparer:
         the credentials are no longer valid, ``ServiceUnavailable``)."""
         if self._key not in delivery.prepared:
             self.offered(delivery)
-        task = delivery.prepared[self._key].task
+        entry = delivery.prepared[self._key]
         try:
-            # Shielded: one subscriber leaving must not cancel the others' result.
-            return await asyncio.shield(task)
+            if not entry.done:
+                # A future of this subscriber's own: its leaving cancels nobody else's
+                # wait, and the result wakes it in one turn of the loop.
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                entry.waiters.append(waiter)
+                await waiter
+            if entry.error is not None:
+                raise entry.error
+            return entry.outcome
         finally:
             self.dropped(delivery)
 
-    async def _prepare(self, delivery: Delivery) -> Outcome:
+    async def _prepare(self, delivery: Delivery, entry: _Entry) -> None:
         assert self._ctx.broker is not None
         async with self._ctx.broker.reading:
             shared = SharedRead.enter(self._ctx, delivery, self._token)
             try:
-                ctx = shared.context
-                ctx.viewer = await authenticate(ctx, self._token)
-                item = await self._resolve(ctx, delivery.event)
-                if item is None:
-                    return None
-                executor = self._executor.build_per_event_executor(item)
-                executor.context_value = ctx  # its resolvers read in the shared unit of work
-                made = executor.execute_operation(False)
-                # A subscription's event never streams (no @defer or @stream): one result.
-                result = await made if executor.is_awaitable(made) else made
-                assert isinstance(result, ExecutionResult)
-                return item, result
+                entry.settle(await self._outcome(shared.context, delivery))
+            except Exception as error:
+                entry.settle(None, error)
+            except BaseException:  # cancelled (the loop shutting down): nobody waits forever
+                entry.settle(None, RuntimeError("the event's read was cancelled"))
+                raise
             finally:
+                # Its subscribers are already on their way: the unit of work ends after.
                 await shared.leave()
+
+    async def _outcome(self, ctx: Context, delivery: Delivery) -> Outcome:
+        ctx.viewer = await authenticate(ctx, self._token)
+        item = await self._resolve(ctx, delivery.event)
+        if item is None:
+            return None
+        executor = self._executor.build_per_event_executor(item)
+        executor.context_value = ctx  # its resolvers read in the shared unit of work
+        made = executor.execute_operation(False)
+        # A subscription's event never streams (no @defer or @stream): one result.
+        result = await made if executor.is_awaitable(made) else made
+        assert isinstance(result, ExecutionResult)
+        return item, result
 
 
 class SharedRead:
@@ -184,13 +198,27 @@ def variables_key(variables: dict[str, Any] | None) -> Hashable | None:
 
 
 class _Entry:
-    """A delivery's result for one audience, and how many subscriptions still wait for it."""
+    """A delivery's result for one audience: the task making it, what it made (or the error
+    it raised) once ``done``, the subscribers waiting for it now (``waiters``), and how many
+    subscriptions still have to take it (``waiting``)."""
 
-    __slots__ = ("task", "waiting")
+    __slots__ = ("done", "error", "outcome", "task", "waiters", "waiting")
 
-    def __init__(self, task: asyncio.Task[Outcome]) -> None:
-        self.task = task
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
+        self.done = False
+        self.outcome: Outcome = None
+        self.error: Exception | None = None
+        self.waiters: list[asyncio.Future[None]] = []
         self.waiting = 0
+
+    def settle(self, outcome: Outcome, error: Exception | None = None) -> None:
+        """Keep the result (or ``error``) and wake everyone waiting for it."""
+        self.done, self.outcome, self.error = True, outcome, error
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class _Same:
@@ -207,9 +235,3 @@ class _Same:
 
     def __eq__(self, other: object) -> bool:
         return type(other) is _Same and other.obj is self.obj
-
-
-def _retrieve(task: asyncio.Task[Outcome]) -> None:
-    # Every subscriber of the audience may have gone: the error is theirs, not the log's.
-    if not task.cancelled():
-        task.exception()
