@@ -332,6 +332,11 @@ class Settings(BaseSettings):
         description="Seconds between server pings (graphql-transport-ws) or keep-alive "
         "messages (graphql-ws) on a WebSocket; 0 turns them off.",
     )
+    ws_per_message_deflate: bool = Field(
+        False,
+        description="Offer permessage-deflate compression on WebSockets: smaller frames for "
+        "large results, for about 300 KB of zlib state per connection and CPU per message.",
+    )
     ws_init_timeout_seconds: float = Field(
         10.0,
         gt=0,

@@ -97,6 +97,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         # It has no header-read timeout: the reverse proxy's must bound that (README).
         "limit_concurrency": settings.max_connections + 1 if settings.max_connections else None,
         "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        # Off unless asked for: each compressed connection holds zlib's state (about 300 KB,
+        # allocated outside Python), which subscribers reconnecting churn (issue 19's soak).
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
     }
     with tempfile.TemporaryDirectory(prefix="inkwell-serve-") as folder:
         mark = Path(folder) / "startup-failed"
