@@ -154,3 +154,34 @@ def test_sigterm_lets_a_request_in_flight_finish_and_takes_no_new_one(
         else:
             code, out = process.returncode, process.communicate()[0]
     assert code in (0, -signal.SIGTERM), out
+
+
+@pytest.mark.parametrize("deflate", [None, "true"])
+def test_websocket_compression_is_offered_only_when_asked_for(
+    tmp_path: Path, clean_env: None, fresh_db_url: str, deflate: str | None
+) -> None:
+    """A client offering permessage-deflate (browsers, the websockets library) gets plain
+    frames unless ``WS_PER_MESSAGE_DEFLATE=true``: each compressed connection holds about
+    300 KB of zlib state in the worker."""
+    from websockets.sync.client import connect
+
+    assert run("migrate", cwd=tmp_path, DATABASE_URL=fresh_db_url).returncode == 0
+    port = free_port()
+    env = {"WS_PER_MESSAGE_DEFLATE": deflate} if deflate else {}
+    process = serve(tmp_path, port, DATABASE_URL=fresh_db_url, WORKERS="1", **env)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", seconds=60)
+        url = f"ws://127.0.0.1:{port}/graphql"
+        with connect(url, subprotocols=["graphql-transport-ws"], proxy=None) as ws:  # type: ignore[list-item]
+            offered = ws.request is not None and "permessage-deflate" in str(
+                ws.request.headers.get("Sec-WebSocket-Extensions")
+            )
+            agreed = ws.response is not None and ws.response.headers.get("Sec-WebSocket-Extensions")
+    finally:
+        code, out = stop(process)
+    assert offered
+    if deflate:
+        assert agreed and "permessage-deflate" in agreed
+    else:
+        assert agreed is None
+    assert code in (0, -signal.SIGTERM), out
