@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,11 +24,12 @@ from schema.completion import close_or_drop, to_completion
 from settings import Settings
 
 if TYPE_CHECKING:
-    from graphql import ExecutionResult, Executor
+    from graphql import ExecutionResult
 
     from schema.auth.viewer import Viewer
     from schema.auth.viewer_cache import ViewerCache
     from schema.live import Broker
+    from schema.live.prepared import EventExecutors
     from schema.reads.loaders import Loaders
     from schema.writes.transaction import Transaction
 
@@ -88,9 +88,9 @@ class Context:
     #: A unit of work in which an event is read for every subscriber with the same
     #: credentials (``schema.live.prepared.SharedRead``), not one operation's.
     shared: bool = False
-    #: A subscription's executor (set by ``InkwellExecutor.build``), which each event's
-    #: result is made with (``schema.live.prepared``); weak: the executor holds this context.
-    event_executor: weakref.ref[Executor] | None = None
+    #: Builds the executor of each event of a subscription (set by ``InkwellExecutor.build``;
+    #: ``schema.live.prepared`` makes each event's result with it).
+    event_executors: EventExecutors | None = None
     #: A subscription's current event id (``extensions.eventId`` of its result).
     event_id: int | None = None
     #: A subscription's result for its current event, made before it got to it: what

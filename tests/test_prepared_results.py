@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from graphql.execution.collect_fields import FieldDetails
 from starlette.testclient import TestClient
 
 from schema.auth.tokens import issue_token
@@ -76,3 +78,36 @@ def test_events_results_are_made_as_they_arrive_and_then_let_go(
         deliveries = broker.recent(0, EventKind.COMMENT_ADDED)
         assert len(deliveries) == 3
         assert all(not d.prepared and not d.readers for d in deliveries)
+
+
+def test_a_long_subscription_keeps_nothing_per_event(fresh_db_url: str) -> None:
+    """Events to a subscription that stays open leave no graphql-core state behind: each
+    event's executor is built afresh (graphql-core's per-event copies shared a memo of
+    collected subfields with the subscription's executor, one entry per event, for as long
+    as it lasted). Counted as live ``FieldDetails`` after 10 and after 40 events."""
+    asyncio.run(prepare_write_db(fresh_db_url))
+    settings = app_settings(fresh_db_url, sql_stats=False)
+    with TestClient(create_app(settings)) as http:
+        broker = http.app.state.broker  # type: ignore[attr-defined]
+        owner = {"Authorization": f"Bearer {issue_token(settings, OWNER).token}"}
+        post = publish_post(http, owner, "Long")
+        with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json({"type": "connection_init", "payload": {}})
+            assert ws.receive_json()["type"] == "connection_ack"
+            payload = {"query": COMMENT_ADDED, "variables": {"p": post}}
+            ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+            while broker.subscription_count < 1:
+                time.sleep(0.01)
+
+            def events(first: int, last: int) -> int:
+                for n in range(first, last):
+                    body = {"query": ADD_COMMENT, "variables": {"p": post, "b": f"Long {n}"}}
+                    http.post("/graphql", json=body, headers=owner)
+                    got = ws.receive_json()["payload"]["data"]["commentAdded"]["body"]
+                    assert got == f"Long {n}"
+                gc.collect()
+                return sum(1 for o in gc.get_objects() if type(o) is FieldDetails)
+
+            after_10 = events(0, 10)
+            after_40 = events(10, 40)
+    assert after_40 <= after_10 + 5, f"{after_40 - after_10} more FieldDetails for 30 events"

@@ -39,6 +39,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from schema.context import Context
 from schema.engine.executor.plan_cache import PlanCache
 from schema.engine.executor.run import BreadthFirst
+from schema.live.prepared import EventExecutors
 
 #: Distinct (operation, @skip/@include values) plans kept per schema.
 PLANS = 1024
@@ -72,12 +73,20 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
         built = super().build(schema, document, root_value, context_value, *args, **kwargs)
         if (
             isinstance(context_value, Context)
+            and context_value.event_executors is None
             and not isinstance(built, list)
             and built.operation.operation is OperationType.SUBSCRIPTION
         ):
-            # Each event's result is made with it, ahead of the subscriber
-            # (``schema.live.prepared``).
-            context_value.event_executor = weakref.ref(built)
+            # Each event's result is made ahead of the subscriber (``schema.live.prepared``),
+            # by an executor built for it.
+            def build_for(event: Any, context: Context) -> Executor:
+                made = cls.build(schema, document, event, context, *args, **kwargs)
+                assert not isinstance(made, list), "the subscription's variables changed"
+                return made
+
+            context_value.event_executors = EventExecutors(
+                build_for, built.operation, built.variable_values.coerced
+            )
         return built
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -16,9 +16,8 @@ An event is read in a unit of work shared by every result made for one set of cr
 of them), so a thousand subscribers to one post cost the statements of one. Multiplexing
 subscribers with the same session variables is how Hasura serves live queries.
 Source: Hasura docs, "Subscription execution" (one query per group of subscribers with equal
-session variables and query); GraphQL spec, "MapSourceToResponseEvent"; graphql-core
-``Executor.build_per_event_executor``; SQLAlchemy docs, "When do I construct a Session" (a
-session per unit of work).
+session variables and query); GraphQL spec, "MapSourceToResponseEvent"; SQLAlchemy docs,
+"When do I construct a Session" (a session per unit of work).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import contextvars
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-from graphql import ExecutionResult, Executor
+from graphql import ExecutionResult, Executor, OperationDefinitionNode
 
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
@@ -44,30 +43,57 @@ type Resolve[T] = Callable[[Context, Event], Awaitable[T | None]]
 type Outcome = tuple[Any, ExecutionResult] | None
 
 
+class EventExecutors:
+    """Builds the executor of each event of one subscription operation: ``executors(event,
+    context)`` runs the operation's selection on ``event`` with ``context``.
+
+    Each event gets an executor built afresh (graphql-core's ``Executor.build``), not
+    graphql-core's ``build_per_event_executor``: its copies share the subscription
+    executor's memo of collected subfields, keyed by lists that every event makes anew, so
+    that memo grew with every event for as long as the subscription lasted (found by
+    ``bench/soak.py``: 38,566 ``FieldDetails`` alive in a worker after 14 minutes).
+    ``operation`` and ``variables`` (coerced) say which subscribers share a result.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[Any, Context], Executor],
+        operation: OperationDefinitionNode,
+        variables: dict[str, Any],
+    ) -> None:
+        self._build = build
+        self.operation = operation
+        self.variables = variables
+
+    def __call__(self, event: Any, context: Context) -> Executor:
+        return self._build(event, context)
+
+
 class Preparer:
     """Makes one subscription's results for the deliveries offered to it, sharing each with
     the other subscriptions of its audience.
 
     ``ctx`` is the subscriber's operation context (its credentials and settings),
-    ``executor`` the subscription's graphql-core executor (its operation and coerced
-    variables: ``Context.event_executor``), ``resolve`` the field's event to item function.
+    ``executors`` builds the executor of each event (and names the operation and coerced
+    variables: ``Context.event_executors``), ``resolve`` is the field's event to item
+    function.
     Subscriptions with the same bearer token, the same parsed operation (the parse cache
     hands out one per text) and equal variables are one audience. The broker calls
     ``offered`` and ``dropped``; the subscriber calls ``take``.
     """
 
-    def __init__(self, ctx: Context, executor: Executor, resolve: Resolve[Any]) -> None:
+    def __init__(self, ctx: Context, executors: EventExecutors, resolve: Resolve[Any]) -> None:
         self._ctx = ctx
-        self._executor = executor
+        self._executors = executors
         self._resolve = resolve
         self._token = bearer_token(ctx.authorization)
         #: The subscription's context variables (its trace span), made in ``follow``.
         self._context = contextvars.copy_context()
-        variables = variables_key(executor.variable_values.coerced)
+        variables = variables_key(executors.variables)
         # Unhashable variables (a list): an audience of one.
         self._key: Hashable = (
             self._token,
-            _Same(executor.operation),
+            _Same(executors.operation),
             variables if variables is not None else _Same(self),
         )
 
@@ -133,8 +159,8 @@ class Preparer:
         item = await self._resolve(ctx, delivery.event)
         if item is None:
             return None
-        executor = self._executor.build_per_event_executor(item)
-        executor.context_value = ctx  # its resolvers read in the shared unit of work
+        # Its resolvers read in the shared unit of work.
+        executor = self._executors(item, ctx)
         made = executor.execute_operation(False)
         # A subscription's event never streams (no @defer or @stream): one result.
         result = await made if executor.is_awaitable(made) else made

@@ -76,14 +76,12 @@ async def follow[T](
     that error.
     """
     ctx: Context = info.context
-    if ctx.broker is None or ctx.event_executor is None:
+    if ctx.broker is None or ctx.event_executors is None:
         raise RuntimeError("no event broker, or not a subscription's executor")
-    executor = ctx.event_executor()
-    assert executor is not None, "the subscription's executor outlived by its resolver"
     if after is None and (resumed := _last_event_id(ctx)) is not None:
         after = parse_event_id(resumed, "Last-Event-ID")
     maxsize, stall = ctx.settings.subscription_queue_size, ctx.settings.subscription_stall_seconds
-    preparer = Preparer(ctx, executor, resolve)
+    preparer = Preparer(ctx, ctx.event_executors, resolve)
     with ctx.broker.subscribe(kind, match, maxsize, stall, preparer) as subscription:
         # Subscribed before anything is read back, so nothing falls between the two.
         if after is not None:
