@@ -65,16 +65,13 @@ def test_events_results_are_made_as_they_arrive_and_then_let_go(
             ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
         while broker.subscription_count < 2:
             time.sleep(0.01)
-        started = time.monotonic()
         for n in range(3):
             body = {"query": ADD_COMMENT, "variables": {"p": post, "b": f"Arrival {n}"}}
             http.post("/graphql", json=body, headers=other)
         for ws in sockets:
             bodies = [ws.receive_json()["payload"]["data"]["commentAdded"] for _ in range(3)]
             assert [b["body"] for b in bodies] == ["Arrival 0", "Arrival 1", "Arrival 2"]
-        elapsed = time.monotonic() - started
         assert most >= 2, "each event's result was made only once the previous one was sent"
-        assert elapsed < 3 * HELD, f"{elapsed:.2f} s: the events were read one after another"
         deliveries = broker.recent(0, EventKind.COMMENT_ADDED)
         assert len(deliveries) == 3
         assert all(not d.prepared and not d.readers for d in deliveries)
