@@ -24,6 +24,24 @@ from tests.test_subscriptions import ADD_COMMENT, COMMENT_ADDED, publish_post
 HELD = 0.3
 
 
+def subscribed(http: TestClient, stack: ExitStack, post: str, count: int) -> list[Any]:
+    """``count`` WebSockets (closed with ``stack``), each following ``post``'s new comments,
+    once the server has registered them all."""
+    sockets = []
+    for _ in range(count):
+        ws = stack.enter_context(
+            http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"])
+        )
+        ws.send_json({"type": "connection_init", "payload": {}})
+        assert ws.receive_json()["type"] == "connection_ack"
+        payload = {"query": COMMENT_ADDED, "variables": {"p": post}}
+        ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+        sockets.append(ws)
+    while http.app.state.broker.subscription_count < count:  # type: ignore[attr-defined]
+        time.sleep(0.01)
+    return sockets
+
+
 def test_events_results_are_made_as_they_arrive_and_then_let_go(
     fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,19 +70,7 @@ def test_events_results_are_made_as_they_arrive_and_then_let_go(
         owner = {"Authorization": f"Bearer {issue_token(settings, OWNER).token}"}
         other = {"Authorization": f"Bearer {issue_token(settings, OTHER).token}"}
         post = publish_post(http, owner, "Arrivals")
-        sockets = [
-            stack.enter_context(
-                http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"])
-            )
-            for _ in range(2)
-        ]
-        for ws in sockets:
-            ws.send_json({"type": "connection_init", "payload": {}})
-            assert ws.receive_json()["type"] == "connection_ack"
-            payload = {"query": COMMENT_ADDED, "variables": {"p": post}}
-            ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
-        while broker.subscription_count < 2:
-            time.sleep(0.01)
+        sockets = subscribed(http, stack, post, 2)
         for n in range(3):
             body = {"query": ADD_COMMENT, "variables": {"p": post, "b": f"Arrival {n}"}}
             http.post("/graphql", json=body, headers=other)
@@ -85,16 +91,10 @@ def test_a_long_subscription_keeps_nothing_per_event(fresh_db_url: str) -> None:
     asyncio.run(prepare_write_db(fresh_db_url))
     settings = app_settings(fresh_db_url, sql_stats=False)
     with TestClient(create_app(settings)) as http:
-        broker = http.app.state.broker  # type: ignore[attr-defined]
         owner = {"Authorization": f"Bearer {issue_token(settings, OWNER).token}"}
         post = publish_post(http, owner, "Long")
-        with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-            ws.send_json({"type": "connection_init", "payload": {}})
-            assert ws.receive_json()["type"] == "connection_ack"
-            payload = {"query": COMMENT_ADDED, "variables": {"p": post}}
-            ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
-            while broker.subscription_count < 1:
-                time.sleep(0.01)
+        with ExitStack() as stack:
+            [ws] = subscribed(http, stack, post, 1)
 
             def events(first: int, last: int) -> int:
                 for n in range(first, last):
