@@ -78,9 +78,12 @@ class InkwellExecutor(StrawberryGraphQLCoreExecutionContext):
             and built.operation.operation is OperationType.SUBSCRIPTION
         ):
             # Each event's result is made ahead of the subscriber (``schema.live.prepared``),
-            # by an executor built for it.
+            # by an executor built for it: graphql-core's build, with the options above
+            # (``kwargs``), not this one again, which would set up the event's context too.
             def build_for(event: Any, context: Context) -> Executor:
-                made = cls.build(schema, document, event, context, *args, **kwargs)
+                made = super(InkwellExecutor, cls).build(
+                    schema, document, event, context, *args, **kwargs
+                )
                 assert not isinstance(made, list), "the subscription's variables changed"
                 return made
 
