@@ -3,10 +3,10 @@
 Strawberry's protocol handlers run every operation of a connection with the one context
 ``get_context`` made for the connection. Inkwell's unit of work is per operation, so the
 handlers here see the schema through ``PerOperationSchema``, which gives each operation a
-context of its own (``Context.for_operation``); subscriptions then end their unit of work
-after each event (``schema.live.stream``). The graphql-transport-ws handler also sends a
-``ping`` every ``WS_KEEPALIVE_SECONDS``, so idle connections survive proxies and dead ones
-are noticed.
+context of its own (``Context.for_operation``); a subscription ends its unit of work once
+subscribed and reads each event in one of the event's (``schema.live.stream``). The
+graphql-transport-ws handler also sends a ``ping`` every ``WS_KEEPALIVE_SECONDS``, so idle
+connections survive proxies and dead ones are noticed.
 Source: graphql-ws PROTOCOL.md (graphql-transport-ws); apollographql/subscriptions-transport-ws
 PROTOCOL.md (graphql-ws); Strawberry docs, "Subscriptions".
 """

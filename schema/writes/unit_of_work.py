@@ -16,8 +16,10 @@ class UnitOfWork(SchemaExtension):
     The session is opened lazily by the first resolver that needs it; whatever happens after
     (success, a resolver error, a cancelled request), it is closed here, which rolls back
     anything not committed and returns its connection to the pool before the response is sent.
-    A subscription's operation lasts as long as the client follows it, so its unit of work
-    ends after each event instead (``on_stream_result``).
+    Over a stream (WebSocket, Server-Sent Events, multipart) it ends as soon as each result is
+    complete, before it is sent (``on_stream_result``). A subscription's operation lasts as
+    long as the client follows it: its own unit of work ends once it has subscribed, and each
+    event is read in one of the event's (``schema.live.prepared``).
     """
 
     def on_execute(self) -> Iterator[None]:
@@ -30,8 +32,8 @@ class UnitOfWork(SchemaExtension):
         yield
 
     async def on_stream_result(self, result: object) -> AsyncIterator[None]:
-        # A subscription reads each event in a unit of work of its own: end it as soon as the
-        # event's result is complete, before it is sent (a slow client holds no connection).
+        # End it as soon as the result is complete, before it is sent (a slow client holds no
+        # connection). A subscription's event results were read elsewhere: nothing to end.
         context = self.execution_context.context
         if isinstance(context, Context):
             await context.end_unit_of_work()
