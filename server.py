@@ -37,6 +37,7 @@ from schema.live.postgres import broker_for
 from schema.telemetry import exposition, lifecycle, logs, tracing
 from schema.telemetry.http import ObserveRequests
 from schema.transport import graphiql
+from schema.transport.admission import Admission
 from schema.transport.body_limit import BodySizeLimit
 from schema.transport.cors import cors_middleware
 from schema.transport.csrf import CsrfProtection
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             # the driver, on the session's connection (db.reader), and never begin a transaction.
             app.state.read_sessions = ReadSessions(app.state.sessionmaker, settings.db_pool_size)
             app.state.broker = broker = broker_for(settings.database_url)
+            # HTTP operations take turns (schema.transport.admission).
+            app.state.admission = Admission(settings.max_concurrent_operations or None)
             # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
             app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
             broker.follow(viewer_cache.CHANNEL, viewers)

@@ -235,6 +235,15 @@ class Settings(BaseSettings):
         "`limit_concurrency`, set to one more: uvicorn counts the new connection too); "
         "`0`: no cap.",
     )
+    max_concurrent_operations: int = Field(
+        8,
+        ge=0,
+        le=10_000,
+        description="GraphQL operations over HTTP each process runs at once; the rest wait "
+        "their turn, first come first served, once their request is read "
+        "(`schema/transport/admission.py`): past a busy CPU more at once only adds latency, to "
+        "subscription events and health checks too. `0`: no cap.",
+    )
     keep_alive_timeout_seconds: int = Field(
         5,
         ge=1,

@@ -4,6 +4,7 @@ For telling versions apart by a few per cent on a box whose speed drifts by more
 between runs (``bench/peers.py`` measures each server once per round, minutes apart):
 
     python bench/ab.py --root ../before --root . --workloads W1,W3 --rounds 10
+    python bench/ab.py --root . --root . --env 0:MAX_CONCURRENT_OPERATIONS=0
 
 Method
 ------
@@ -196,6 +197,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--base-port", type=int, default=8801)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="N:NAME=VALUE",
+        help="a setting for the N-th --root only (from 0): one checkout under two settings",
+    )
     args = parser.parse_args(argv)
     roots = [root.resolve() for root in args.root]
     # Each root's label: its path, and its position when a path is given twice.
@@ -206,10 +214,17 @@ def main(argv: Sequence[str]) -> int:
     token, max_post = instructions.prepare(roots[0])
     folder = Path(tempfile.mkdtemp(prefix="inkwell-ab-"))
     workloads = scripts(names, token, max_post, folder)
+    settings: dict[int, dict[str, str]] = {}
+    for given in args.env:
+        index, _, setting = given.partition(":")
+        name, _, value = setting.partition("=")
+        settings.setdefault(int(index), {})[name] = value
+    for index, extra in settings.items():
+        labels[index] += " (" + ", ".join(f"{k}={v}" for k, v in extra.items()) + ")"
     ports = {label: args.base_port + i for i, label in enumerate(labels)}
     servers = [
-        serve(root, port, folder / f"server-{port}.log")
-        for root, port in zip(roots, ports.values(), strict=True)
+        serve(root, port, folder / f"server-{port}.log", settings.get(i))
+        for i, (root, port) in enumerate(zip(roots, ports.values(), strict=True))
     ]
     try:
         check(ports, names, token, max_post)

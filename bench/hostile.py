@@ -11,7 +11,10 @@ name), so no cache helps:
    settings) on PostgreSQL; a load process keeps ``--in-flight`` hostile requests in flight
    (one keep-alive connection each, a new document per request) for ``--duration`` seconds
    while this process asks ``/healthz`` every 50 ms on a connection of its own and records
-   how long each answer took (p50, p99, max).
+   how long each answer took (p50, p99, max). With ``--bursts``, the issue's own case: the
+   load process sends ``--in-flight`` requests at once, waits for every answer, rests
+   ``--rest`` seconds and sends the next burst, while ``/healthz`` is asked every 10 ms; the
+   percentiles are over the probes sent while a burst was being answered.
 
 Shapes: ``fan-out`` (1.2 KB, 31 fragments each spreading the next twice) and ``same-field``
 (29 KB, one field 4,900 times). ``--root`` runs the code of another checkout (the servers
@@ -262,23 +265,65 @@ async def attack(port: int, shape: str, in_flight: int, seconds: float) -> dict[
     return {"answered": answered, "failures": failures, "codes": sorted(map(str, codes))}
 
 
-def attack_process(port: int, shape: str, in_flight: int, seconds: float, pipe: Any) -> None:
-    pipe.send(asyncio.run(attack(port, shape, in_flight, seconds)))
+async def bursts(port: int, shape: str, size: int, seconds: float, rest: float) -> dict[str, Any]:
+    """``size`` requests sent at once on connections of their own, then the next burst
+    ``rest`` seconds after the last answer, for ``seconds``: each burst's window
+    (``time.monotonic()`` from its send to its last answer, the same clock in every process)."""
+    make = SHAPES[shape]
+    counter = iter(range(30_000_000, 40_000_000))
+    connections = [await asyncio.open_connection(HOST, port) for _ in range(size)]
+    windows: list[tuple[float, float]] = []
+    answered, codes = 0, set()
 
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        writer.write(request("/graphql", body_of(make(next(counter)))))
+        status, body = await read_response(reader)
+        errors = json.loads(body).get("errors") or [] if body else []
+        codes.add(errors[0]["extensions"].get("code") if errors else f"HTTP {status}")
+        answered += 1
 
-async def probe(port: int, seconds: float) -> list[float]:
-    """``/healthz`` every 50 ms on one keep-alive connection: milliseconds per answer."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    latencies: list[float] = []
     stop_at = time.monotonic() + seconds
     try:
         while time.monotonic() < stop_at:
-            began = time.perf_counter()
+            began = time.monotonic()
+            await asyncio.gather(*(one(r, w) for r, w in connections))
+            windows.append((began, time.monotonic()))
+            await asyncio.sleep(rest)
+    finally:
+        for _, writer in connections:
+            writer.close()
+    return {
+        "answered": answered,
+        "failures": 0,
+        "codes": sorted(map(str, codes)),
+        "windows": windows,
+    }
+
+
+def attack_process(
+    port: int, shape: str, in_flight: int, seconds: float, rest: float | None, pipe: Any
+) -> None:
+    if rest is None:
+        pipe.send(asyncio.run(attack(port, shape, in_flight, seconds)))
+    else:
+        pipe.send(asyncio.run(bursts(port, shape, in_flight, seconds, rest)))
+
+
+async def probe(port: int, seconds: float, every: float = 0.05) -> list[tuple[float, float]]:
+    """``/healthz`` every ``every`` seconds on one keep-alive connection: for each answer,
+    when it was asked (``time.monotonic()``) and how long it took (milliseconds)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    latencies: list[tuple[float, float]] = []
+    stop_at = time.monotonic() + seconds
+    try:
+        while time.monotonic() < stop_at:
+            asked, began = time.monotonic(), time.perf_counter()
             writer.write(request("/healthz"))
             status, _ = await read_response(reader)
-            latencies.append((time.perf_counter() - began) * 1000)
+            latencies.append((asked, (time.perf_counter() - began) * 1000))
             assert status == 200, status
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every)
     finally:
         writer.close()
     return latencies
@@ -290,24 +335,35 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def healthz_under_attack(
-    root: Path, url: str, shape: str, in_flight: int, seconds: float
+    root: Path, url: str, shape: str, in_flight: int, seconds: float, rest: float | None = None
 ) -> dict[str, Any]:
+    """``/healthz`` latencies while ``in_flight`` requests of ``shape`` are kept in flight
+    (``rest=None``) or sent in bursts ``rest`` seconds apart; see the module's docstring."""
     port = free_port()
     log = Path(tempfile.gettempdir()) / f"bench-hostile-{shape}-{port}.log"
     process = start_serve(root, url, port, log)
     try:
-        baseline = asyncio.run(probe(port, 2))
+        baseline = [ms for _, ms in asyncio.run(probe(port, 2))]
         here, there = multiprocessing.Pipe()
         attacker = multiprocessing.Process(
-            target=attack_process, args=(port, shape, in_flight, seconds + 1, there)
+            target=attack_process, args=(port, shape, in_flight, seconds + 1, rest, there)
         )
         attacker.start()
         time.sleep(1)  # the attack under way
-        latencies = asyncio.run(probe(port, seconds - 1))
+        probes = asyncio.run(probe(port, seconds - 1, 0.05 if rest is None else 0.01))
         result = here.recv()
         attacker.join()
     finally:
         stop(process)
+    windows = result.pop("windows", None)
+    if windows is None:
+        latencies = [ms for _, ms in probes]
+    else:
+        latencies = [ms for asked, ms in probes if any(a <= asked <= b for a, b in windows)]
+        result["bursts"] = len(windows)
+        result["burst answered in ms, median"] = statistics.median(
+            (b - a) * 1000 for a, b in windows
+        )
     return {
         "healthz idle p99 ms": percentile(baseline, 99),
         "healthz probes": len(latencies),
@@ -337,6 +393,12 @@ def main() -> int:
     parser.add_argument("--documents", type=int, default=200)
     parser.add_argument("--in-flight", type=int, default=60)
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument(
+        "--bursts",
+        action="store_true",
+        help="send --in-flight at once, again --rest s after the last answer (the issue's case)",
+    )
+    parser.add_argument("--rest", type=float, default=0.25)
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
     args = parser.parse_args()
@@ -353,7 +415,12 @@ def main() -> int:
     if not args.skip_serve:
         report["healthz under attack"] = {
             shape: healthz_under_attack(
-                root, args.database_url, shape, args.in_flight, args.duration
+                root,
+                args.database_url,
+                shape,
+                args.in_flight,
+                args.duration,
+                args.rest if args.bursts else None,
             )
             for shape in shapes
         }

@@ -36,7 +36,7 @@ from schema.engine.extensions import (
     UnitOfWork,
 )
 from schema.engine.extensions.limits import shape_refusal
-from schema.engine.extensions.masking import is_unexpected, set_default_codes
+from schema.engine.extensions.masking import drop_tracebacks, is_unexpected, set_default_codes
 from schema.engine.extensions.parsed_documents import ParsedDocuments, TextCache
 from schema.engine.extensions.persisted_queries import PersistedQueries, load_manifest
 from schema.engine.extensions.runner import KnownHooksRunner
@@ -92,7 +92,7 @@ class InkwellSchema(strawberry.Schema):
         run through ``subscribe`` (WebSocket) and ``stream`` (HTTP streams)."""
         allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
         allowed.discard(OperationType.SUBSCRIPTION)
-        return await super().execute(
+        result = await super().execute(
             query,
             variable_values,
             context_value,
@@ -101,6 +101,9 @@ class InkwellSchema(strawberry.Schema):
             allowed,
             operation_extensions,
         )
+        if result.errors:
+            drop_tracebacks(result.errors)  # logged already; freed without the collector
+        return result
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]

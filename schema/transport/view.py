@@ -235,9 +235,11 @@ class GraphQLApp(GraphQL[Context, None]):
     async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
         """Strawberry's, with the status of an operation the method may not run: a mutation
         over GET is 405 with ``Allow: POST`` (GraphQL over HTTP, "GET"); a subscription
-        anywhere but a stream is 400 naming the transports that run subscriptions."""
+        anywhere but a stream is 400 naming the transports that run subscriptions.
+        It waits for its turn first (``schema.transport.admission``)."""
         try:
-            return await super().execute_single(*args, **kwargs)
+            async with kwargs["request"].app.state.admission.place():
+                return await super().execute_single(*args, **kwargs)
         except HTTPException as exc:
             refused = exc.__cause__
             if not isinstance(refused, InvalidOperationTypeError):

@@ -122,8 +122,29 @@ class ParsedDocuments(SchemaExtension):
         yield
 
     def _parse(self, text: str, options: dict[str, Any]) -> tuple[DocumentNode, bool]:
-        document = parse(text, **options)
+        document = unlink_tokens(parse(text, **options))
         return document, self.keep(document)
+
+
+def unlink_tokens(document: DocumentNode) -> DocumentNode:
+    """``document`` with its tokens no longer linked to each other; returns it.
+
+    graphql-core's lexer links every token to the one before and the one after it, and the
+    nodes' locations keep the chain (``Location.start_token``), so each parsed document is one
+    big reference cycle. Dropped, it waits for the cyclic garbage collector, and one
+    generation-0 collection of the tokens of a few hundred refused documents was measured at
+    125 to 250 ms, with the whole process stopped (``bench/hostile.py``); kept in a cache, it
+    holds every token of its text. Nothing reads the links once the parser is done (errors
+    take their line and column from the token a location names), so here each token lets go
+    of its neighbours: a token no location names is freed at once, and the document is freed
+    by reference counting when its last user lets go.
+    Source: graphql-core ``language/ast.py`` (``Token.prev``/``next``, ``Location``);
+    Python docs, ``gc`` ("objects in reference cycles" are the collector's only work).
+    """
+    token = document.loc.start_token if document.loc is not None else None
+    while token is not None:
+        token.prev, token.next, token = None, None, token.next
+    return document
 
 
 def _parser() -> ThreadPoolExecutor:

@@ -173,6 +173,10 @@ class _KnownHooks(ExtensionContextManagerBase):
                 if new is not exc:
                     _chain(new, exc)
                 exc, raised = new, True
+            finally:
+                # Kept, the traceback would hold this frame once ``exc`` has passed through
+                # it: a cycle (see ``masking.drop_tracebacks``).
+                details = _NONE
         if raised:
             assert exc is not None
             raise exc
