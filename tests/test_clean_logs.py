@@ -211,8 +211,11 @@ async def burst(base: str, tokens: list[str], *, width: int, rounds: int) -> Non
     half of them signed in with one of ``tokens``; every tenth client of the second round
     gives up after 50 ms."""
     limits = httpx.Limits(max_connections=width)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        for round_ in range(rounds):
+    for round_ in range(rounds):
+        # A client per round: a connection left idle by the last round may be closed by the
+        # server's keep-alive timeout (5 s) just as it is reused, which httpx reports as a
+        # ReadError (a round takes seconds).
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
 
             async def one(k: int, patience: float) -> int:
                 try:
