@@ -30,7 +30,7 @@ from cli.serve import one_line, startup_failed
 from db import migrate, stats
 from db.engine import create_engine, create_sessionmaker
 from db.read_sessions import ReadSessions
-from schema import build_schema
+from schema import build_schema, persisted_store
 from schema.auth import viewer_cache
 from schema.live import outbox
 from schema.live.postgres import broker_for
@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     logs.configure(settings, unless_configured=True)
     traced = tracing.configure(settings, tracer_provider)
     try:
-        schema = build_schema(settings, traced)
+        # Persisted queries: the process's, or Redis shared by every process (REDIS_URL).
+        persisted = persisted_store(settings)
+        schema = build_schema(settings, traced, persisted)
     except ValueError as exc:  # an unreadable or malformed OPERATION_MANIFEST
         print(f"inkwell: invalid configuration:\n  OPERATION_MANIFEST: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -108,6 +110,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             pruner.cancel()
             await broker.stop()
             await engine.dispose()
+            await persisted.close()
             if traced is not None:
                 traced.stop()
 

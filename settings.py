@@ -263,7 +263,24 @@ class Settings(BaseSettings):
         True, description="Automatic persisted queries (Apollo's protocol), over POST and GET."
     )
     persisted_queries_cache_size: int = Field(
-        1000, ge=1, le=1_000_000, description="Documents each process keeps for APQ."
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Documents each process keeps for APQ (with `REDIS_URL`: those it read or "
+        "registered, for while Redis is unreachable).",
+    )
+    persisted_queries_ttl_seconds: int = Field(
+        86_400,
+        ge=1,
+        le=31_536_000,
+        description="With `REDIS_URL`: seconds a persisted query stays in Redis after its "
+        "last registration.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis for state shared by every worker and instance (`redis://host:port/db`"
+        "): now the persisted-query store. Unset, or unreachable: each process keeps its own "
+        "(one warning line a minute while unreachable).",
     )
     public_cache_max_age_seconds: int = Field(
         60,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,6 +41,7 @@ from schema.engine.extensions.persisted_queries import PersistedQueries, load_ma
 from schema.engine.extensions.runner import KnownHooksRunner
 from schema.engine.extensions.validated_documents import ValidatedDocuments
 from schema.engine.naming import RememberingNameConverter
+from schema.engine.persisted_store import ProcessStore, RedisStore
 from schema.live.event_ids import EventIds
 from schema.relay.node import BIGINT_SCALAR, BigInt
 from schema.relay.node_queries import NodeQueries
@@ -112,14 +112,17 @@ class InkwellSchema(strawberry.Schema):
         return KnownHooksRunner(execution_context=execution_context, extensions=extensions)
 
 
-def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawberry.Schema:
+def build_schema(
+    settings: Settings, tracing: Tracing | None = None, persisted: ProcessStore | None = None
+) -> strawberry.Schema:
     """The Strawberry schema for ``settings`` (which extensions are on depends on them), with
-    ``tracing``'s spans when given (``schema.telemetry.tracing.configure``).
+    ``tracing``'s spans when given (``schema.telemetry.tracing.configure``), remembering
+    persisted queries in ``persisted`` (default: ``persisted_store(settings)``).
 
     Raises ``ValueError`` for an ``OPERATION_MANIFEST`` that cannot be read or is malformed.
     """
     allowed = load_manifest(settings.operation_manifest) if settings.operation_manifest else None
-    persisted: OrderedDict[str, str] = OrderedDict()  # the process's APQ store
+    persisted = persisted if persisted is not None else persisted_store(settings)
     # Documents by text, and their validation errors by text: each cache bounded in entries
     # and in characters of text (a cache of huge unique documents would hold gigabytes).
     parsed: TextCache[DocumentNode] = TextCache()
@@ -134,12 +137,7 @@ def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawber
         UnitOfWork,
         MaskUnexpectedErrors,
         # The document to run, when the request names it by hash.
-        lambda: PersistedQueries(
-            persisted,
-            settings.persisted_queries_cache_size,
-            enabled=settings.persisted_queries,
-            allowed=allowed,
-        ),
+        lambda: PersistedQueries(persisted, enabled=settings.persisted_queries, allowed=allowed),
         # Clients send the same few documents again and again: parse and validate each once.
         # Suggestions ("Did you mean 'posts'?") name the schema: not when introspection is off.
         lambda: ParsedDocuments(parsed, lambda document: shape_refusal(settings, document) is None),
@@ -176,4 +174,13 @@ def build_schema(settings: Settings, tracing: Tracing | None = None) -> strawber
     )
 
 
-__all__ = ["InkwellSchema", "Mutation", "Query", "Subscription", "build_schema"]
+def persisted_store(settings: Settings) -> ProcessStore:
+    """Where ``settings`` say persisted queries are remembered: Redis when ``REDIS_URL`` is
+    set, else the process (``schema.engine.persisted_store``)."""
+    size = settings.persisted_queries_cache_size
+    if settings.redis_url:
+        return RedisStore(settings.redis_url, settings.persisted_queries_ttl_seconds, size)
+    return ProcessStore(size)
+
+
+__all__ = ["InkwellSchema", "Mutation", "Query", "Subscription", "build_schema", "persisted_store"]

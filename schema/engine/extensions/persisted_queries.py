@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+
+from schema.engine.persisted_store import ProcessStore
 
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -57,29 +58,25 @@ def _error(message: str, code: str) -> GraphQLError:
 class PersistedQueries(SchemaExtension):
     """Resolves ``extensions.persistedQuery`` to the document to run, before parsing.
 
-    ``cache`` is the process's APQ store (an LRU of ``cache_size`` documents), shared by every
-    operation; ``allowed`` (from a manifest) makes it an allow-list. Errors, each with
+    ``store`` is where APQ documents are remembered (``schema.engine.persisted_store``: the
+    process's LRU, or Redis shared by every process), shared by every operation; ``allowed``
+    (from a manifest) makes it an allow-list. Errors, each with
     ``extensions.code``: ``PERSISTED_QUERY_NOT_FOUND`` (send the text too),
     ``PERSISTED_QUERY_HASH_MISMATCH``, ``PERSISTED_QUERY_NOT_SUPPORTED`` (APQ turned off),
     ``BAD_REQUEST`` (a malformed ``persistedQuery``), ``OPERATION_NOT_ALLOWED``.
     """
 
     def __init__(
-        self,
-        cache: OrderedDict[str, str],
-        cache_size: int,
-        *,
-        enabled: bool,
-        allowed: dict[str, str] | None,
+        self, store: ProcessStore, *, enabled: bool, allowed: dict[str, str] | None
     ) -> None:
-        self.cache, self.cache_size = cache, cache_size
+        self.store = store
         self.enabled, self.allowed = enabled, allowed
 
-    def on_operation(self) -> Iterator[None]:
+    async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context
         persisted = (context.operation_extensions or {}).get("persistedQuery")
         if persisted is not None:
-            context.query = self._resolve(persisted, context.query)
+            context.query = await self._resolve(persisted, context.query)
         query = context.query
         if self.allowed is not None and query is not None and sha256(query) not in self.allowed:
             raise _error(
@@ -87,7 +84,7 @@ class PersistedQueries(SchemaExtension):
             )
         yield
 
-    def _resolve(self, persisted: object, query: str | None) -> str:
+    async def _resolve(self, persisted: object, query: str | None) -> str:
         if not self.enabled and self.allowed is None:
             raise _error("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED")
         digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
@@ -98,21 +95,15 @@ class PersistedQueries(SchemaExtension):
                 "BAD_REQUEST",
             )
         if query is None:
-            known = self.allowed.get(digest) if self.allowed is not None else self._recall(digest)
+            if self.allowed is not None:
+                known = self.allowed.get(digest)
+            else:
+                known = await self.store.get(digest)
             if known is None:
                 raise _error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
             return known
         if sha256(query) != digest:
             raise _error("provided sha does not match query", "PERSISTED_QUERY_HASH_MISMATCH")
         if self.allowed is None:
-            self.cache[digest] = query
-            self.cache.move_to_end(digest)
-            while len(self.cache) > self.cache_size:
-                self.cache.popitem(last=False)
-        return query
-
-    def _recall(self, digest: str) -> str | None:
-        query = self.cache.get(digest)
-        if query is not None:
-            self.cache.move_to_end(digest)
+            await self.store.put(digest, query)
         return query

@@ -1,0 +1,83 @@
+"""With ``REDIS_URL``, automatic persisted queries live in Redis (on 127.0.0.1:6379 here and
+in CI), shared by separate server instances; unreachable, each process keeps its own and
+says so once (``schema.engine.persisted_store``)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from schema.engine.extensions.persisted_queries import sha256
+from schema.engine.persisted_store import PREFIX
+from tests.conftest import TEST_SECRET, app_settings, running_app
+from tests.live import free_port, live_server
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def request(document: str | None, digest: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
+    if document is not None:
+        body["query"] = document
+    return body
+
+
+def unique_document() -> str:
+    """A document no other run registered: its hash is new to Redis."""
+    return f"query Shared{uuid.uuid4().hex} {{ __typename }}"
+
+
+@pytest.fixture
+def redis_client() -> Any:
+    client = redis.Redis.from_url(REDIS, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # CI runs Redis: a missing one is a failure, not a skip
+        pytest.fail(f"these tests need Redis at {REDIS}: {exc}")
+    yield client
+    client.close()
+
+
+def test_two_instances_share_one_registration(write_db_url: str, redis_client: Any) -> None:
+    document = unique_document()
+    digest = sha256(document)
+    env = {"DATABASE_URL": write_db_url, "JWT_SECRET": TEST_SECRET}
+    with (
+        live_server(**env, REDIS_URL=REDIS, PERSISTED_QUERIES_TTL_SECONDS="600") as one,
+        live_server(**env, REDIS_URL=REDIS) as other,
+        live_server(**env) as alone,
+    ):
+        registered = httpx.post(f"{one}/graphql", json=request(document, digest))
+        assert registered.json()["data"] == {"__typename": "Query"}
+        # The other instance never saw the text: it finds it in Redis.
+        recalled = httpx.post(f"{other}/graphql", json=request(None, digest))
+        assert recalled.json()["data"] == {"__typename": "Query"}, recalled.text
+        # Without Redis, a process knows only what was registered with it.
+        missed = httpx.post(f"{alone}/graphql", json=request(None, digest)).json()
+        assert missed["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert redis_client.get(PREFIX + digest) == document.encode()
+    assert 590 <= redis_client.ttl(PREFIX + digest) <= 600
+
+
+async def test_redis_unreachable_keeps_them_per_process_with_one_warning(
+    read_db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = app_settings(read_db_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    caplog.set_level(logging.WARNING, logger="inkwell.persisted")
+    async with running_app(settings) as app:
+        for _ in range(3):
+            document = unique_document()
+            digest = sha256(document)
+            first = await app.client.post("/graphql", json=request(None, digest))
+            assert first.json()["errors"][0]["extensions"]["code"] == ("PERSISTED_QUERY_NOT_FOUND")
+            for sent in (document, None):  # registered, then recalled: no request fails
+                answer = await app.client.post("/graphql", json=request(sent, digest))
+                assert answer.json()["data"] == {"__typename": "Query"}
+    warnings = [r for r in caplog.records if r.name == "inkwell.persisted"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert warnings[0].getMessage().startswith("Redis unavailable, persisted queries kept")
