@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import AsyncIterator
 
 from prometheus_client import Gauge
@@ -35,48 +34,33 @@ WAITING = Gauge(
 
 class Admission:
     """Lets at most ``limit`` (a positive int) operations in at once, first come, first
-    served; ``limit=None`` lets every one in. One per process (its event loop)."""
+    served (``asyncio.Semaphore``'s waiters are woken in order); ``limit=None`` lets every
+    one in. One per process (its event loop)."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         #: Operations holding a place now.
         self.running = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._places = asyncio.Semaphore(limit) if limit is not None else None
 
     @contextlib.asynccontextmanager
     async def place(self) -> AsyncIterator[None]:
         """Hold a place for the body of the ``async with``; waits while every place is
         taken. A wait cancelled (the client left) takes no place."""
-        if self.limit is not None and (self._waiters or self.running >= self.limit):
-            await self._wait()  # the place is counted by whoever woke us
-        else:
-            self.running += 1
+        places = self._places
+        if places is not None:
+            if places.locked():
+                WAITING.inc()
+                try:
+                    await places.acquire()
+                finally:
+                    WAITING.dec()
+            else:
+                await places.acquire()  # a free place: returns without suspending
+        self.running += 1
         try:
             yield
         finally:
             self.running -= 1
-            self._admit()
-
-    async def _wait(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        WAITING.inc()
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                # Given a place in the same turn as it was cancelled: pass it on.
-                self.running -= 1
-                self._admit()
-            raise
-        finally:
-            WAITING.dec()
-
-    def _admit(self) -> None:
-        """Give the free places to waiters, oldest first."""
-        waiters, limit = self._waiters, self.limit
-        while waiters and limit is not None and self.running < limit:
-            waiter = waiters.popleft()
-            if not waiter.done():  # a waiter whose client left is skipped
-                self.running += 1
-                waiter.set_result(None)
+            if places is not None:
+                places.release()
