@@ -27,9 +27,10 @@ import cli
 import gc_tuning
 from cli.configuration import configured
 from cli.serve import one_line, startup_failed
-from db import migrate, stats
+from db import migrate, replica_monitor, stats
 from db.engine import create_engine, create_sessionmaker
 from db.read_sessions import ReadSessions
+from db.replicas import replica_set
 from schema import build_schema, persisted_store
 from schema.auth import viewer_cache
 from schema.live import outbox
@@ -89,6 +90,14 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             # Query operations' sessions, used again once reset. On PostgreSQL their reads run on
             # the driver, on the session's connection (db.reader), and never begin a transaction.
             app.state.read_sessions = ReadSessions(app.state.sessionmaker, settings.db_pool_size)
+            # DATABASE_REPLICA_URLS: query operations' sessions bound to a replica (db.replicas).
+            app.state.replicas = replicas = replica_set(settings, app.state.read_sessions)
+            monitor = None
+            if replicas is not None:
+                for replica in replicas.replicas:
+                    stats.install(replica.engine)
+                await replica_monitor.check(replicas, engine)  # known before the first query
+                monitor = asyncio.create_task(replica_monitor.monitor(replicas, engine))
             app.state.broker = broker = broker_for(settings.database_url)
             # HTTP operations take turns (schema.transport.admission).
             app.state.admission = Admission(settings.max_concurrent_operations or None)
@@ -103,13 +112,17 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             startup_failed(one_line(exc))  # so that `serve` exits 1, not uvicorn's 0
             raise
         try:
-            async with lifecycle.observed(engine, settings) as app.state.sampler:
+            async with lifecycle.observed(engine, settings, replicas) as app.state.sampler:
                 with gc_tuning.tuned(settings.gc_thresholds):
                     yield
         finally:
             pruner.cancel()
+            if monitor is not None:
+                monitor.cancel()
             await broker.stop()
             await engine.dispose()
+            for replica in replicas.replicas if replicas is not None else ():
+                await replica.engine.dispose()
             await persisted.close()
             if traced is not None:
                 traced.stop()
@@ -119,20 +132,23 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
 
     async def readyz(request: Request) -> JSONResponse:
         # Ready means: the database answers, and its schema is the one this code expects.
+        # Replicas are detail (each one's state and lag): reads go to the primary without them.
+        replicas = request.app.state.replicas
+        detail = {"replicas": replicas.report()} if replicas is not None else {}
         try:
             async with asyncio.timeout(READY_TIMEOUT):
                 async with request.app.state.engine.connect() as conn:
                     revision = await migrate.current_revision(conn)
         except Exception as exc:  # any failure means "not ready"; the cause goes to the log
             logger.warning("readiness check failed: %r", exc)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
+            return JSONResponse({"status": "unavailable", **detail}, status_code=503)
         if revision != head:
             logger.warning("database at revision %s, expected %s: run migrate", revision, head)
-            return JSONResponse({"status": "not migrated"}, status_code=503)
+            return JSONResponse({"status": "not migrated", **detail}, status_code=503)
         if not request.app.state.broker.listening:
             # Subscribers here would miss events until the LISTEN connection is back.
-            return JSONResponse({"status": "events unavailable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "events unavailable", **detail}, status_code=503)
+        return JSONResponse({"status": "ready", **detail})
 
     async def metrics(request: Request) -> Response:
         # The process's Prometheus metrics, or with several workers every live worker's

@@ -88,6 +88,25 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(
         10.0, gt=0, description="Seconds a request waits for a pooled connection."
     )
+    database_replica_urls: ListSetting = Field(
+        default_factory=list,
+        description="PostgreSQL read replicas (streaming standbys of DATABASE_URL), "
+        "comma-separated or a JSON list: query operations read from one of them; mutations, "
+        "subscription events and everything else use the primary. Empty: the primary only.",
+    )
+    max_replica_lag_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="A replica further behind the primary than this (or down) is skipped "
+        "until it catches up; its reads go to the other replicas or the primary.",
+    )
+    replica_check_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=600,
+        description="How often each process checks every replica's replay position and lag.",
+    )
     db_echo: bool = Field(
         False,
         description="Log every SQL statement once at INFO (`inkwell.sql`: the statement, its "
@@ -411,6 +430,21 @@ class Settings(BaseSettings):
             )
         return f"{mapped}://{rest}"
 
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _replica_drivers(cls, urls: list[str]) -> list[str]:
+        mapped = []
+        for at, url in enumerate(urls):
+            scheme, _, rest = url.partition("://")
+            if ASYNC_DRIVERS.get(scheme.lower()) != "postgresql+asyncpg" or not rest:
+                # The URL itself may hold a password: name its place and scheme only.
+                raise ValueError(
+                    f"replica {at} ({scheme or 'no scheme'}://...) is not a PostgreSQL URL: "
+                    "use postgresql://user@host:port/db"
+                )
+            mapped.append(f"postgresql+asyncpg://{rest}")
+        return mapped
+
     @field_validator("jwt_secret")
     @classmethod
     def _production_secret(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
@@ -438,7 +472,9 @@ class Settings(BaseSettings):
             )
         return secret
 
-    @field_validator("cors_allowed_origins", "cors_allowed_headers", mode="before")
+    @field_validator(
+        "cors_allowed_origins", "cors_allowed_headers", "database_replica_urls", mode="before"
+    )
     @classmethod
     def _comma_or_json_list(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -465,6 +501,10 @@ class Settings(BaseSettings):
     def _page_sizes_agree(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
+        if self.database_replica_urls and self.is_sqlite:
+            raise ValueError(
+                "DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL (SQLite has no replicas)"
+            )
         return self
 
     def jwt_key(self) -> str:

@@ -23,8 +23,11 @@ from settings import Settings
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
-    """Create the process's engine for ``settings.database_url``.
+def create_engine(
+    settings: Settings, *, serving: bool = True, url: str | None = None
+) -> AsyncEngine:
+    """Create the process's engine for ``settings.database_url`` (or ``url``: a read replica of
+    it, from ``DATABASE_REPLICA_URLS``, made with the same settings).
 
     SQLite (aiosqlite) connections get ``foreign_keys=ON`` (off by default in SQLite, so ON
     DELETE CASCADE would silently do nothing), WAL journaling (readers do not block the
@@ -39,7 +42,7 @@ def create_engine(settings: Settings, *, serving: bool = True) -> AsyncEngine:
     users' text. Raises ``sqlalchemy.exc.ArgumentError`` for a
     URL SQLAlchemy cannot parse.
     """
-    url = settings.database_url
+    url = url or settings.database_url
     if settings.is_sqlite:
         engine = create_async_engine(
             url,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import checkout
 from db import reader as driver
+from db.errors import is_statement_timeout
 from db.read_sessions import ReadSessions
+from db.replicas import Replicas
 from db.stats import SqlStats
 from schema.auth.connection_init import connection_authorization
 from schema.completion import close_or_drop, to_completion
@@ -56,9 +59,8 @@ class Context:
     Source: SQLAlchemy docs, "Using AsyncSession with Concurrent Tasks".
 
     Over a WebSocket, Strawberry makes one context per connection; ``schema.transport.ws``
-    gives each operation on it its own (``for_operation``), and a subscription ends its unit of work
-    once subscribed (``end_unit_of_work``), reading each event in one of its own, so no
-    session lives as long as a connection.
+    gives each operation its own (``for_operation``), and a subscription ends its unit of work
+    once subscribed, reading each event in one of its own (on the primary).
     """
 
     settings: Settings
@@ -68,6 +70,14 @@ class Context:
     read_sessions: ReadSessions | None = None
     #: Set by ``UnitOfWork`` for a query operation, before anything opens the session.
     read_only: bool = False
+    #: Where a query's session comes from (``DATABASE_REPLICA_URLS``; ``None``: the primary).
+    replicas: Replicas | None = None
+    #: The WAL position the request carries (``Inkwell-Read-After``): read where it is replayed.
+    read_after: int | None = None
+    #: The viewer's id as the token names it, set before the viewer is read.
+    subject: int | None = None
+    #: ``time.monotonic()`` before which every commit is visible to this operation's reads.
+    read_as_of: float = math.inf
     request: Any = None
     response: Any = None
     #: Where committed events go and subscriptions come from (``app.state.broker``).
@@ -82,24 +92,21 @@ class Context:
     sql: SqlStats = field(default_factory=SqlStats)
     #: The signed-in user, set by ``schema.engine.extensions.authentication`` before execution.
     viewer: Viewer | None = None
-    #: The mutation's transaction state, set by ``schema.writes.boundary``; ``None``
-    #: for queries (which never commit).
+    #: The mutation's transaction state (``schema.writes.boundary``); ``None`` for queries.
     transaction: Transaction | None = None
-    #: A unit of work in which an event is read for every subscriber with the same
-    #: credentials (``schema.live.prepared.SharedRead``), not one operation's.
+    #: An event's unit of work shared by subscribers (``schema.live.prepared.SharedRead``).
     shared: bool = False
-    #: Builds the executor of each event of a subscription (set by ``InkwellExecutor.build``;
-    #: ``schema.live.prepared`` makes each event's result with it).
+    #: Builds the executor of each event of a subscription (``InkwellExecutor.build``).
     event_executors: EventExecutors | None = None
     #: A subscription's current event id (``extensions.eventId`` of its result).
     event_id: int | None = None
-    #: A subscription's result for its current event, made before it got to it: what
-    #: graphql-core's execution of the event returns (``InkwellExecutor.execute_operation``).
+    #: A subscription's result for its current event, made ahead: what graphql-core's
+    #: execution of it returns (``InkwellExecutor.execute_operation``).
     prepared: ExecutionResult | None = None
     _loaders: Loaders = field(init=False, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
-    #: Whether ``_session`` came from ``read_sessions`` (and may go back there once reset).
-    _reusable: bool = field(default=False, init=False, repr=False)
+    #: Where ``_session`` came from (it may go back there once reset), if a ``ReadSessions``.
+    _sessions: ReadSessions | None = field(default=None, init=False, repr=False)
     #: A read-only operation's session's connection, for reads on the driver (``read``).
     _connection: Connection | None = field(default=None, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
@@ -118,9 +125,7 @@ class Context:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """Borrow the operation's session exclusively for the body of an ``async with``.
-
-        Raises ``OperationEnded`` after ``close()``.
-        """
+        Raises ``OperationEnded`` after ``close()``."""
         async with self._lock:
             if self._closed:
                 raise OperationEnded("the operation has ended and its session is closed")
@@ -131,9 +136,13 @@ class Context:
         operation's from ``read_sessions``). The caller holds the lock."""
         if self._session is None:
             if self.read_only and self.read_sessions is not None:
-                self._session, self._reusable = self.read_sessions(), True
+                sessions = self.read_sessions
+                if self.replicas is not None:  # bound to a replica's engine, or the primary's
+                    viewer = self.viewer.id if self.viewer is not None else self.subject
+                    sessions, self.read_as_of = self.replicas.choose(self.read_after, viewer)
+                self._session, self._sessions = sessions(), sessions
             else:
-                self._session, self._reusable = self.sessionmaker(), False
+                self._session, self._sessions = self.sessionmaker(), None
         return self._session
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -162,7 +171,9 @@ class Context:
 
         A read on a connection the server dropped (a restart) invalidates it, closes the
         session and runs again in a new one, on a new connection, up to as many times as
-        the pool has connections: each idle one may have been dropped too.
+        the pool has connections: each idle one may have been dropped too. A read on a
+        replica that fails (but for a timeout) runs again on the primary, as does the rest of
+        the operation, and a replica that cannot be reached is skipped until it is well.
         """
         async with self._lock:
             if self._closed:
@@ -174,17 +185,29 @@ class Context:
     ) -> list[tuple[Any, ...]]:
         attempts = self.settings.db_pool_size + self.settings.db_max_overflow + 1
         for attempt in range(attempts):
-            if self._connection is None:
-                self._connection = await checkout.connection(self._open_session())
             try:
+                if self._connection is None:
+                    self._connection = await checkout.connection(self._open_session())
                 return await driver.fetch(self._connection, statement, params)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == attempts - 1:
+            except Exception as exc:
+                on_replica = self._sessions not in (None, self.read_sessions)
+                if on_replica and attempt < attempts - 1 and not is_statement_timeout(exc):
+                    await self._leave_replica(exc)
+                    continue
+                invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+                if not invalidated or attempt == attempts - 1:
                     raise
                 session, self._session, self._connection = self._session, None, None
                 if session is not None:
                     await session.close()  # the connection is invalidated: nothing to return
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _leave_replica(self, error: Exception) -> None:
+        assert self.replicas is not None and self._sessions is not None
+        self.replicas.failed(self._sessions, error)
+        session, self._session, self._connection = self._session, None, None
+        self.replicas, self.read_as_of = None, math.inf  # the rest of it on the primary
+        await close_or_drop(session)  # type: ignore[arg-type]
 
     async def _to_completion(self, work: Awaitable[T]) -> T:
         return await to_completion(work, self.settings.db_statement_timeout_seconds)
@@ -225,6 +248,8 @@ class Context:
             settings=self.settings,
             sessionmaker=self.sessionmaker,
             read_sessions=self.read_sessions,
+            replicas=self.replicas,
+            read_after=self.read_after,
             request=self.request,
             response=self.response,
             broker=self.broker,
@@ -255,6 +280,7 @@ class Context:
             self._loaders.clear()
             session, self._session = self._session, None
             held, self._connection = self._connection, None
+            sessions, self._sessions = self._sessions, None
             if session is None:
                 return
             try:
@@ -266,9 +292,9 @@ class Context:
                 # Shielded: a cancellation (a client leaving) must not leave the session
                 # half-closed, its connection checked out; dropped if it cannot be closed.
                 await close_or_drop(session)
-            elif self._reusable and self.read_sessions is not None:
+            elif sessions is not None:
                 # Reset, and nothing here can reach it any more: the next query's.
-                self.read_sessions.give_back(session)
+                sessions.give_back(session)
 
 
 Info = strawberry.Info[Context, None]

@@ -64,7 +64,7 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
     """
     if token is None:
         return None
-    user_id = token_subject(ctx.settings, token)
+    user_id = ctx.subject = token_subject(ctx.settings, token)
     # Only a query's own read fills the cache: an event's shared read may have begun
     # before the generation is taken here.
     cache = ctx.viewers if ctx.read_only and not ctx.shared else None
@@ -90,5 +90,6 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         raise AuthenticationFailed("The account of this access token is deactivated.")
     viewer = Viewer(row.id, row.role)
     if cache is not None:
-        cache.put(viewer, generation)
+        # Read on a replica: kept only if it had replayed whatever was forgotten since.
+        cache.put(viewer, generation, ctx.read_as_of)
     return viewer

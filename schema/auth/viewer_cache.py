@@ -19,6 +19,11 @@ that overtakes the read it invalidates cannot be undone by it. Each entry also h
 age, a bound for what no notification reports (triggers disabled by
 ``session_replication_role = replica``, a listener that died without a word).
 
+With read replicas a query may read the account on a replica: the fill is kept only if the
+replica is known to hold every commit made before the last forgetting
+(``db.replicas.Replica.as_of``), so a lagging replica cannot bring back a role or status a
+notification took away.
+
 Only queries are answered from it (``authenticate``): a mutation reads its viewer in its own
 transaction, so no write runs on a role a notification in flight is about to take away.
 
@@ -35,6 +40,7 @@ it was being read).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -76,6 +82,9 @@ class ViewerCache:
         self._entries: OrderedDict[int, tuple[Viewer, float]] = OrderedDict()
         #: Bumped by everything that forgets: a fill read before it is stale.
         self._generation = 0
+        #: ``time.monotonic()`` of the last forgetting: a fill read on a replica must hold
+        #: every commit made before it (``put``'s ``as_of``).
+        self._forgot_at = -math.inf
         self._trusted = False
         #: The missing or disabled triggers have been reported (once, until they are back).
         self._warned = False
@@ -103,10 +112,17 @@ class ViewerCache:
         self._entries.move_to_end(user_id)
         return viewer
 
-    def put(self, viewer: Viewer, generation: int) -> None:
-        """Remember ``viewer``, read after ``generation`` was taken, unless the cache is not
-        trusted or something was forgotten since."""
-        if not self._trusted or generation != self._generation or self.max_age <= 0:
+    def put(self, viewer: Viewer, generation: int, as_of: float = math.inf) -> None:
+        """Remember ``viewer``, read after ``generation`` was taken where every commit made
+        before ``as_of`` (``time.monotonic()``) is visible (a replica; the primary's is
+        ``math.inf``), unless the cache is not trusted, something was forgotten since, or the
+        read may predate the change a forgetting announced."""
+        if (
+            not self._trusted
+            or generation != self._generation
+            or self.max_age <= 0
+            or as_of < self._forgot_at
+        ):
             return
         self._entries[viewer.id] = (viewer, time.monotonic() + self.max_age)
         if len(self._entries) > self.max_entries:
@@ -115,12 +131,14 @@ class ViewerCache:
     def forget(self, user_ids: set[int] | frozenset[int]) -> None:
         """Forget these accounts (and any fill in flight)."""
         self._generation += 1
+        self._forgot_at = time.monotonic()
         for user_id in user_ids:
             self._entries.pop(user_id, None)
 
     def forget_all(self) -> None:
         """Forget every account (and any fill in flight)."""
         self._generation += 1
+        self._forgot_at = time.monotonic()
         self._entries.clear()
 
     # The feed (``schema.live.broker.Feed``).

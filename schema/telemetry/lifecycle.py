@@ -14,12 +14,13 @@ from settings import Settings
 
 
 @contextlib.asynccontextmanager
-async def observed(engine: Any, settings: Settings) -> AsyncIterator[Sampler]:
-    """For the body of an app's lifespan: this worker's runtime and pool gauges sampled now and
+async def observed(engine: Any, settings: Settings, replicas: Any = None) -> AsyncIterator[Sampler]:
+    """For the body of an app's lifespan: this worker's runtime, pool and (given
+    ``replicas``, a ``db.replicas.Replicas``) replica gauges sampled now and
     every ``METRICS_SAMPLE_SECONDS`` (with the rate-limited log lines that are due:
     ``schema.telemetry.repeats``), and at the end every rate-limited count written and the
     worker marked dead for the metrics. Yields the sampler (``/metrics`` samples first)."""
-    sampler = Sampler(engine)
+    sampler = Sampler(engine, replicas)
     sampler.sample()
     task = asyncio.create_task(_every(sampler, settings.metrics_sample_seconds))
     try:

@@ -16,6 +16,7 @@ and "Collector"; SQLAlchemy docs, "Connection Pooling" (``QueuePool``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, GCCollector, ProcessCollector
@@ -46,6 +47,22 @@ POOL_SIZE = Gauge(
 )
 
 
+REPLICA_UP = Gauge(
+    "inkwell_db_replica_up",
+    "1 while this worker reads from the replica (by its index in DATABASE_REPLICA_URLS, from "
+    "0): reachable and within MAX_REPLICA_LAG_SECONDS at its last check; 0 while skipped.",
+    ["replica"],
+    multiprocess_mode="liveall",
+)
+REPLICA_LAG = Gauge(
+    "inkwell_db_replica_lag_seconds",
+    "Seconds the replica was behind the primary at this worker's last check (NaN: unknown, "
+    "as when it is down).",
+    ["replica"],
+    multiprocess_mode="liveall",
+)
+
+
 def sample_runtime() -> None:
     """Copy this process's runtime figures into its ``inkwell_process_*`` and
     ``inkwell_python_gc_*`` gauges."""
@@ -71,13 +88,27 @@ def sample_pool(pool: Any) -> None:
         POOL_SIZE.set(pool.size())
 
 
-class Sampler:
-    """Samples this process's figures and ``engine``'s pool (an ``AsyncEngine``)."""
+def sample_replicas(replicas: Any) -> None:
+    """Copy what the last check found of each replica (``db.replicas.Replicas.report``) into
+    the replica gauges."""
+    for found in replicas.report():
+        label = str(found["replica"])
+        REPLICA_UP.labels(label).set(1 if found["state"] == "ok" else 0)
+        lag = found["lagSeconds"]
+        REPLICA_LAG.labels(label).set(math.nan if lag is None else lag)
 
-    def __init__(self, engine: Any) -> None:
+
+class Sampler:
+    """Samples this process's figures, ``engine``'s pool (an ``AsyncEngine``) and the read
+    replicas (``db.replicas.Replicas``, or ``None``)."""
+
+    def __init__(self, engine: Any, replicas: Any = None) -> None:
         self.engine = engine
+        self.replicas = replicas
 
     def sample(self) -> None:
         """Update every gauge this module keeps."""
         sample_runtime()
         sample_pool(self.engine.pool)
+        if self.replicas is not None:
+            sample_replicas(self.replicas)

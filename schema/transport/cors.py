@@ -8,6 +8,7 @@ fetch". WebSocket handshakes get no preflight; the same origins are checked on t
 (Strawberry's ``allowed_origins``), so an app allowed over HTTP can subscribe too.
 Source: Fetch standard, "CORS protocol"; W3C Trace Context (``traceparent``, ``tracestate``);
 W3C Baggage; Apollo Client docs (``apollo-require-preflight``, client awareness headers).
+Response headers a page may read are exposed (Fetch standard, "Access-Control-Expose-Headers").
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ DEFAULT_ALLOWED_HEADERS = (
     "baggage",
     "sentry-trace",
     "x-request-id",
+    "inkwell-read-after",
 )
+#: Response headers cross-origin pages may read: the request id, and a mutation's commit
+#: position (``schema.transport.read_after``), which a browser app sends back.
+EXPOSED_HEADERS = ("x-request-id", "inkwell-read-after")
 
 
 def allowed_headers(settings: Settings) -> list[str]:
@@ -53,5 +58,6 @@ def cors_middleware(settings: Settings) -> Middleware | None:
         allow_credentials=settings.cors_allow_credentials,
         allow_methods=["GET", "POST"],
         allow_headers=allowed_headers(settings),
+        expose_headers=list(EXPOSED_HEADERS),
         max_age=settings.cors_max_age_seconds,
     )

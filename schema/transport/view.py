@@ -31,7 +31,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
 from schema.errors import AuthenticationFailed
-from schema.transport import graphiql
+from schema.transport import graphiql, read_after
 from schema.transport.http_caching import NO_STORE, cache_headers
 from schema.transport.media import (
     GRAPHQL_RESPONSE,
@@ -125,10 +125,13 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        replicas = request.app.state.replicas  # with read replicas: the request's position
         return Context(
             settings=self.settings,
             sessionmaker=request.app.state.sessionmaker,
             read_sessions=request.app.state.read_sessions,
+            replicas=replicas,
+            read_after=read_after.carried(request) if replicas is not None else None,
             request=request,
             response=response,
             broker=request.app.state.broker,
@@ -282,6 +285,8 @@ class GraphQLApp(GraphQL[Context, None]):
         the token or sign out; a response with errors is never cached."""
         response = super().create_response(response_data, sub_response)
         if isinstance(response_data, dict):
+            if self.settings.database_replica_urls:  # a commit's position, as a header too
+                read_after.send_back(response, response_data)
             if response_data.get("errors") and "cache-control" in response.headers:
                 response.headers["cache-control"] = NO_STORE
             if is_authentication_failure(response_data):

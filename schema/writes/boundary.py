@@ -14,6 +14,7 @@ from strawberry.types import Info
 from strawberry.types.graphql import OperationType
 
 from db.errors import is_transaction_conflict
+from db.replicas import commit_position, format_lsn
 from schema.context import Context
 from schema.errors import TransactionConflict
 from schema.writes.results import MutationError, rolled_back
@@ -36,7 +37,8 @@ class TransactionBoundary(SchemaExtension):
     Queries never commit: ``UnitOfWork`` closes (and so rolls back) their session.
     The fields' events (``Transaction.events``) go to the broker with the commit (``stage``
     just before it, ``committed`` after it) and nowhere on rollback, so no subscriber hears of
-    a change that was not kept.
+    a change that was not kept. With read replicas, a commit's WAL position goes in
+    ``extensions.readAfter`` (``read_after``).
     Source: Hasura docs, "Multiple mutations in a request" (one transaction, all or nothing).
     """
 
@@ -90,6 +92,8 @@ class TransactionBoundary(SchemaExtension):
             # On every path, a cancellation included: the COMMIT may have been applied.
             _forget_accounts(context, transaction)
         transaction.outcome = Outcome.COMMITTED
+        if context.replicas is not None:
+            await read_after(context, transaction)
 
     def _withdraw(self, result: ExecutionResult, keys: list[str]) -> None:
         """Replace the payloads of fields that succeeded before the operation failed with
@@ -111,7 +115,25 @@ class TransactionBoundary(SchemaExtension):
         transaction = context.transaction if isinstance(context, Context) else None
         if transaction is None or transaction.outcome is None:
             return {}
+        if transaction.position is not None:
+            return {"transaction": transaction.outcome.value, "readAfter": transaction.position}
         return {"transaction": transaction.outcome.value}
+
+
+async def read_after(context: Context, transaction: Transaction) -> None:
+    """Read the primary's WAL position after the commit (``db.replicas.commit_position``)
+    into ``transaction.position``, for the client to send back (``Inkwell-Read-After``), and
+    pin the viewer's next queries in this process to where it is replayed. A position that
+    cannot be read is logged, and the response goes without one (the commit stands)."""
+    assert context.replicas is not None
+    try:
+        position = await context.run(commit_position)
+    except Exception as exc:
+        logger.warning("the commit's WAL position could not be read: %r", exc)
+        return
+    transaction.position = format_lsn(position)
+    if context.viewer is not None:
+        context.replicas.pin(context.viewer.id, position)
 
 
 def _forget_accounts(context: Context, transaction: Transaction) -> None:

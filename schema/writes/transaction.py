@@ -40,6 +40,8 @@ class Transaction:
     succeeded: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     accounts: set[int] = field(default_factory=set)
+    #: The primary's WAL position after the commit (``pg_lsn`` text), with read replicas.
+    position: str | None = None
 
     def announce(self, *events: Event) -> None:
         """Queue ``events`` for subscribers, to be published if this transaction commits."""
