@@ -27,9 +27,10 @@ import cli
 import gc_tuning
 from cli.configuration import configured
 from cli.serve import one_line, startup_failed
-from db import migrate, replica_monitor, stats
+from db import migrate, stats
 from db.engine import create_engine, create_sessionmaker
 from db.read_sessions import ReadSessions
+from db.replica_monitor import ReplicaMonitor
 from db.replicas import replica_set
 from schema import build_schema, persisted_store
 from schema.auth import viewer_cache
@@ -92,12 +93,16 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             app.state.read_sessions = ReadSessions(app.state.sessionmaker, settings.db_pool_size)
             # DATABASE_REPLICA_URLS: query operations' sessions bound to a replica (db.replicas).
             app.state.replicas = replicas = replica_set(settings, app.state.read_sessions)
-            monitor = None
+            monitor = checks = None
             if replicas is not None:
                 for replica in replicas.replicas:
                     stats.install(replica.engine)
-                await replica_monitor.check(replicas, engine)  # known before the first query
-                monitor = asyncio.create_task(replica_monitor.monitor(replicas, engine))
+                monitor = ReplicaMonitor(replicas, engine.url)
+                await asyncio.gather(
+                    monitor.check(),  # known before the first query
+                    *(_first_connection(replica.engine) for replica in replicas.replicas),
+                )
+                checks = asyncio.create_task(monitor.run())
             app.state.broker = broker = broker_for(settings.database_url)
             # HTTP operations take turns (schema.transport.admission).
             app.state.admission = Admission(settings.max_concurrent_operations or None)
@@ -117,8 +122,9 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     yield
         finally:
             pruner.cancel()
-            if monitor is not None:
-                monitor.cancel()
+            if checks is not None and monitor is not None:
+                checks.cancel()
+                monitor.close()
             await broker.stop()
             await engine.dispose()
             for replica in replicas.replicas if replicas is not None else ():

@@ -2,12 +2,14 @@
 WAL position, then each replica's replayed position and its own lag estimate, recorded in
 ``db.replicas.Replicas`` (which decides who is healthy).
 
-The statements run on the driver connection of a pooled connection (no transaction, no
-statement counted into any operation: they belong to none), bounded by a timeout, so a
-replica that hangs is found down rather than waited for.
+The checks run on connections of their own, one per server, kept open between checks and
+opened again after a failure, outside the pools: a pool that still holds connections a
+restarted replica dropped would make a check fail once per dead connection, and a check
+belongs to no operation (no statement counted). Each is bounded by a timeout, so a replica
+that hangs is found down rather than waited for.
 Source: PostgreSQL docs, "System Administration Functions" (``pg_current_wal_lsn``,
 ``pg_last_wal_replay_lsn``, ``pg_last_xact_replay_timestamp``), "Monitoring" (replication
-lag).
+lag); asyncpg API reference (``connect``, ``Connection.terminate``).
 """
 
 from __future__ import annotations
@@ -17,53 +19,81 @@ import contextlib
 import time
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import asyncpg
+from sqlalchemy.engine import URL
 
 from db.replicas import Replica, Replicas
 
 PRIMARY = "SELECT pg_current_wal_lsn()"
-#: The position replayed, and the replica's own estimate of its lag (seconds; its clock and
-#: the primary's must agree): used only when the primary's positions do not tell.
+#: The position replayed (NULL on a server that is not a standby), and the replica's own
+#: estimate of its lag in seconds (its clock against the primary's commit timestamps).
 REPLICA = (
     "SELECT pg_last_wal_replay_lsn(), "
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
 )
 
 
-async def _row(engine: AsyncEngine, sql: str) -> Any:
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        return await raw.driver_connection.fetchrow(sql)  # type: ignore[union-attr]
+class ReplicaMonitor:
+    """Checks ``replicas`` against the primary at ``primary`` (its SQLAlchemy URL):
+    ``check`` once, ``run`` until cancelled, ``close`` at the end."""
 
+    def __init__(self, replicas: Replicas, primary: URL) -> None:
+        self.replicas = replicas
+        self._primary = primary
+        self._connections: dict[object, asyncpg.Connection] = {}
 
-async def check(replicas: Replicas, primary: AsyncEngine) -> None:
-    """Check every replica once (concurrently), after reading the primary's position. A
-    primary that cannot be read adds no position (replicas are then judged by what the
-    positions already known tell, else by their own estimate). Never raises."""
-    timeout = max(2 * replicas.interval, 1.0)
-    started = time.monotonic()
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(timeout):
-            row = await _row(primary, PRIMARY)
-        replicas.samples.append((started, int(row[0])))
-
-    async def one(replica: Replica) -> None:
+    async def _row(self, key: object, url: URL, sql: str) -> Any:
+        connection = self._connections.get(key)
         try:
+            if connection is None or connection.is_closed():
+                dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+                connection = await asyncpg.connect(
+                    dsn, server_settings={"application_name": "inkwell"}
+                )
+                self._connections[key] = connection
+            return await connection.fetchrow(sql)
+        except BaseException:
+            self._drop(key)
+            raise
+
+    def _drop(self, key: object) -> None:
+        connection = self._connections.pop(key, None)
+        if connection is not None:
+            connection.terminate()  # no I/O: a cancelled or failed check leaves nothing behind
+
+    async def check(self) -> None:
+        """Check every replica once (concurrently), after reading the primary's position. A
+        primary that cannot be read adds no position (replicas are then judged by what the
+        positions already known tell, else by their own estimate). Never raises."""
+        replicas = self.replicas
+        timeout = max(2 * replicas.interval, 1.0)
+        started = time.monotonic()
+        with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout):
-                row = await _row(replica.engine, REPLICA)
-        except Exception:
-            replicas.observe(replica, None, None)
-            return
-        if row[0] is None:  # not a standby (or not replaying): never read from it
-            replicas.observe(replica, None, None)
-            return
-        replicas.observe(replica, int(row[0]), row[1])
+                row = await self._row(self, self._primary, PRIMARY)
+            replicas.samples.append((started, int(row[0])))
 
-    await asyncio.gather(*(one(replica) for replica in replicas.replicas))
+        async def one(replica: Replica) -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    row = await self._row(replica, replica.engine.url, REPLICA)
+            except Exception:
+                replicas.observe(replica, None, None)
+                return
+            if row[0] is None:  # not a standby: never read from it
+                replicas.observe(replica, None, None)
+                return
+            replicas.observe(replica, int(row[0]), row[1])
 
+        await asyncio.gather(*(one(replica) for replica in replicas.replicas))
 
-async def monitor(replicas: Replicas, primary: AsyncEngine) -> None:
-    """``check`` every ``replicas.interval`` seconds, until cancelled."""
-    while True:
-        await asyncio.sleep(replicas.interval)
-        await check(replicas, primary)
+    async def run(self) -> None:
+        """``check`` every ``REPLICA_CHECK_SECONDS``, until cancelled."""
+        while True:
+            await asyncio.sleep(self.replicas.interval)
+            await self.check()
+
+    def close(self) -> None:
+        """Close the monitor's connections (without waiting for the servers)."""
+        for key in list(self._connections):
+            self._drop(key)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ logger = logging.getLogger("inkwell.replicas")
 READ_AFTER_HEADER = "Inkwell-Read-After"
 #: Viewers pinned per process at most; the oldest pin goes first.
 MAX_PINS = 10_000
+#: A ``pg_lsn`` as text: two hexadecimal numbers of up to 32 bits.
+_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 #: The primary's WAL position now: past every commit that has returned.
 POSITION = select(func.pg_current_wal_lsn())
 
@@ -61,13 +64,10 @@ def parse_lsn(text: str) -> int:
     """A WAL position written as PostgreSQL writes a ``pg_lsn`` (``"16/B374D848"``: two
     hexadecimal numbers, the high and low 32 bits) as one number. Raises ``ValueError`` for
     anything else."""
-    high, slash, low = text.strip().partition("/")
-    if not slash or not 0 < len(high) <= 8 or not 0 < len(low) <= 8:
+    found = _LSN.fullmatch(text.strip())
+    if found is None:
         raise ValueError(f"not a WAL position: {text[:40]!r} (e.g. 0/16B3748)")
-    try:
-        return int(high, 16) << 32 | int(low, 16)
-    except ValueError:
-        raise ValueError(f"not a WAL position: {text[:40]!r} (e.g. 0/16B3748)") from None
+    return int(found[1], 16) << 32 | int(found[2], 16)
 
 
 def format_lsn(position: int) -> str:
@@ -202,7 +202,8 @@ class Replicas:
     def _set(self, replica: Replica, state: State, lag: float | None) -> None:
         if state is not replica.state and (state is State.OK or replica.state is State.OK):
             how = f"{lag:.1f} s behind" if lag is not None else "lag unknown"
-            logger.warning("replica %s is %s (%s)", replica.host, state.value, how)
+            level = logging.INFO if state is State.OK else logging.WARNING
+            logger.log(level, "replica %s is %s (%s)", replica.host, state.value, how)
         replica.state, replica.lag = state, lag
 
     def _forget_pins(self) -> None:

@@ -171,8 +171,8 @@ class Context:
 
         A read on a connection the server dropped (a restart) invalidates it, closes the
         session and runs again in a new one, on a new connection, up to as many times as
-        the pool has connections: each idle one may have been dropped too. A read on a
-        replica that fails (but for a timeout) runs again on the primary, as does the rest of
+        the pool has connections: each idle one may have been dropped too. Any other failure
+        of a read on a replica (but a timeout) runs it again on the primary, as the rest of
         the operation, and a replica that cannot be reached is skipped until it is well.
         """
         async with self._lock:
@@ -190,11 +190,11 @@ class Context:
                     self._connection = await checkout.connection(self._open_session())
                 return await driver.fetch(self._connection, statement, params)
             except Exception as exc:
-                on_replica = self._sessions not in (None, self.read_sessions)
-                if on_replica and attempt < attempts - 1 and not is_statement_timeout(exc):
-                    await self._leave_replica(exc)
-                    continue
                 invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+                elsewhere = invalidated or is_statement_timeout(exc) or attempt == attempts - 1
+                if self._sessions not in (None, self.read_sessions) and not elsewhere:
+                    await self._leave_replica(exc)  # on a replica: the primary instead
+                    continue
                 if not invalidated or attempt == attempts - 1:
                     raise
                 session, self._session, self._connection = self._session, None, None

@@ -41,11 +41,13 @@ TIE_TIME = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 #: - ``chromium``: two browsers at once would crowd two cores, and the GraphiQL test keeps its
 #:   screenshot at one fixed path;
 #: - ``schemathesis``: the fuzzer keeps a cache in .schemathesis/ of the working directory,
-#:   which two runs at once would write together.
+#:   which two runs at once would write together;
+#: - ``replicas``: one primary and streaming replica pair serves them all, made once.
 XDIST_GROUPS = {
     "tests/test_clients.py::test_relay[": "relay-compiler",
     "tests/test_graphiql_browser.py::": "chromium",
     "tests/test_fuzz.py::": "schemathesis",
+    "tests/test_replicas.py::": "replicas",
 }
 
 
