@@ -228,7 +228,7 @@ def replica_set(settings: Settings, primary: ReadSessions) -> Replicas | None:
     """The replicas of ``DATABASE_REPLICA_URLS``, each with an engine made like the primary's
     (``db.engine.create_engine``) and query sessions bound to it, and ``primary`` (the
     primary's query sessions); ``None`` when there are none. Not checked yet: none is used
-    until ``db.replica_monitor.check`` finds it well."""
+    until ``db.replica_monitor.ReplicaMonitor.check`` finds it well."""
     if not settings.database_replica_urls:
         return None
     replicas = []
