@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from schema.auth.viewer import Viewer
     from schema.auth.viewer_cache import ViewerCache
+    from schema.engine.response_cache import Lookup, ResponseCache
     from schema.live import Broker
     from schema.live.prepared import EventExecutors
     from schema.reads.loaders import Loaders
@@ -74,6 +75,12 @@ class Context:
     broker: Broker | None = None
     #: The process's remembered viewers (``app.state.viewers``), consulted by sign-in.
     viewers: ViewerCache | None = None
+    #: The process's response cache (``app.state.response_cache``; ``None`` when off), told
+    #: of each commit by ``schema.writes.boundary``.
+    response_cache: ResponseCache | None = None
+    #: This request's look-up in it (``schema.transport.cached_responses``), marked once the
+    #: operation is known to be cacheable (``schema.engine.extensions.cacheable``).
+    cache_lookup: Lookup | None = None
     #: The credentials the operation came with: the ``Authorization`` header, or over a
     #: WebSocket the ``authorization`` of the ``connection_init`` payload.
     authorization: str | None = None
@@ -229,6 +236,7 @@ class Context:
             response=self.response,
             broker=self.broker,
             viewers=self.viewers,
+            response_cache=self.response_cache,
             authorization=authorization if authorization is not None else self.authorization,
             connection_params=self.connection_params,
         )
