@@ -279,7 +279,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description="Redis for state shared by every worker and instance (`redis://host:port/db`"
-        "): now the persisted-query store. Unset, or unreachable: each process keeps its own "
+        "): the persisted-query store and the response cache. Unset, or unreachable: each "
+        "process keeps its own "
         "(one warning line a minute while unreachable).",
     )
     public_cache_max_age_seconds: int = Field(

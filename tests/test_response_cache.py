@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 import redis
+from graphql import parse
 
+from db.models import Base
+from schema import build_schema
+from schema.engine.selected_types import selected_types
+from schema.live.events import TABLE_BITS, changed_tables, rows_changed
+from schema.reads.tables_read import tables_of
+from settings import Settings
 from tests.conftest import OWNER, App, app_settings, bearer, running_app
 from tests.live import free_port
 
@@ -214,3 +221,30 @@ async def test_off_by_default(write_db_url: str) -> None:
             response, statements = await counted(app, USER)
             assert "x-cache" not in response.headers and statements > 0
 
+
+def test_every_table_has_a_bit_of_its_own_in_rows_changed_events() -> None:
+    tables = set(map(str, Base.metadata.tables))
+    assert tables <= set(TABLE_BITS), "give the new table the next bit in TABLE_BITS"
+    assert len(set(TABLE_BITS.values())) == len(TABLE_BITS)
+    for table in tables:
+        assert changed_tables(rows_changed([table]), tables) == {table}
+    # A table this version does not know (a newer one's) stands for every table.
+    assert changed_tables(rows_changed(["unknown"]), tables) == tables
+
+
+def test_a_document_reads_the_tables_of_every_type_it_may_answer_with() -> None:
+    graphql_schema = build_schema(Settings())._schema
+
+    def tables(document: str) -> frozenset[str]:
+        return tables_of(selected_types(graphql_schema, parse(document)))
+
+    assert tables(USER) == {"users"}
+    assert tables("{ __typename }") == frozenset()
+    # A connection's count alone counts its nodes' rows; visibility reads more tables.
+    assert tables("{ posts { totalCount } }") == {"posts"}
+    assert tables("{ tags { totalCount } }") == {"tags", "post_tags", "posts"}
+    assert tables('{ post(id: "1") { comments { totalCount } } }') == {"posts", "comments"}
+    # Through fragments, and an interface stands for each of its types.
+    assert tables('{ ...F } fragment F on Query { user(id: "1") { name } }') == {"users"}
+    everything = {"users", "posts", "comments", "tags", "post_tags"}
+    assert tables('{ node(id: "x") { id } }') == everything

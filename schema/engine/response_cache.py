@@ -16,16 +16,17 @@ after every commit known now. A commit racing a fill makes the fill's entry stal
 since the fill recorded positions from before it began. Positions become known:
 
 - to the committing process, right after its COMMIT and before its response is sent
-  (``committed``), which also raises them in Redis (``ZADD ... GT``: they only grow), so
-  with ``REDIS_URL`` every instance checks them on the same round trip as the entry: nothing
-  stale is served once the mutation has answered;
+  (``committed``), which also raises them in Redis (a script: they only grow), so with
+  ``REDIS_URL`` every instance reads them with the entry, one ``MGET``: nothing stale is
+  served once the mutation has answered;
 - to every process, as it reads the outbox forward (``observed``, through the broker: the
   NOTIFY and read of subscriptions, or in-process on SQLite). A process's own entries, kept
   without Redis or while it is unreachable, are checked against these: stale within the
   time events take to arrive. A process whose LISTEN connection is down serves none of them.
 
 ``RESPONSE_CACHE_TTL_SECONDS`` bounds what no commit through the API reports (SQL by hand,
-the command line). Source: Redis docs, ``ZADD`` (``GT``), ``SET`` (``EX``), pipelining.
+the command line). Source: Redis docs, ``MGET``, ``SET`` (``EX``), ``EVALSHA`` (scripts run
+atomically); redis-py docs, ``register_script``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from db.models import Base
 from schema.engine.redis_link import RedisLink
 from schema.engine.selected_types import selected_types
 from schema.live.events import Event, EventKind, changed_tables
+from schema.live.postgres import CONNECT_TIMEOUT_SECONDS, HEALTH_CHECK_SECONDS
 from schema.reads.tables_read import tables_of
 from settings import Settings
 
@@ -52,6 +54,11 @@ from settings import Settings
 TABLES = tuple(map(str, Base.metadata.tables))
 #: Documents whose tables read are remembered.
 DOCUMENTS = 1000
+#: Without Redis, the longest another process serves an entry after a commit made it stale:
+#: its LISTEN connection, if it died without a word, is found dead by the next health check
+#: (``schema.live.postgres``), and from then on the process serves nothing from its own
+#: entries until it has read the outbox up. Normally, the time a NOTIFY and a read take.
+EVENT_BOUND_SECONDS = HEALTH_CHECK_SECONDS + CONNECT_TIMEOUT_SECONDS
 
 LOOKUPS = Counter(
     "inkwell_response_cache_lookups",
@@ -113,6 +120,18 @@ def fingerprint(sdl: str, settings: Settings) -> str:
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
 
+#: Raise each position key (KEYS) to ARGV[1] unless it is there already: positions only grow,
+#: whatever order concurrent commits' processes reach Redis in.
+RAISE = """
+for _, key in ipairs(KEYS) do
+  local position = tonumber(ARGV[1])
+  if position > tonumber(redis.call('GET', key) or '0') then
+    redis.call('SET', key, ARGV[1])
+  end
+end
+"""
+
+
 class ProcessEntries:
     """This process's entries: an LRU bounded by ``max_bytes`` of bodies, each kept ``ttl``
     seconds at most."""
@@ -157,7 +176,10 @@ class ResponseCache:
         self.largest = settings.response_cache_max_bytes // 16
         self._link = link
         prefix = settings.response_cache_redis_prefix
-        self._entry_prefix, self._positions_key = prefix + "r:", prefix + "positions"
+        self._entry_prefix = prefix + "r:"
+        #: Each table's position in Redis, one key each, read with the entry by one MGET.
+        self._position_keys = {table: f"{prefix}position:{table}" for table in TABLES}
+        self._raise = link.client.register_script(RAISE) if link is not None else None
         self._entries = ProcessEntries(settings.response_cache_max_bytes, self.ttl)
         #: Each table's position, as this process knows it.
         self._positions: dict[str, int] = {}
@@ -197,17 +219,16 @@ class ResponseCache:
         floor = self._floor or 0
         if self._link is not None:
             try:
-                async with self._link.client.pipeline(transaction=False) as pipe:
-                    pipe.get(self._entry_prefix + key)
-                    pipe.zrange(self._positions_key, 0, -1, withscores=True)
-                    raw, scored = await pipe.execute()
+                raw, *shared = await self._link.client.mget(
+                    self._entry_prefix + key, *self._position_keys.values()
+                )
             except (RedisError, OSError) as exc:
                 self._link.unreachable(exc)
             else:
                 known = dict(local or {})
-                for member, score in scored:
-                    table = member.decode()
-                    known[table] = max(known.get(table, 0), int(score))
+                for table, position in zip(self._position_keys, shared, strict=True):
+                    if position is not None and int(position) > known.get(table, 0):
+                        known[table] = int(position)
                 lookup = Lookup(key, document, known, floor, shared=True)
                 if raw is None:
                     _MISS.inc()
@@ -268,10 +289,10 @@ class ResponseCache:
         on, in this process and (with Redis) everywhere. Called after COMMIT, before the
         response goes. Never raises for Redis (other processes then learn it from events)."""
         self._advance(tables, position)
-        if self._link is not None and tables:
+        if self._raise is not None and self._link is not None and tables:
+            keys = [self._position_keys[t] for t in tables if t in self._position_keys]
             try:
-                mapping = dict.fromkeys(tables, position)
-                await self._link.client.zadd(self._positions_key, mapping, gt=True)
+                await self._raise(keys=keys, args=[position])
             except (RedisError, OSError) as exc:
                 self._link.unreachable(exc)
 
