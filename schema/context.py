@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
     from schema.auth.viewer import Viewer
     from schema.auth.viewer_cache import ViewerCache
-    from schema.engine.response_cache import Lookup, ResponseCache
+    from schema.engine.response_cache import ResponseCache
+    from schema.engine.response_entries import Lookup
     from schema.live import Broker
     from schema.live.prepared import EventExecutors
     from schema.reads.loaders import Loaders

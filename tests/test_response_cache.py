@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +17,9 @@ from graphql import parse
 
 from db.models import Base
 from schema import build_schema
+from schema.engine.response_cache import ResponseCache
 from schema.engine.selected_types import selected_types
+from schema.live.broker import InProcessBroker
 from schema.live.events import TABLE_BITS, changed_tables, rows_changed
 from schema.reads.tables_read import tables_of
 from settings import Settings
@@ -248,3 +251,28 @@ def test_a_document_reads_the_tables_of_every_type_it_may_answer_with() -> None:
     assert tables('{ ...F } fragment F on Query { user(id: "1") { name } }') == {"users"}
     everything = {"users", "posts", "comments", "tags", "post_tags"}
     assert tables('{ node(id: "x") { id } }') == everything
+
+
+async def test_a_fill_that_raced_a_commit_is_never_served() -> None:
+    cache = ResponseCache(Settings(response_cache=True), "fingerprint", None)
+    cache.attach(InProcessBroker())
+    key = cache.key("text", "d" * 64, None, {})
+    body, lookup = await cache.lookup(key, "d" * 64)
+    assert body is None and lookup is not None
+    lookup.tables = frozenset({"users"})
+    # The execution began, a commit changed users, then the fill came (with what it read
+    # before the commit, maybe).
+    await cache.committed(frozenset({"users"}), 7)
+    await cache.fill(lookup, b'{"data":{}}')
+    assert (await cache.lookup(key, "d" * 64))[0] is None
+    # Filled after that commit, it is served until the next commit writing users.
+    _, lookup = await cache.lookup(key, "d" * 64)
+    assert lookup is not None
+    lookup.tables = frozenset({"users"})
+    await cache.fill(lookup, b'{"data":{}}')
+    assert (await cache.lookup(key, "d" * 64))[0] == b'{"data":{}}'
+    await cache.committed(frozenset({"posts"}), 8)
+    assert (await cache.lookup(key, "d" * 64))[0] == b'{"data":{}}'
+    # Another process's commit, delivered by the broker.
+    cache.observed(replace(rows_changed(["users"]), event_id=9))
+    assert (await cache.lookup(key, "d" * 64))[0] is None

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from schema.engine.response_cache import Lookup, ResponseCache
+from schema.engine.response_cache import ResponseCache
+from schema.engine.response_entries import Lookup
 from schema.telemetry.operation import MAX_NAME, current
 from schema.transport.http_caching import cache_headers
 from schema.transport.media import GRAPHQL_RESPONSE, JSON, negotiate
