@@ -34,6 +34,8 @@ from db.replica_monitor import ReplicaMonitor
 from db.replicas import replica_set
 from schema import build_schema, persisted_store
 from schema.auth import viewer_cache
+from schema.engine.redis_link import RedisLink
+from schema.engine.response_cache import ResponseCache, fingerprint
 from schema.live import outbox
 from schema.live.postgres import broker_for
 from schema.telemetry import exposition, lifecycle, logs, tracing
@@ -45,6 +47,7 @@ from schema.transport.cors import cors_middleware
 from schema.transport.csrf import CsrfProtection
 from schema.transport.disconnect import CancelOnDisconnect
 from schema.transport.view import GraphQLApp
+from schema.writes import changes
 from settings import Settings
 
 logger = logging.getLogger("inkwell")
@@ -68,10 +71,13 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     # `uvicorn server:app` with no log configuration: the app's lines in LOG_FORMAT.
     logs.configure(settings, unless_configured=True)
     traced = tracing.configure(settings, tracer_provider)
+    # The process's Redis client, shared by what lives there (REDIS_URL).
+    link = RedisLink(settings.redis_url) if settings.redis_url else None
     try:
         # Persisted queries: the process's, or Redis shared by every process (REDIS_URL).
-        persisted = persisted_store(settings)
+        persisted = persisted_store(settings, link)
         schema = build_schema(settings, traced, persisted)
+        responses = response_cache(settings, schema, link)
     except ValueError as exc:  # an unreadable or malformed OPERATION_MANIFEST
         print(f"inkwell: invalid configuration:\n  OPERATION_MANIFEST: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -109,6 +115,11 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
             app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
             broker.follow(viewer_cache.CHANNEL, viewers)
+            # Anonymous queries' responses, stale after any commit changing what they read.
+            app.state.response_cache = responses
+            if responses is not None:
+                changes.install(engine)
+                responses.attach(broker)
             await broker.start()
             retention = settings.event_retention_seconds
             pruner = asyncio.create_task(outbox.prune_every(app.state.sessionmaker, retention))
@@ -130,6 +141,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             for replica in replicas.replicas if replicas is not None else ():
                 await replica.engine.dispose()
             await persisted.close()
+            if link is not None:
+                await link.close()
             if traced is not None:
                 traced.stop()
 
@@ -177,6 +190,14 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         middleware=middleware(settings),
         lifespan=lifespan,
     )
+
+
+def response_cache(settings: Settings, schema: Any, link: RedisLink | None) -> ResponseCache | None:
+    """The response cache when ``RESPONSE_CACHE`` is on (in Redis through ``link`` when
+    given), its keys bound to ``schema``'s SDL (``schema.engine.response_cache``)."""
+    if not settings.response_cache:
+        return None
+    return ResponseCache(settings, fingerprint(schema.as_str(), settings), link)
 
 
 async def _first_connection(engine: AsyncEngine) -> None:

@@ -298,7 +298,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description="Redis for state shared by every worker and instance (`redis://host:port/db`"
-        "): now the persisted-query store. Unset, or unreachable: each process keeps its own "
+        "): the persisted-query store and the response cache. Unset, or unreachable: each "
+        "process keeps its own "
         "(one warning line a minute while unreachable).",
     )
     public_cache_max_age_seconds: int = Field(
@@ -306,7 +307,36 @@ class Settings(BaseSettings):
         ge=0,
         le=31_536_000,
         description="Seconds browsers and CDNs may keep an anonymous persisted query's GET "
-        "response (`Cache-Control: public, max-age=...`); 0: never cached.",
+        "response (with RESPONSE_CACHE, any anonymous query's GET) "
+        "(`Cache-Control: public, max-age=...`); 0: never cached.",
+    )
+    response_cache: bool = Field(
+        False,
+        description="Cache the responses of anonymous queries (no Authorization header), "
+        "served without executing anything and invalidated by every commit that changes a "
+        "table they read (`schema/engine/response_cache.py`); shared in Redis with "
+        "`REDIS_URL`. Turn it on for every instance on the database at once.",
+    )
+    response_cache_ttl_seconds: int = Field(
+        300,
+        ge=1,
+        le=86_400,
+        description="Seconds a cached response is kept at most: the bound for changes no "
+        "commit through the API reports (SQL run by hand, `seed`, `create-user`).",
+    )
+    response_cache_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=16 * 1024**3,
+        description="Bytes of responses each process keeps (without Redis, or while it is "
+        "unreachable); a response above a sixteenth of it is never cached.",
+    )
+    response_cache_redis_prefix: str = Field(
+        "inkwell:responses:",
+        min_length=1,
+        max_length=200,
+        description="With `REDIS_URL`: what the cache's Redis keys start with; one prefix "
+        "per database.",
     )
     operation_manifest: Path | None = Field(
         None,

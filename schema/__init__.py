@@ -34,6 +34,7 @@ from schema.engine.extensions import (
     TransactionBoundary,
     UnitOfWork,
 )
+from schema.engine.extensions.cacheable import CacheableResponse
 from schema.engine.extensions.limits import shape_refusal
 from schema.engine.extensions.masking import drop_tracebacks, is_unexpected, set_default_codes
 from schema.engine.extensions.parsed_documents import ParsedDocuments, TextCache
@@ -42,6 +43,7 @@ from schema.engine.extensions.runner import KnownHooksRunner
 from schema.engine.extensions.validated_documents import ValidatedDocuments
 from schema.engine.naming import RememberingNameConverter
 from schema.engine.persisted_store import ProcessStore, RedisStore
+from schema.engine.redis_link import RedisLink
 from schema.live.event_ids import EventIds
 from schema.relay.node import BIGINT_SCALAR, BigInt
 from schema.relay.node_queries import NodeQueries
@@ -154,6 +156,9 @@ def build_schema(
         # A subscription's results name their event (``extensions.eventId``), to resume after.
         EventIds,
     ]
+    if settings.response_cache:
+        # After Authentication: an anonymous query's response may be cached.
+        extensions.insert(extensions.index(Authentication) + 1, CacheableResponse)
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
     if settings.sql_stats_enabled:
@@ -174,12 +179,14 @@ def build_schema(
     )
 
 
-def persisted_store(settings: Settings) -> ProcessStore:
+def persisted_store(settings: Settings, link: RedisLink | None = None) -> ProcessStore:
     """Where ``settings`` say persisted queries are remembered: Redis when ``REDIS_URL`` is
-    set, else the process (``schema.engine.persisted_store``)."""
+    set (through ``link``, the process's client, or a client of its own), else the process
+    (``schema.engine.persisted_store``)."""
     size = settings.persisted_queries_cache_size
     if settings.redis_url:
-        return RedisStore(settings.redis_url, settings.persisted_queries_ttl_seconds, size)
+        link = link if link is not None else RedisLink(settings.redis_url)
+        return RedisStore(link, settings.persisted_queries_ttl_seconds, size)
     return ProcessStore(size)
 
 

@@ -22,7 +22,6 @@ from db.errors import is_statement_timeout
 from db.read_sessions import ReadSessions
 from db.replicas import Replicas
 from db.stats import SqlStats
-from schema.auth.connection_init import connection_authorization
 from schema.completion import close_or_drop, to_completion
 from settings import Settings
 
@@ -31,6 +30,8 @@ if TYPE_CHECKING:
 
     from schema.auth.viewer import Viewer
     from schema.auth.viewer_cache import ViewerCache
+    from schema.engine.response_cache import ResponseCache
+    from schema.engine.response_entries import Lookup
     from schema.live import Broker
     from schema.live.prepared import EventExecutors
     from schema.reads.loaders import Loaders
@@ -59,8 +60,8 @@ class Context:
     Source: SQLAlchemy docs, "Using AsyncSession with Concurrent Tasks".
 
     Over a WebSocket, Strawberry makes one context per connection; ``schema.transport.ws``
-    gives each operation its own (``for_operation``), and a subscription ends its unit of work
-    once subscribed, reading each event in one of its own (on the primary).
+    gives each operation its own (``operation_context`` there), and a subscription ends its
+    unit of work once subscribed, reading each event in one of its own (on the primary).
     """
 
     settings: Settings
@@ -84,6 +85,12 @@ class Context:
     broker: Broker | None = None
     #: The process's remembered viewers (``app.state.viewers``), consulted by sign-in.
     viewers: ViewerCache | None = None
+    #: The process's response cache (``app.state.response_cache``; ``None`` when off), told
+    #: of each commit by ``schema.writes.boundary``.
+    response_cache: ResponseCache | None = None
+    #: This request's look-up in it (``schema.transport.cached_responses``), marked once the
+    #: operation is known to be cacheable (``schema.engine.extensions.cacheable``).
+    cache_lookup: Lookup | None = None
     #: The credentials the operation came with: the ``Authorization`` header, or over a
     #: WebSocket the ``authorization`` of the ``connection_init`` payload.
     authorization: str | None = None
@@ -137,7 +144,11 @@ class Context:
         if self._session is None:
             if self.read_only and self.read_sessions is not None:
                 sessions = self.read_sessions
-                if self.replicas is not None:  # bound to a replica's engine, or the primary's
+                # Bound to a replica's engine, or the primary's. A response the cache will
+                # keep is read on the primary, where every commit it is stored under is seen
+                # (``ResponseCache.required_position``).
+                lookup = self.cache_lookup
+                if self.replicas is not None and (lookup is None or lookup.tables is None):
                     viewer = self.viewer.id if self.viewer is not None else self.subject
                     sessions, self.read_as_of = self.replicas.choose(self.read_after, viewer)
                 self._session, self._sessions = sessions(), sessions
@@ -237,26 +248,6 @@ class Context:
     def has_session(self) -> bool:
         """True once a resolver has opened the session."""
         return self._session is not None
-
-    def for_operation(self) -> Context:
-        """A context of its own for one operation over this (WebSocket connection's)
-        context: the same settings, broker and connection, a new unit of work. Raises
-        ``AuthenticationFailed`` for ``connection_init`` credentials it cannot read (checked
-        when the connection opens: ``GraphQLApp.on_ws_connect``)."""
-        authorization = connection_authorization(self.connection_params)
-        return Context(
-            settings=self.settings,
-            sessionmaker=self.sessionmaker,
-            read_sessions=self.read_sessions,
-            replicas=self.replicas,
-            read_after=self.read_after,
-            request=self.request,
-            response=self.response,
-            broker=self.broker,
-            viewers=self.viewers,
-            authorization=authorization if authorization is not None else self.authorization,
-            connection_params=self.connection_params,
-        )
 
     async def end_unit_of_work(self) -> None:
         """Close this unit of work's session and drop its DataLoaders, keeping the context

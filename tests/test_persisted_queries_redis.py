@@ -68,7 +68,7 @@ async def test_redis_unreachable_keeps_them_per_process_with_one_warning(
     read_db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = app_settings(read_db_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    caplog.set_level(logging.WARNING, logger="inkwell.persisted")
+    caplog.set_level(logging.WARNING, logger="inkwell.redis")
     async with running_app(settings) as app:
         for _ in range(3):
             document = unique_document()
@@ -78,6 +78,6 @@ async def test_redis_unreachable_keeps_them_per_process_with_one_warning(
             for sent in (document, None):  # registered, then recalled: no request fails
                 answer = await app.client.post("/graphql", json=request(sent, digest))
                 assert answer.json()["data"] == {"__typename": "Query"}
-    warnings = [r for r in caplog.records if r.name == "inkwell.persisted"]
+    warnings = [r for r in caplog.records if r.name == "inkwell.redis"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert warnings[0].getMessage().startswith("Redis unavailable, persisted queries kept")
+    assert warnings[0].getMessage().startswith("Redis unavailable, persisted queries and")

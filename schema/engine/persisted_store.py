@@ -7,7 +7,8 @@ once by each of them. With ``REDIS_URL`` the documents live in Redis (redis-py's
 client), each key expiring ``ttl`` seconds after its last registration, so one registration
 serves every process. Redis being unreachable never fails a request: the process falls back
 to its own LRU (every document is kept there too) and logs one warning line a minute while
-it lasts.
+it lasts (``schema.engine.redis_link``: the client and the warning are the process's, shared
+with the response cache).
 Source: Apollo docs, "Automatic persisted queries" ("Cache configuration": a shared cache
 such as Redis for several server instances); redis-py docs, "Asyncio" (``redis.asyncio``,
 ``Redis.from_url``, ``aclose``); Redis docs, ``SET`` with ``EX``.
@@ -15,19 +16,12 @@ such as Redis for several server instances); redis-py docs, "Asyncio" (``redis.a
 
 from __future__ import annotations
 
-import logging
-import time
 from collections import OrderedDict
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-logger = logging.getLogger("inkwell.persisted")
+from schema.engine.redis_link import RedisLink
 
-#: Seconds between two warnings that Redis is unreachable.
-WARN_EVERY = 60.0
-#: Seconds a Redis command may take before the process's own store answers instead.
-TIMEOUT = 0.5
 #: Every key Inkwell writes for persisted queries starts with this.
 PREFIX = "inkwell:apq:"
 
@@ -64,18 +58,16 @@ class ProcessStore:
 
 
 class RedisStore(ProcessStore):
-    """Documents in Redis at ``url`` under ``PREFIX`` + digest, each expiring ``ttl`` seconds
+    """Documents in Redis under ``PREFIX`` + digest, each expiring ``ttl`` seconds
     after it was last registered, and in the process's own LRU of ``size`` entries, which
     answers first (a hash names one text) and alone while Redis cannot (see the module's
-    docstring). The client connects on first use."""
+    docstring). ``link`` is the process's Redis client (``schema.engine.redis_link``)."""
 
-    def __init__(self, url: str, ttl: int, size: int) -> None:
+    def __init__(self, link: RedisLink, ttl: int, size: int) -> None:
         super().__init__(size)
         self.ttl = ttl
-        self._redis = Redis.from_url(
-            url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, decode_responses=True
-        )
-        self._warned_at = -WARN_EVERY
+        self._link = link
+        self._redis = link.client
 
     async def get(self, digest: str) -> str | None:
         # A hash names one text forever: what this process holds needs no round trip.
@@ -85,26 +77,17 @@ class RedisStore(ProcessStore):
         try:
             found = await self._redis.get(PREFIX + digest)
         except (RedisError, OSError) as exc:
-            self._unreachable(exc)
+            self._link.unreachable(exc)
             return None
         if found is None:
             return None
-        self.keep(digest, str(found))
-        return str(found)
+        document = found.decode()
+        self.keep(digest, document)
+        return document
 
     async def put(self, digest: str, document: str) -> None:
         self.keep(digest, document)
         try:
             await self._redis.set(PREFIX + digest, document, ex=self.ttl)
         except (RedisError, OSError) as exc:
-            self._unreachable(exc)
-
-    async def close(self) -> None:
-        """Close the client's connections (the lifespan's end)."""
-        await self._redis.aclose()
-
-    def _unreachable(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY:
-            self._warned_at = now
-            logger.warning("Redis unavailable, persisted queries kept per process for now: %s", exc)
+            self._link.unreachable(exc)

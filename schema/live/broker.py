@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from schema.live import metrics, outbox
@@ -68,6 +68,8 @@ class Broker:
         #: Held while an event's result is made (``schema.live.prepared``): at most
         #: ``READING`` at once.
         self.reading = asyncio.Semaphore(READING)
+        #: Called with each event of a kind no subscription follows (``observe``).
+        self._observers: dict[EventKind, list[Callable[[Event], None]]] = defaultdict(list)
 
     @property
     def listening(self) -> bool:
@@ -77,6 +79,13 @@ class Broker:
     def follow(self, channel: str, feed: Feed) -> None:
         """Listen on the notification ``channel`` for ``feed`` too, from ``start`` on (call
         it before). In-process there are no notifications: the feed never connects."""
+
+    def observe(self, kind: EventKind, observer: Callable[[Event], None]) -> None:
+        """Call ``observer`` with every event of ``kind`` delivered here, in event id order,
+        from the process's own commits and (on PostgreSQL) every other process's. For kinds
+        no subscription follows (``EventKind.ROWS_CHANGED``): such events are not queued or
+        kept for subscribers. ``observer`` must not block or raise."""
+        self._observers[kind].append(observer)
 
     async def start(self) -> None:
         """Begin receiving events (a no-op where there is nothing to connect)."""
@@ -115,6 +124,12 @@ class Broker:
     def deliver(self, event: Event) -> None:
         """Offer ``event`` to every subscription of its kind (never waits)."""
         metrics.EVENTS_RECEIVED.labels(event.kind.value).inc()
+        observers = self._observers.get(event.kind)
+        if observers is not None or event.kind is EventKind.ROWS_CHANGED:
+            self.last_delivered = event.event_id
+            for observer in observers or ():
+                observer(event)
+            return
         delivery = Delivery(event)
         if self._recent_after is None:
             self._recent_after = event.event_id - 1

@@ -9,6 +9,7 @@ deleted post, whether anonymous readers could see it), and, once written to the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,6 +24,9 @@ class EventKind(StrEnum):
     POST_UPDATED = "post_updated"
     POST_DELETED = "post_deleted"
     COMMENT_ADDED = "comment_added"
+    #: Not a subscription's: which tables a commit wrote to (``rows_changed``), for the
+    #: response caches of every process (``schema.engine.response_cache``).
+    ROWS_CHANGED = "rows_changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +59,26 @@ def comment_added(comment: models.Comment, post: models.Post) -> Event:
     return Event(
         EventKind.COMMENT_ADDED, comment.id, post.id, post.author_id, post.status == PUBLISHED
     )
+
+
+#: Each table's bit in a ``ROWS_CHANGED`` event, for good: a new table takes the next bit,
+#: and none is ever reused, so processes running different versions read events alike.
+#: A table without one sets ``ANY_TABLE``, which stands for every table.
+TABLE_BITS = {"users": 0, "posts": 1, "comments": 2, "tags": 3, "post_tags": 4, "events": 5}
+ANY_TABLE = 62
+
+
+def rows_changed(tables: Iterable[str]) -> Event:
+    """The event saying a commit wrote to ``tables`` (names): their bits (``TABLE_BITS``)
+    in its ``id``, which stays a positive 64-bit integer."""
+    bits = 0
+    for table in tables:
+        bits |= 1 << TABLE_BITS.get(table, ANY_TABLE)
+    return Event(EventKind.ROWS_CHANGED, bits, 0, 0, False)
+
+
+def changed_tables(event: Event, known: Iterable[str]) -> set[str]:
+    """The tables among ``known`` (names) a ``ROWS_CHANGED`` event says were written."""
+    if event.id >> ANY_TABLE & 1:
+        return set(known)
+    return {t for t in known if event.id >> TABLE_BITS.get(t, ANY_TABLE) & 1}

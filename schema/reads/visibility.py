@@ -93,6 +93,17 @@ def visible(viewer: Viewer | None, entity: Any) -> list[ColumnElement[bool]]:
     return []
 
 
+def decided_by(entity: Any) -> tuple[Any, ...]:
+    """The tables whose rows decide which rows of ``entity`` a reader may see, besides its
+    own (what ``visible`` reads): a change to them can change a response listing ``entity``.
+    """
+    if entity is models.Comment:
+        return (models.Post.__table__,)
+    if entity is models.Tag:
+        return (models.post_tags, models.Post.__table__)
+    return ()
+
+
 def is_public(entity: Any) -> bool:
     """True when every viewer may see every row of ``entity`` (``visible`` adds nothing)."""
     return entity is models.User

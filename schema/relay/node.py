@@ -17,6 +17,8 @@ import strawberry
 
 from schema.errors import BadUserInput
 from schema.reads.batch_fields import batch_field
+from schema.reads.tables_read import register_tables
+from schema.reads.visibility import decided_by
 from schema.validation import MAX_PK, echo
 
 
@@ -80,8 +82,11 @@ MODEL_KINDS: dict[Any, NodeKind] = {}
 
 
 def register_node(type_name: str, model: Any, from_row: Callable[[Any], Node]) -> None:
-    """Make ``type_name`` loadable by ``node(id:)``: rows of ``model`` via ``from_row``."""
+    """Make ``type_name`` loadable by ``node(id:)``: rows of ``model`` via ``from_row``.
+    Its values are read from ``model``'s table and the tables deciding their visibility
+    (``schema.reads.tables_read``: what a cached response selecting it depends on)."""
     NODE_KINDS[type_name] = MODEL_KINDS[model] = NodeKind(model, from_row)
+    register_tables(type_name, model, *decided_by(model))
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:

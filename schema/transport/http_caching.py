@@ -4,7 +4,9 @@ A persisted query sent as a GET names its document by hash in a short, stable UR
 anonymous one is what a CDN can serve from cache (Apollo's "automatic persisted queries over
 GET" exist for this). Everything else must not be shared: a signed-in viewer's answer is
 theirs alone, an error (a persisted-query miss above all, which the client follows at once
-with the document) is not worth keeping, and a POST is never cached by default. ``Vary`` names
+with the document) is not worth keeping, and a POST is never cached by default. With the
+response cache on (``schema.engine.response_cache``), every anonymous query's GET is public:
+Inkwell serves it from its own cache too. ``Vary`` names
 the request headers the answer depends on: ``Authorization`` (who asks) and ``Accept`` (the
 media type, ``schema.transport.media``).
 Source: RFC 9111, "HTTP Caching" (``Cache-Control``, ``Vary``); Apollo Server docs, "Caching
@@ -28,14 +30,15 @@ def cache_headers(
 ) -> dict[str, str]:
     """The caching headers for a request's response if it succeeds: for a GET, ``Vary`` and
     a ``Cache-Control`` of ``public, max-age=PUBLIC_CACHE_MAX_AGE_SECONDS`` for an anonymous
-    persisted query (hash only, no document), ``private, no-store`` for a signed-in one, else
-    ``no-store``; nothing for other methods. ``params`` are the request's query parameters."""
+    persisted query (hash only, no document; with ``RESPONSE_CACHE``, any anonymous query),
+    ``private, no-store`` for a signed-in one, else ``no-store``; nothing for other methods.
+    ``params`` are the request's query parameters."""
     if method != "GET":
         return {}
-    persisted = "extensions" in params and not params.get("query")
+    public = settings.response_cache or ("extensions" in params and not params.get("query"))
     if authorization:
         policy = f"private, {NO_STORE}"
-    elif persisted and settings.public_cache_max_age_seconds > 0:
+    elif public and settings.public_cache_max_age_seconds > 0:
         policy = f"public, max-age={settings.public_cache_max_age_seconds}"
     else:
         policy = NO_STORE

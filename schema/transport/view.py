@@ -32,7 +32,8 @@ from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
 from schema.errors import AuthenticationFailed
 from schema.transport import graphiql, read_after
-from schema.transport.http_caching import NO_STORE, cache_headers
+from schema.transport.cached_responses import fill, lookup_of, response_headers, serve_cached
+from schema.transport.http_caching import NO_STORE
 from schema.transport.media import (
     GRAPHQL_RESPONSE,
     is_authentication_failure,
@@ -41,7 +42,12 @@ from schema.transport.media import (
     request_error_status,
 )
 from schema.transport.streams import ResumableSSE, names_a_stream, streams
-from schema.transport.ws import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
+from schema.transport.ws import (
+    LegacyWSHandler,
+    TextWebSocketAdapter,
+    TransportWSHandler,
+    operation_context,
+)
 from settings import Settings
 
 logger = logging.getLogger("inkwell.ws")
@@ -111,16 +117,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return HTMLResponse(self.graphql_ide_html, headers=graphiql.PAGE_HEADERS)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        """Only for a browser asking for a page: a GET naming HTML in ``Accept`` and carrying no
-        operation. Strawberry also serves it for ``Accept: */*``, which is what a hash-only
-        persisted-query GET from a script or a CDN may send: that must execute."""
-        params = request.query_params
-        return (
-            request.method == "GET"
-            and not params.get("query")
-            and not params.get("extensions")
-            and "text/html" in request.headers.get("accept", "")
-        )
+        return graphiql.asks_for_page(request)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -136,6 +133,8 @@ class GraphQLApp(GraphQL[Context, None]):
             response=response,
             broker=request.app.state.broker,
             viewers=request.app.state.viewers,
+            response_cache=request.app.state.response_cache,
+            cache_lookup=lookup_of(request),
             authorization=request.headers.get("authorization"),
         )
 
@@ -143,7 +142,7 @@ class GraphQLApp(GraphQL[Context, None]):
         """Check the ``connection_init`` credentials (in a unit of work of its own); raise
         ``ConnectionRejectionError`` (close code 4403) for bad ones."""
         try:
-            check = context.for_operation()  # refuses credentials it cannot read
+            check = operation_context(context)  # refuses credentials it cannot read
         except AuthenticationFailed as exc:
             raise ConnectionRejectionError({"message": str(exc)}) from None
         try:
@@ -172,7 +171,12 @@ class GraphQLApp(GraphQL[Context, None]):
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry's handling, with its HTTP-level refusals (a body that is not JSON, a
         batch, a mutation over GET, no query) answered as GraphQL errors with a code instead
-        of plain text, so every client reads errors the same way."""
+        of plain text, so every client reads errors the same way. An anonymous query the
+        response cache holds is answered from it first (``schema.transport.cached_responses``)."""
+        if isinstance(request, Request):
+            cached = await serve_cached(request, self.settings)
+            if cached is not None:
+                return cached
         try:
             return await super().run(request, context, root_value)
         except HTTPException as exc:
@@ -255,22 +259,17 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         # The media type the response will have, chosen from the request's Accept, and the
-        # caching headers it will have if it succeeds (schema.transport.http_caching).
+        # caching headers it will have if it succeeds (schema.transport.http_caching), with
+        # X-Cache: MISS for a request looked up in the response cache.
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = negotiate(request.headers.get("accept"))
         if isinstance(request, Request):
-            sub_response.headers.update(
-                cache_headers(
-                    request.method,
-                    request.query_params,
-                    request.headers.get("authorization"),
-                    self.settings,
-                )
-            )
+            sub_response.headers.update(response_headers(request, self.settings))
         return sub_response
 
     async def process_result(self, request: Request, result: Any) -> Any:
         processed = await super().process_result(request, result)
+        await fill(request, result)  # the response cache's, if it may keep it
         if negotiate(request.headers.get("accept")) == GRAPHQL_RESPONSE and is_request_error(
             processed
         ):

@@ -3,7 +3,7 @@
 Strawberry's protocol handlers run every operation of a connection with the one context
 ``get_context`` made for the connection. Inkwell's unit of work is per operation, so the
 handlers here see the schema through ``PerOperationSchema``, which gives each operation a
-context of its own (``Context.for_operation``); a subscription ends its unit of work once
+context of its own (``operation_context``); a subscription ends its unit of work once
 subscribed and reads each event in one of the event's (``schema.live.stream``). The
 graphql-transport-ws handler also sends a ``ping`` every ``WS_KEEPALIVE_SECONDS``, so idle
 connections survive proxies and dead ones are noticed.
@@ -30,6 +30,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Connec
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import PreExecutionError
 
+from schema.auth.connection_init import connection_authorization
 from schema.context import Context
 
 
@@ -47,6 +48,28 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+def operation_context(connection: Context) -> Context:
+    """A context of its own for one operation over a WebSocket connection's context: the same
+    settings, broker, routing and connection, a new unit of work. Raises
+    ``AuthenticationFailed`` for ``connection_init`` credentials it cannot read (checked when
+    the connection opens: ``GraphQLApp.on_ws_connect``)."""
+    authorization = connection_authorization(connection.connection_params)
+    return Context(
+        settings=connection.settings,
+        sessionmaker=connection.sessionmaker,
+        read_sessions=connection.read_sessions,
+        replicas=connection.replicas,
+        read_after=connection.read_after,
+        request=connection.request,
+        response=connection.response,
+        broker=connection.broker,
+        viewers=connection.viewers,
+        response_cache=connection.response_cache,
+        authorization=authorization if authorization is not None else connection.authorization,
+        connection_params=connection.connection_params,
+    )
+
+
 class PerOperationSchema:
     """The schema, as a WebSocket protocol handler uses it: ``stream`` and ``subscribe`` run
     each operation with a new context derived from the connection's."""
@@ -59,13 +82,13 @@ class PerOperationSchema:
 
     async def stream(self, *args: Any, context_value: Context, **kwargs: Any) -> Any:
         source = await self._schema.stream(
-            *args, context_value=context_value.for_operation(), **kwargs
+            *args, context_value=operation_context(context_value), **kwargs
         )
         return _errors_as_results(source)
 
     async def subscribe(self, *args: Any, context_value: Context, **kwargs: Any) -> Any:
         source = await self._schema.subscribe(
-            *args, context_value=context_value.for_operation(), **kwargs
+            *args, context_value=operation_context(context_value), **kwargs
         )
         return _errors_as_results(source)
 

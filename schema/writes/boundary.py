@@ -17,6 +17,8 @@ from db.errors import is_transaction_conflict
 from db.replicas import commit_position, format_lsn
 from schema.context import Context
 from schema.errors import TransactionConflict
+from schema.live.events import rows_changed
+from schema.writes import changes
 from schema.writes.results import MutationError, rolled_back
 from schema.writes.transaction import Outcome, Transaction
 from schema.writes.withdrawn import rolled_back_value
@@ -37,8 +39,10 @@ class TransactionBoundary(SchemaExtension):
     Queries never commit: ``UnitOfWork`` closes (and so rolls back) their session.
     The fields' events (``Transaction.events``) go to the broker with the commit (``stage``
     just before it, ``committed`` after it) and nowhere on rollback, so no subscriber hears of
-    a change that was not kept. With read replicas, a commit's WAL position goes in
-    ``extensions.readAfter`` (``read_after``).
+    a change that was not kept. With the response cache on, so does a ``ROWS_CHANGED`` event
+    naming the tables the transaction wrote (``schema.writes.changes``), and the cache hears
+    of the commit before the response is sent (``ResponseCache.committed``). With read
+    replicas, a commit's WAL position goes in ``extensions.readAfter`` (``read_after``).
     Source: Hasura docs, "Multiple mutations in a request" (one transaction, all or nothing).
     """
 
@@ -66,16 +70,23 @@ class TransactionBoundary(SchemaExtension):
                 self._withdraw(result, transaction.succeeded)
             return
         events = transaction.outbox()
-        broker = context.broker if events else None
+        # With the response cache on, every commit announces the tables it wrote too.
+        cache = context.response_cache if context.broker is not None else None
+        broker = context.broker if events or cache is not None else None
         try:
             if broker is not None:
                 # One shielded piece of work: the outbox rows (and, on PostgreSQL, the NOTIFY)
                 # inside the transaction, COMMIT, then the in-process hand-over, so a client
                 # leaving mid-commit cannot keep a committed change from being announced.
                 async def commit_and_announce(session: Any) -> None:
-                    written = await broker.stage(session, events)
+                    tables = await _tables_written(session) if cache is not None else None
+                    staged = [*events, rows_changed(tables)] if tables else events
+                    written = await broker.stage(session, staged) if staged else []
                     await session.commit()
                     broker.committed(written)
+                    if cache is not None and tables:
+                        # Before the response: the next read anywhere sees the change.
+                        await cache.committed(tables, written[-1].event_id)
 
                 await context.run(commit_and_announce)
             else:
@@ -134,6 +145,12 @@ async def read_after(context: Context, transaction: Transaction) -> None:
     transaction.position = format_lsn(position)
     if context.viewer is not None:
         context.replicas.pin(context.viewer.id, position)
+
+
+async def _tables_written(session: Any) -> frozenset[str]:
+    # Flushed first: COMMIT would flush what is pending after the outbox rows are written.
+    await session.flush()
+    return changes.written(session)
 
 
 def _forget_accounts(context: Context, transaction: Transaction) -> None:

@@ -200,3 +200,17 @@ def banner(host: str, port: int, email: str, password: str) -> str:
         f"Demo sign-in (development data): run\n  {login}\n"
         'then add {"Authorization": "Bearer <token>"} in the Headers tab.'
     )
+
+
+def asks_for_page(request: Request) -> bool:
+    """Whether ``request`` (Starlette's) is a browser asking for GraphiQL: a GET naming HTML
+    in ``Accept`` and carrying no operation. Strawberry also serves the page for
+    ``Accept: */*``, which is what a hash-only persisted-query GET from a script or a CDN
+    may send: that must execute."""
+    params = request.query_params
+    return (
+        request.method == "GET"
+        and not params.get("query")
+        and not params.get("extensions")
+        and "text/html" in request.headers.get("accept", "")
+    )

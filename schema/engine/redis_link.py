@@ -1,0 +1,49 @@
+"""The process's one Redis client (``REDIS_URL``) and what it says while Redis is away.
+
+The stores that share state through Redis (persisted queries, ``schema.engine.persisted_store``;
+cached responses, ``schema.engine.response_cache``) use one client, so one connection pool,
+and one outage: Redis being unreachable never fails a request (each store falls back to the
+process) and is logged as one warning line a minute, whichever store noticed.
+Source: redis-py docs, "Asyncio" (``redis.asyncio``, ``Redis.from_url``, ``aclose``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+
+logger = logging.getLogger("inkwell.redis")
+
+#: Seconds between two warnings that Redis is unreachable.
+WARN_EVERY = 60.0
+#: Seconds a Redis command may take before the process's own store answers instead.
+TIMEOUT = 0.5
+
+
+class RedisLink:
+    """A redis-py asyncio client for ``url`` (replies as bytes; it connects on first use)
+    and the rate-limited warning of an outage (``unreachable``)."""
+
+    def __init__(self, url: str) -> None:
+        self.client: Redis = Redis.from_url(
+            url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+        )
+        self._warned_at = -WARN_EVERY
+
+    def unreachable(self, exc: BaseException) -> None:
+        """Redis failed a command with ``exc``: warn, at most once every ``WARN_EVERY``
+        seconds."""
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            logger.warning(
+                "Redis unavailable, persisted queries and cached responses kept per process "
+                "for now: %s",
+                exc,
+            )
+
+    async def close(self) -> None:
+        """Close the client's connections (the lifespan's end)."""
+        await self.client.aclose()

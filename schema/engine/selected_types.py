@@ -1,0 +1,74 @@
+"""The GraphQL object types a document selects: what its response is made of.
+
+Walked once per document (``schema.engine.response_cache`` keeps the result) with
+graphql-core's ``TypeInfo``, which follows fragments' and inline fragments' type conditions:
+every field's type, unwrapped from lists and non-nulls. An interface or a union stands for
+every type implementing it (``node(id:)`` may answer any node type), and a Relay connection
+or edge for its nodes' type, selected or not: a connection's ``totalCount`` alone counts
+rows of the nodes' table.
+Source: graphql-core docs, "Utilities" (``TypeInfo``, ``TypeInfoVisitor``) and "Language"
+(``visit``); GraphQL Cursor Connections Specification (``edges``, ``node``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLNamedType,
+    GraphQLSchema,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    get_named_type,
+    is_abstract_type,
+    is_object_type,
+    visit,
+)
+
+#: The fields through which a connection (``edges``, ``nodes``) or an edge (``node``) reaches
+#: the type of its rows.
+ROW_FIELDS = ("edges", "nodes", "node")
+
+
+class _FieldTypes(Visitor):
+    """Collects the named type of every field the visit enters."""
+
+    def __init__(self, type_info: TypeInfo, found: set[GraphQLNamedType]) -> None:
+        super().__init__()
+        self.type_info = type_info
+        self.found = found
+
+    def enter_field(self, *_args: Any) -> None:
+        field_type = self.type_info.get_type()
+        if field_type is not None:
+            self.found.add(get_named_type(field_type))
+
+
+def selected_types(schema: GraphQLSchema, document: DocumentNode) -> frozenset[str]:
+    """The names of the object types (and interfaces and unions) a response to ``document``
+    (validated against ``schema``) may hold values of, over all its operations and
+    fragments."""
+    found: set[GraphQLNamedType] = set()
+    type_info = TypeInfo(schema)
+    visit(document, TypeInfoVisitor(type_info, _FieldTypes(type_info, found)))
+    names: set[str] = set()
+    for named in found:
+        _expand(schema, named, names)
+    return frozenset(names)
+
+
+def _expand(schema: GraphQLSchema, named: GraphQLNamedType, names: set[str]) -> None:
+    if named.name in names:
+        return
+    if is_abstract_type(named):
+        names.add(named.name)
+        for possible in schema.get_possible_types(named):
+            _expand(schema, possible, names)
+    elif is_object_type(named):
+        names.add(named.name)
+        fields = named.fields
+        for name in ROW_FIELDS:
+            if name in fields:
+                _expand(schema, get_named_type(fields[name].type), names)
