@@ -203,6 +203,27 @@ async def test_queries_read_on_the_replica_and_mutations_on_the_primary(pair: Pa
         assert found["lagSeconds"] is not None and found["lagSeconds"] <= 30
 
 
+async def test_a_response_the_cache_keeps_is_read_on_the_primary(pair: Pair) -> None:
+    # Cache positions are event ids, not WAL positions: no replica can be shown to have
+    # replayed them, so a fill reads where every commit they name is visible.
+    async with running_app(replica_settings(pair, response_cache=True)) as app:
+        on_replica = statements_on(replica_engine(app))
+        app.statements.clear()
+        filled = await app.client.post("/graphql", json={"query": QUERY})
+        assert filled.headers["x-cache"] == "MISS" and "errors" not in filled.json()
+        assert on_replica == [] and len(app.statements) == 2, (on_replica, app.statements)
+        app.statements.clear()
+        hit = await app.client.post("/graphql", json={"query": QUERY})
+        assert hit.headers["x-cache"] == "HIT"
+        assert hit.json()["data"] == filled.json()["data"]
+        assert on_replica == [] and app.statements == []
+        # A signed-in query is never cached, and reads on the replica as before.
+        signed_in = await app.client.post(
+            "/graphql", json={"query": QUERY}, headers=bearer(app.settings, OWNER)
+        )
+        assert "errors" not in signed_in.json() and len(on_replica) >= 2, on_replica
+
+
 async def test_without_replicas_a_mutation_costs_what_it_did(pair: Pair) -> None:
     counts = []
     for settings in (app_settings(pair.url), replica_settings(pair)):
