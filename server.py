@@ -32,6 +32,7 @@ from db.engine import create_engine, create_sessionmaker
 from db.read_sessions import ReadSessions
 from schema import build_schema, persisted_store
 from schema.auth import viewer_cache
+from schema.engine.rate_limits import rate_limits
 from schema.live import outbox
 from schema.live.postgres import broker_for
 from schema.telemetry import exposition, lifecycle, logs, tracing
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             app.state.broker = broker = broker_for(settings.database_url)
             # HTTP operations take turns (schema.transport.admission).
             app.state.admission = Admission(settings.max_concurrent_operations or None)
+            # Token buckets per viewer and address, in Redis with REDIS_URL (rate_limits).
+            app.state.rate_limits = limits = rate_limits(settings)
             # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
             app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
             broker.follow(viewer_cache.CHANNEL, viewers)
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             await broker.stop()
             await engine.dispose()
             await persisted.close()
+            await limits.close()
             if traced is not None:
                 traced.stop()
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from schema.auth.viewer import Viewer
     from schema.auth.viewer_cache import ViewerCache
+    from schema.engine.rate_limits import RateLimits
     from schema.live import Broker
     from schema.live.prepared import EventExecutors
     from schema.reads.loaders import Loaders
@@ -82,6 +83,9 @@ class Context:
     sql: SqlStats = field(default_factory=SqlStats)
     #: The signed-in user, set by ``schema.engine.extensions.authentication`` before execution.
     viewer: Viewer | None = None
+    #: The operation's estimated rows (``schema.engine.limits``), set by ``QueryLimits``
+    #: once validated; what its rate limit charges (``schema.engine.rate_limits``).
+    cost: int = 0
     #: The mutation's transaction state, set by ``schema.writes.boundary``; ``None``
     #: for queries (which never commit).
     transaction: Transaction | None = None
@@ -114,6 +118,12 @@ class Context:
     def loaders(self) -> Loaders:
         """The DataLoaders of the current unit of work."""
         return self._loaders
+
+    @property
+    def rate_limits(self) -> RateLimits | None:
+        """The process's rate limits (``app.state.rate_limits``), ``None`` without an app."""
+        app = getattr(self.request, "app", None)  # a Starlette Request or WebSocket
+        return getattr(app.state, "rate_limits", None) if app is not None else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -53,5 +53,7 @@ def cors_middleware(settings: Settings) -> Middleware | None:
         allow_credentials=settings.cors_allow_credentials,
         allow_methods=["GET", "POST"],
         allow_headers=allowed_headers(settings),
+        # Not a CORS-safelisted response header: a page reads a 429's wait only if exposed.
+        expose_headers=["retry-after"],
         max_age=settings.cors_max_age_seconds,
     )

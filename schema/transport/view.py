@@ -40,6 +40,7 @@ from schema.transport.media import (
     negotiate,
     request_error_status,
 )
+from schema.transport.rate_limited import too_many_requests
 from schema.transport.streams import ResumableSSE, names_a_stream, streams
 from schema.transport.ws import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from settings import Settings
@@ -279,7 +280,8 @@ class GraphQLApp(GraphQL[Context, None]):
         request error (no ``data`` entry) is 400, or 5xx when the server failed
         (``schema.transport.media``). Under either media type, refused credentials are 401 with a
         ``WWW-Authenticate`` challenge (RFC 6750 §3.1), so a client's auth link can refresh
-        the token or sign out; a response with errors is never cached."""
+        the token or sign out, and a refusal by a rate limit 429 (``rate_limited``); a
+        response with errors is never cached."""
         response = super().create_response(response_data, sub_response)
         if isinstance(response_data, dict):
             if response_data.get("errors") and "cache-control" in response.headers:
@@ -288,6 +290,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 response.status_code = 401
                 response.headers["www-authenticate"] = INVALID_TOKEN_CHALLENGE
                 return response
+            too_many_requests(response_data, response)
         if sub_response.media_type == GRAPHQL_RESPONSE:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
             if isinstance(response_data, dict) and "data" not in response_data:

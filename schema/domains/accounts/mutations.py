@@ -97,6 +97,8 @@ class AccountMutations:
         password = checks.password("password", input.password)
         if invalid := checks.result():
             return invalid
+        if (limits := info.context.rate_limits) is not None:
+            await limits.charge_register(info.context)  # before Argon2 works
         # Hash before the INSERT: no row or write lock is held while Argon2 works.
         password_hash = await hash_password(password)
         # ON CONFLICT DO NOTHING: of concurrent registrations of one email, exactly one
@@ -123,6 +125,9 @@ class AccountMutations:
         checks.text("password", input.password, max_length=PASSWORD_MAX, strip=False)
         if invalid := checks.result():
             return invalid
+        if (limits := info.context.rate_limits) is not None:
+            # Per account and per address, before any read or Argon2 (schema.engine.rate_limits).
+            await limits.charge_login(info.context, email)
         rows = await fetch.scalars(
             info.context,
             fetch.select_where(models.User, models.User.email == email).options(
