@@ -34,6 +34,7 @@ from db.replica_monitor import ReplicaMonitor
 from db.replicas import replica_set
 from schema import build_schema, persisted_store
 from schema.auth import viewer_cache
+from schema.engine.rate_limits import rate_limits
 from schema.engine.redis_link import RedisLink
 from schema.engine.response_cache import ResponseCache, fingerprint
 from schema.live import outbox
@@ -112,6 +113,9 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             app.state.broker = broker = broker_for(settings.database_url)
             # HTTP operations take turns (schema.transport.admission).
             app.state.admission = Admission(settings.max_concurrent_operations or None)
+            # Token buckets per viewer and address, in Redis with REDIS_URL (rate_limits).
+            app.state.redis = link  # the one client (None without REDIS_URL)
+            app.state.rate_limits = rate_limits(settings, link)
             # Fed by the broker's LISTEN connection (PostgreSQL); never trusted in-process.
             app.state.viewers = viewers = viewer_cache.ViewerCache(settings.viewer_cache_seconds)
             broker.follow(viewer_cache.CHANNEL, viewers)

@@ -10,6 +10,7 @@ Source: pydantic-settings, https://docs.pydantic.dev/latest/concepts/pydantic_se
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -298,9 +299,64 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description="Redis for state shared by every worker and instance (`redis://host:port/db`"
-        "): the persisted-query store and the response cache. Unset, or unreachable: each "
-        "process keeps its own "
-        "(one warning line a minute while unreachable).",
+        "): the persisted-query store, the response cache and the rate limits. Unset, or "
+        "unreachable: each process keeps its own (one warning line a minute while unreachable).",
+    )
+    rate_limit_points: int = Field(
+        0,
+        ge=0,
+        le=1_000_000_000,
+        description="Token bucket of each signed-in viewer (each client address when "
+        "anonymous), in cost points: an operation costs 1 plus its estimated rows (as "
+        "MAX_QUERY_COST counts them), over the limit 429 (`RATE_LIMITED`); shared through "
+        "`REDIS_URL`. 0: no limit.",
+    )
+    rate_limit_points_per_second: float = Field(
+        1000.0,
+        gt=0,
+        le=1_000_000_000,
+        description="Points each RATE_LIMIT_POINTS bucket gets back per second.",
+    )
+    login_attempts_per_account: int = Field(
+        10,
+        ge=0,
+        le=1_000_000,
+        description="`login` attempts per account (email) per AUTH_ATTEMPTS_WINDOW_SECONDS, "
+        "as a token bucket (a burst of this many, then one per window/N); 0: no limit.",
+    )
+    login_attempts_per_address: int = Field(
+        100,
+        ge=0,
+        le=1_000_000,
+        description="`login` attempts per client address per AUTH_ATTEMPTS_WINDOW_SECONDS; "
+        "0: no limit.",
+    )
+    register_attempts_per_address: int = Field(
+        20,
+        ge=0,
+        le=1_000_000,
+        description="`register` attempts per client address per AUTH_ATTEMPTS_WINDOW_SECONDS; "
+        "0: no limit.",
+    )
+    auth_attempts_window_seconds: float = Field(
+        300.0,
+        ge=1,
+        le=86_400,
+        description="The window of the LOGIN_ and REGISTER_ATTEMPTS limits, in seconds.",
+    )
+    rate_limit_key_prefix: str = Field(
+        "inkwell:rate:",
+        min_length=1,
+        description="With `REDIS_URL`: the start of every rate-limit key in Redis (instances "
+        "sharing a Redis and a prefix share their limits).",
+    )
+    trusted_proxies: ListSetting = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="`serve`: addresses or networks (`10.0.0.0/8`) of reverse proxies whose "
+        "`X-Forwarded-For` (read right to left, through trusted hops only) and "
+        "`X-Forwarded-Proto` name the client (uvicorn's `forwarded_allow_ips`; its default, "
+        "loopback, is this one's); `*` for any; comma-separated or a JSON list. Empty: none, "
+        "the connection's peer is the client.",
     )
     public_cache_max_age_seconds: int = Field(
         60,
@@ -503,7 +559,11 @@ class Settings(BaseSettings):
         return secret
 
     @field_validator(
-        "cors_allowed_origins", "cors_allowed_headers", "database_replica_urls", mode="before"
+        "cors_allowed_origins",
+        "cors_allowed_headers",
+        "database_replica_urls",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _comma_or_json_list(cls, value: Any) -> Any:
@@ -521,6 +581,19 @@ class Settings(BaseSettings):
     @classmethod
     def _origins_as_browsers_send_them(cls, origins: list[str]) -> list[str]:
         return [normalize_origin(origin) for origin in origins]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            if proxy != "*":
+                try:
+                    ipaddress.ip_network(proxy, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                    ) from None
+        return proxies
 
     @field_validator("cors_allowed_headers")
     @classmethod

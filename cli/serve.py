@@ -100,6 +100,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         # Off unless asked for: each compressed connection holds zlib's state (about 300 KB,
         # allocated outside Python), which subscribers reconnecting churn (issue 19's soak).
         "ws_per_message_deflate": settings.ws_per_message_deflate,
+        # The client's address (rate limits) from X-Forwarded-For only through TRUSTED_PROXIES
+        # (in place of uvicorn's FORWARDED_ALLOW_IPS).
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
     }
     with tempfile.TemporaryDirectory(prefix="inkwell-serve-") as folder:
         mark = Path(folder) / "startup-failed"

@@ -39,6 +39,7 @@ from schema.engine.extensions.limits import shape_refusal
 from schema.engine.extensions.masking import drop_tracebacks, is_unexpected, set_default_codes
 from schema.engine.extensions.parsed_documents import ParsedDocuments, TextCache
 from schema.engine.extensions.persisted_queries import PersistedQueries, load_manifest
+from schema.engine.extensions.rate_limits import RateLimit
 from schema.engine.extensions.runner import KnownHooksRunner
 from schema.engine.extensions.validated_documents import ValidatedDocuments
 from schema.engine.naming import RememberingNameConverter
@@ -147,8 +148,10 @@ def build_schema(
         # Operations too big to serve are refused before anything touches the database: the
         # document's shape right after parsing (before validation), its cost after validation.
         lambda: QueryLimits(settings),
-        # Who is asking, then (for mutations) the one transaction around all fields.
+        # Who is asking, then what they may still spend (RATE_LIMIT_POINTS), then (for
+        # mutations) the one transaction around all fields.
         Authentication,
+        *([RateLimit] if settings.rate_limit_points else []),
         TransactionBoundary,
         # Innermost, so it bounds the resolvers and not the other hooks' entry (signing in):
         # a timeout then unwinds through the transaction, which rolls back.

@@ -99,6 +99,9 @@ class Context:
     sql: SqlStats = field(default_factory=SqlStats)
     #: The signed-in user, set by ``schema.engine.extensions.authentication`` before execution.
     viewer: Viewer | None = None
+    #: The operation's estimated rows (``schema.engine.limits``), set by ``QueryLimits``
+    #: once validated; what its rate limit charges (``schema.engine.rate_limits``).
+    cost: int = 0
     #: The mutation's transaction state (``schema.writes.boundary``); ``None`` for queries.
     transaction: Transaction | None = None
     #: An event's unit of work shared by subscribers (``schema.live.prepared.SharedRead``).

@@ -8,6 +8,7 @@ Anything that is not an ``InkwellError`` is unexpected and masked
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -76,4 +77,21 @@ class RequestTimeout(InkwellError):
             f"The operation took longer than {seconds:g} s and was stopped; nothing was "
             "changed. Ask for less, or retry.",
             limit=seconds,
+        )
+
+
+class RateLimited(InkwellError):
+    """Over a rate limit (``schema.engine.rate_limits``): too many operations, or sign-in or
+    registration attempts, in too short a time; nothing was run. ``extensions.retryAfterSeconds``
+    (whole seconds, rounded up) says when the same request would pass; over HTTP the response
+    is 429 with that ``Retry-After``."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, seconds: float) -> None:
+        wait = max(1, math.ceil(seconds))
+        super().__init__(
+            f"Too many requests; nothing was run. Retry in {wait} s.",
+            retryAfterSeconds=wait,
+            retryable=True,
         )

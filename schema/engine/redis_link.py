@@ -1,9 +1,10 @@
 """The process's one Redis client (``REDIS_URL``) and what it says while Redis is away.
 
 The stores that share state through Redis (persisted queries, ``schema.engine.persisted_store``;
-cached responses, ``schema.engine.response_cache``) use one client, so one connection pool,
-and one outage: Redis being unreachable never fails a request (each store falls back to the
-process) and is logged as one warning line a minute, whichever store noticed.
+cached responses, ``schema.engine.response_cache``; rate limits, ``schema.engine.rate_limits``)
+use one client, so one connection pool, and one outage: Redis being unreachable never fails a
+request (each store falls back to the process) and is logged as one warning line a minute,
+whichever store noticed.
 Source: redis-py docs, "Asyncio" (``redis.asyncio``, ``Redis.from_url``, ``aclose``).
 """
 
@@ -39,8 +40,8 @@ class RedisLink:
         if now - self._warned_at >= WARN_EVERY:
             self._warned_at = now
             logger.warning(
-                "Redis unavailable, persisted queries and cached responses kept per process "
-                "for now: %s",
+                "Redis unavailable, persisted queries, cached responses and rate limits kept "
+                "per process for now: %s",
                 exc,
             )
 

@@ -37,9 +37,10 @@ DEFAULT_ALLOWED_HEADERS = (
     "x-request-id",
     "inkwell-read-after",
 )
-#: Response headers cross-origin pages may read: the request id, and a mutation's commit
-#: position (``schema.transport.read_after``), which a browser app sends back.
-EXPOSED_HEADERS = ("x-request-id", "inkwell-read-after")
+#: Response headers cross-origin pages may read (none is CORS-safelisted): the request id, a
+#: mutation's commit position (``schema.transport.read_after``), which a browser app sends
+#: back, and a 429's wait (``schema.transport.rate_limited``).
+EXPOSED_HEADERS = ("x-request-id", "inkwell-read-after", "retry-after")
 
 
 def allowed_headers(settings: Settings) -> list[str]:

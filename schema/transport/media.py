@@ -62,6 +62,7 @@ SERVER_ERROR_STATUS = {
     "TRANSACTION_CONFLICT": 503,
     "REQUEST_TIMEOUT": 504,
     "INTERNAL_SERVER_ERROR": 500,
+    "RATE_LIMITED": 429,  # with Retry-After (schema.transport.rate_limited)
 }
 
 

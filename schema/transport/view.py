@@ -41,6 +41,7 @@ from schema.transport.media import (
     negotiate,
     request_error_status,
 )
+from schema.transport.rate_limited import too_many_requests
 from schema.transport.streams import ResumableSSE, names_a_stream, streams
 from schema.transport.ws import (
     LegacyWSHandler,
@@ -258,9 +259,8 @@ class GraphQLApp(GraphQL[Context, None]):
             raise
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
-        # The media type the response will have, chosen from the request's Accept, and the
-        # caching headers it will have if it succeeds (schema.transport.http_caching), with
-        # X-Cache: MISS for a request looked up in the response cache.
+        # The media type (from Accept) and the caching headers the response will have if it
+        # succeeds (http_caching), with X-Cache: MISS for a look-up in the response cache.
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = negotiate(request.headers.get("accept"))
         if isinstance(request, Request):
@@ -270,9 +270,8 @@ class GraphQLApp(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: Any) -> Any:
         processed = await super().process_result(request, result)
         await fill(request, result)  # the response cache's, if it may keep it
-        if negotiate(request.headers.get("accept")) == GRAPHQL_RESPONSE and is_request_error(
-            processed
-        ):
+        media = negotiate(request.headers.get("accept"))
+        if media == GRAPHQL_RESPONSE and is_request_error(processed):
             processed.pop("data", None)  # it never executed: no data entry at all
         return processed
 
@@ -281,7 +280,8 @@ class GraphQLApp(GraphQL[Context, None]):
         request error (no ``data`` entry) is 400, or 5xx when the server failed
         (``schema.transport.media``). Under either media type, refused credentials are 401 with a
         ``WWW-Authenticate`` challenge (RFC 6750 §3.1), so a client's auth link can refresh
-        the token or sign out; a response with errors is never cached."""
+        the token or sign out, and a refusal by a rate limit 429 (``rate_limited``); a
+        response with errors is never cached."""
         response = super().create_response(response_data, sub_response)
         if isinstance(response_data, dict):
             if self.settings.database_replica_urls:  # a commit's position, as a header too
@@ -292,6 +292,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 response.status_code = 401
                 response.headers["www-authenticate"] = INVALID_TOKEN_CHALLENGE
                 return response
+            too_many_requests(response_data, response)
         if sub_response.media_type == GRAPHQL_RESPONSE:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
             if isinstance(response_data, dict) and "data" not in response_data:

@@ -14,6 +14,7 @@ from schema.auth.passwords import hash_password, needs_rehash, verify_password
 from schema.auth.tokens import issue_token
 from schema.auth.viewer import Viewer
 from schema.context import Info
+from schema.engine.rate_limits import limits_of
 from schema.reads import fetch
 from schema.relay.node_loading import to_node
 from schema.writes.boundary import AtomicMutation
@@ -97,6 +98,8 @@ class AccountMutations:
         password = checks.password("password", input.password)
         if invalid := checks.result():
             return invalid
+        if (limits := limits_of(info.context)) is not None:
+            await limits.charge_register(info.context)  # before Argon2 works
         # Hash before the INSERT: no row or write lock is held while Argon2 works.
         password_hash = await hash_password(password)
         # ON CONFLICT DO NOTHING: of concurrent registrations of one email, exactly one
@@ -123,6 +126,9 @@ class AccountMutations:
         checks.text("password", input.password, max_length=PASSWORD_MAX, strip=False)
         if invalid := checks.result():
             return invalid
+        if (limits := limits_of(info.context)) is not None:
+            # Per account and per address, before any read or Argon2 (schema.engine.rate_limits).
+            await limits.charge_login(info.context, email)
         rows = await fetch.scalars(
             info.context,
             fetch.select_where(models.User, models.User.email == email).options(

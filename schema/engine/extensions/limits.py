@@ -18,6 +18,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
+from schema.context import Context
 from schema.engine.limits import Measure, measure, sizing_variables
 from schema.engine.operation_memo import OperationMemo
 from schema.engine.shape import Shape, shape
@@ -236,6 +237,8 @@ class QueryLimits(SchemaExtension):
                 return None  # graphql-core reports the variables that do not coerce
             coerced = found_values.coerced
         found = _measured(schema, chosen[0], fragments, coerced, settings)
+        if isinstance(operation_context := context.context, Context):
+            operation_context.cost = found.cost  # what its rate limit charges
         if found.truncated:
             return limit_error(
                 "QUERY_TOO_COSTLY",
