@@ -80,4 +80,4 @@ async def test_redis_unreachable_keeps_them_per_process_with_one_warning(
                 assert answer.json()["data"] == {"__typename": "Query"}
     warnings = [r for r in caplog.records if r.name == "inkwell.redis"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert warnings[0].getMessage().startswith("Redis unavailable, persisted queries and")
+    assert warnings[0].getMessage().startswith("Redis unavailable, persisted queries,")
