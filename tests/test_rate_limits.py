@@ -96,6 +96,21 @@ async def test_a_full_bucket_takes_exactly_its_capacity_whatever_the_rate(
         await link.close()
 
 
+async def test_a_bucket_refilled_within_a_millisecond_is_still_kept_in_redis(
+    redis_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its key would expire in under a millisecond: PX 0 is an error, and every charge of
+    # such a bucket (a generous limit) fell back to the process's, with a warning.
+    caplog.set_level(logging.WARNING, logger="inkwell.redis")
+    link, prefix = RedisLink(REDIS), unique_prefix()
+    try:
+        buckets = RedisBuckets(link, prefix)
+        assert await buckets.charge([Charge("fast", Bucket(10**9, 10**9), 50)]) == 0.0
+        assert [r for r in caplog.records if r.name == "inkwell.redis"] == []
+    finally:
+        await link.close()
+
+
 async def test_a_burst_gets_exactly_the_allowed_number_through_and_the_rest_429(
     read_db_url: str,
 ) -> None:

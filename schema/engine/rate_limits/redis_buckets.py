@@ -47,7 +47,8 @@ if wait > 1 then
   return math.ceil(wait)
 end
 for i = 1, #KEYS do
-  local ttl = math.ceil((tats[i] - now) / 1000)
+  -- At least a millisecond: a bucket refilled within one would ask for PX 0, an error.
+  local ttl = math.max(1, math.ceil((tats[i] - now) / 1000))
   redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', ttl)
 end
 return 0
