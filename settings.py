@@ -355,8 +355,10 @@ class Settings(BaseSettings):
         description="`serve`: addresses or networks (`10.0.0.0/8`) of reverse proxies whose "
         "`X-Forwarded-For` (read right to left, through trusted hops only) and "
         "`X-Forwarded-Proto` name the client (uvicorn's `forwarded_allow_ips`; its default, "
-        "loopback, is this one's); `*` for any; comma-separated or a JSON list. Empty: none, "
-        "the connection's peer is the client.",
+        "loopback, is this one's; unset, `serve` reads `FORWARDED_ALLOW_IPS` when that is set); "
+        "`*` trusts every hop, so a client names its own address: only when nothing but the "
+        "proxies can reach the server; comma-separated or a JSON list. Empty: none, the "
+        "connection's peer is the client.",
     )
     public_cache_max_age_seconds: int = Field(
         60,

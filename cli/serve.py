@@ -100,10 +100,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         # Off unless asked for: each compressed connection holds zlib's state (about 300 KB,
         # allocated outside Python), which subscribers reconnecting churn (issue 19's soak).
         "ws_per_message_deflate": settings.ws_per_message_deflate,
-        # The client's address (rate limits) from X-Forwarded-For only through TRUSTED_PROXIES
-        # (in place of uvicorn's FORWARDED_ALLOW_IPS).
-        "proxy_headers": bool(settings.trusted_proxies),
-        "forwarded_allow_ips": settings.trusted_proxies or None,
+        # The client's address (rate limits) from X-Forwarded-For only through trusted hops.
+        "proxy_headers": bool(proxies := trusted_proxies(settings)),
+        "forwarded_allow_ips": proxies or None,
     }
     with tempfile.TemporaryDirectory(prefix="inkwell-serve-") as folder:
         mark = Path(folder) / "startup-failed"
@@ -206,3 +205,14 @@ def one_line(exc: BaseException) -> str:
     """``exc`` as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def trusted_proxies(settings: Settings) -> list[str]:
+    """The reverse proxies whose forwarded headers ``serve`` believes: ``TRUSTED_PROXIES``;
+    when that is not set but uvicorn's own ``FORWARDED_ALLOW_IPS`` is (what ``serve`` read
+    before ``TRUSTED_PROXIES`` existed), that one, so an upgrade behind a proxy does not
+    count every client as the proxy's address (and throttle the whole site's sign-ins)."""
+    legacy = os.environ.get("FORWARDED_ALLOW_IPS")
+    if "trusted_proxies" in settings.model_fields_set or not legacy:
+        return list(settings.trusted_proxies)
+    return [host.strip() for host in legacy.split(",") if host.strip()]

@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
+from cli.serve import trusted_proxies
 from schema.engine.rate_limits import redis_buckets
 from schema.engine.rate_limits.buckets import Bucket, Charge, ProcessBuckets
 from schema.engine.rate_limits.redis_buckets import RedisBuckets
@@ -385,3 +386,16 @@ def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPat
     assert Settings().trusted_proxies == []  # none: the peer is the client
     monkeypatch.delenv("TRUSTED_PROXIES")
     assert Settings().trusted_proxies == ["127.0.0.1", "::1"]  # uvicorn's default, loopback
+
+
+def test_serve_takes_forwarded_allow_ips_when_trusted_proxies_is_not_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An upgrade behind a proxy that set uvicorn's own variable keeps counting clients, not
+    # the proxy, by their address (sign-in limits are on by default).
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5, 10.0.0.6")
+    assert trusted_proxies(Settings()) == ["10.0.0.5", "10.0.0.6"]
+    assert trusted_proxies(Settings(trusted_proxies=["192.0.2.1"])) == ["192.0.2.1"]
+    assert trusted_proxies(Settings(trusted_proxies=[])) == []
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS")
+    assert trusted_proxies(Settings()) == ["127.0.0.1", "::1"]
