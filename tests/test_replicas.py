@@ -167,6 +167,16 @@ async def wait_for_state(client: httpx.AsyncClient, state: str, seconds: float =
         await asyncio.sleep(0.05)
 
 
+async def holding_account_changes(app: App, seconds: float = 30) -> None:
+    """Wait until the replica is known to hold every account change the viewer cache has heard
+    of: until then a query whose viewer is not remembered reads on the primary."""
+    replica = app.app.state.replicas.replicas[0]
+    deadline = time.monotonic() + seconds
+    while replica.as_of < app.app.state.viewers.changed_at:
+        assert time.monotonic() < deadline, "the replica never held the viewer cache's changes"
+        await asyncio.sleep(0.05)
+
+
 async def replica_up(client: httpx.AsyncClient) -> float:
     text = (await client.get("/metrics")).text
     match = re.search(r'^inkwell_db_replica_up\{[^}]*replica="0"[^}]*\} (\S+)$', text, re.M)
@@ -223,7 +233,9 @@ async def test_a_response_the_cache_keeps_is_read_on_the_primary(pair: Pair) -> 
         assert hit.headers["x-cache"] == "HIT"
         assert hit.json()["data"] == filled.json()["data"]
         assert on_replica == [] and app.statements == []
-        # A signed-in query is never cached, and reads on the replica as before.
+        # A signed-in query is never cached, and reads on the replica as before (once it
+        # holds what the viewer cache forgot when it started trusting its feed).
+        await holding_account_changes(app)
         signed_in = await app.client.post(
             "/graphql", json={"query": QUERY}, headers=bearer(app.settings, OWNER)
         )
@@ -273,6 +285,10 @@ async def test_read_your_writes_across_two_instances_with_the_position(pair: Pai
         ):
             await wait_for_state(a, "ok")
             await wait_for_state(b, "ok")
+            # b remembers the owner: their reads there are not sent to the primary for want
+            # of a replica holding every account change b has heard of.
+            who = await b.post("/graphql", json={"query": "{ viewer { id } }"}, headers=owner)
+            assert "errors" not in graphql_body(who)
             await pair.pause()  # the replica is now behind whatever is written next
             response = await a.post(
                 "/graphql",
