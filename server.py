@@ -9,6 +9,7 @@ The module-level ``app`` is built on first use, not at import, so importing this
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -31,7 +32,7 @@ from db import migrate, stats
 from db.engine import create_engine, create_sessionmaker
 from db.read_sessions import ReadSessions
 from db.replica_monitor import ReplicaMonitor
-from db.replicas import replica_set
+from db.replicas import Replicas, replica_set
 from schema import build_schema, persisted_store
 from schema.auth import viewer_cache
 from schema.engine.rate_limits import rate_limits
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        replicas = monitor = checks = None
         try:
             engine = create_engine(settings)
             # Every operation's log line and metrics count its statements (schema.telemetry).
@@ -100,7 +102,6 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             app.state.read_sessions = ReadSessions(app.state.sessionmaker, settings.db_pool_size)
             # DATABASE_REPLICA_URLS: query operations' sessions bound to a replica (db.replicas).
             app.state.replicas = replicas = replica_set(settings, app.state.read_sessions)
-            monitor = checks = None
             if replicas is not None:
                 for replica in replicas.replicas:
                     stats.install(replica.engine)
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             await _first_connection(engine)
         except Exception as exc:
             startup_failed(one_line(exc))  # so that `serve` exits 1, not uvicorn's 0
+            await _stop_replicas(replicas, monitor, checks)
             raise
         try:
             async with lifecycle.observed(engine, settings, replicas) as app.state.sampler:
@@ -137,13 +139,9 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     yield
         finally:
             pruner.cancel()
-            if checks is not None and monitor is not None:
-                checks.cancel()
-                monitor.close()
             await broker.stop()
             await engine.dispose()
-            for replica in replicas.replicas if replicas is not None else ():
-                await replica.engine.dispose()
+            await _stop_replicas(replicas, monitor, checks)
             await persisted.close()
             if link is not None:
                 await link.close()
@@ -213,6 +211,21 @@ async def _first_connection(engine: AsyncEngine) -> None:
             pass
     except Exception as exc:
         logger.warning("database not reachable at start-up: %s", one_line(exc))
+
+
+async def _stop_replicas(
+    replicas: Replicas | None, monitor: ReplicaMonitor | None, checks: asyncio.Task[None] | None
+) -> None:
+    # The checks end before their connections close (a check cut short leaves nothing open),
+    # then each replica's pool. Whatever was made so far, at shutdown or a failed start-up.
+    if checks is not None:
+        checks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checks
+    if monitor is not None:
+        monitor.close()
+    for replica in replicas.replicas if replicas is not None else ():
+        await replica.engine.dispose()
 
 
 def middleware(settings: Settings) -> list[Middleware]:

@@ -40,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import checkout, reader
@@ -136,12 +137,15 @@ class Replicas:
         #: every commit that returned before that time is at or before that position.
         self.samples: deque[tuple[float, int]] = deque(maxlen=math.ceil(max_lag / interval) + 2)
 
-    def choose(self, after: int | None, subject: int | None) -> tuple[ReadSessions, float]:
+    def choose(
+        self, after: int | None, subject: int | None, since: float = -math.inf
+    ) -> tuple[ReadSessions, float]:
         """The read sessions of a query operation, and the ``time.monotonic()`` before which
         every commit is visible through them (``math.inf`` for the primary's). ``after`` is
-        a position the request carries (``READ_AFTER_HEADER``), ``subject`` the viewer's id:
-        the next healthy replica (in turn) known to have replayed both it and the viewer's
-        pin, else the primary."""
+        a position the request carries (``READ_AFTER_HEADER``), ``subject`` the viewer's id,
+        ``since`` a ``time.monotonic()`` before which every commit must be visible: the next
+        healthy replica (in turn) known to have replayed the position, the viewer's pin and
+        every commit made before ``since``, else the primary."""
         need = after or 0
         if subject is not None and (pinned := self._pins.get(subject)) is not None:
             need = max(need, pinned)
@@ -149,7 +153,7 @@ class Replicas:
         for step in range(count):
             at = (self._turn + step) % count
             replica = self.replicas[at]
-            if replica.state is State.OK and replica.replayed >= need:
+            if replica.state is State.OK and replica.replayed >= need and replica.as_of >= since:
                 self._turn = at + 1
                 return replica.sessions, replica.as_of
         return self.primary, math.inf
@@ -165,21 +169,29 @@ class Replicas:
     def failed(self, sessions: ReadSessions, error: BaseException) -> None:
         """A read through ``sessions`` (a replica's) failed with ``error``: if that means the
         replica cannot be reached (``db.errors.is_unavailable``), skip it until a check finds
-        it well."""
-        if not is_unavailable(error):
+        it well. A full pool (no connection free within ``DB_POOL_TIMEOUT``) says nothing of
+        the replica: that operation reads on the primary, and the replica keeps its state."""
+        if not is_unavailable(error) or isinstance(error, PoolTimeout):
             return
         for replica in self.replicas:
             if replica.sessions is sessions and replica.state is not State.DOWN:
-                logger.warning("replica %s is down: %r", replica.host, error)
-                replica.state = State.DOWN
+                self._set(replica, State.DOWN, None, error)
 
-    def observe(self, replica: Replica, replayed: int | None, clock_lag: float | None) -> None:
+    def observe(
+        self,
+        replica: Replica,
+        replayed: int | None,
+        clock_lag: float | None,
+        error: BaseException | None = None,
+    ) -> None:
         """Record a check of ``replica``: the position it has replayed (``None``: it could
-        not be reached) and its own estimate of its lag (``now() -
-        pg_last_xact_replay_timestamp()``, ``None`` if it has replayed no transaction),
-        measured after the primary's latest sample."""
+        not be reached, or is no standby; ``error`` says why) and its own estimate of its lag
+        (``now() - pg_last_xact_replay_timestamp()``, ``None`` if it has replayed no
+        transaction), measured after the primary's latest sample. A replica that has
+        replayed the newest sample is 0 s behind if that sample is recent; else at least the
+        sample's age (the primary has not been read since: how far it is now is unknown)."""
         if replayed is None:
-            self._set(replica, State.DOWN, None)
+            self._set(replica, State.DOWN, None, error)
             return
         replica.replayed = replayed
         now = time.monotonic()
@@ -188,7 +200,10 @@ class Replicas:
         if caught_up:
             replica.as_of = caught_up[-1]
         if newest is not None and replayed >= newest[1]:
-            lag: float | None = 0.0  # it has everything the primary had when last asked
+            # It has everything the primary had when last asked: 0 s behind, unless that
+            # was long ago (the primary's checks failing since).
+            age = now - newest[0]
+            lag: float | None = 0.0 if age <= self.max_lag else age
         elif caught_up:
             lag = now - caught_up[-1]
         else:  # behind every position remembered: the replica's own clock-based estimate
@@ -199,9 +214,13 @@ class Replicas:
         if self._pins:
             self._forget_pins()
 
-    def _set(self, replica: Replica, state: State, lag: float | None) -> None:
-        if state is not replica.state and (state is State.OK or replica.state is State.OK):
+    def _set(
+        self, replica: Replica, state: State, lag: float | None, error: BaseException | None = None
+    ) -> None:
+        if state is not replica.state:  # every change, once
             how = f"{lag:.1f} s behind" if lag is not None else "lag unknown"
+            if error is not None:
+                how = describe(error)
             level = logging.INFO if state is State.OK else logging.WARNING
             logger.log(level, "replica %s is %s (%s)", replica.host, state.value, how)
         replica.state, replica.lag = state, lag
@@ -222,6 +241,13 @@ class Replicas:
             }
             for replica in self.replicas
         ]
+
+
+def describe(error: BaseException) -> str:
+    """``error`` as one line for a log: its type and the first line of its message (which,
+    from asyncpg or SQLAlchemy, names no password)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
 
 
 def replica_set(settings: Settings, primary: ReadSessions) -> Replicas | None:

@@ -153,7 +153,14 @@ class Context:
                 lookup = self.cache_lookup
                 if self.replicas is not None and (lookup is None or lookup.tables is None):
                     viewer = self.viewer.id if self.viewer is not None else self.subject
-                    sessions, self.read_as_of = self.replicas.choose(self.read_after, viewer)
+                    # The viewer's account is read in this session: only where every change
+                    # the viewer cache has heard of is visible (a deactivation, a role taken
+                    # away), so that its tokens stop working at once.
+                    since = -math.inf
+                    if self.viewer is None and self.subject is not None:
+                        since = math.inf if self.viewers is None else self.viewers.changed_at
+                    chosen = self.replicas.choose(self.read_after, viewer, since)
+                    sessions, self.read_as_of = chosen
                 self._session, self._sessions = sessions(), sessions
             else:
                 self._session, self._sessions = self.sessionmaker(), None

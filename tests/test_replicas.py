@@ -12,6 +12,8 @@ skip when ``INKWELL_REQUIRE_POSTGRES=1`` and the pair cannot be made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import re
 import time
@@ -25,11 +27,15 @@ import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.configuration import problems
 from db.read_sessions import ReadSessions
-from db.replicas import Replica, Replicas, State, format_lsn, parse_lsn
+from db.replica_monitor import ReplicaMonitor
+from db.replicas import Replica, Replicas, State, format_lsn, parse_lsn, replica_set
 from schema.auth.viewer import Viewer
 from schema.auth.viewer_cache import ViewerCache
 from settings import Settings
@@ -161,6 +167,16 @@ async def wait_for_state(client: httpx.AsyncClient, state: str, seconds: float =
         await asyncio.sleep(0.05)
 
 
+async def holding_account_changes(app: App, seconds: float = 30) -> None:
+    """Wait until the replica is known to hold every account change the viewer cache has heard
+    of: until then a query whose viewer is not remembered reads on the primary."""
+    replica = app.app.state.replicas.replicas[0]
+    deadline = time.monotonic() + seconds
+    while replica.as_of < app.app.state.viewers.changed_at:
+        assert time.monotonic() < deadline, "the replica never held the viewer cache's changes"
+        await asyncio.sleep(0.05)
+
+
 async def replica_up(client: httpx.AsyncClient) -> float:
     text = (await client.get("/metrics")).text
     match = re.search(r'^inkwell_db_replica_up\{[^}]*replica="0"[^}]*\} (\S+)$', text, re.M)
@@ -217,7 +233,9 @@ async def test_a_response_the_cache_keeps_is_read_on_the_primary(pair: Pair) -> 
         assert hit.headers["x-cache"] == "HIT"
         assert hit.json()["data"] == filled.json()["data"]
         assert on_replica == [] and app.statements == []
-        # A signed-in query is never cached, and reads on the replica as before.
+        # A signed-in query is never cached, and reads on the replica as before (once it
+        # holds what the viewer cache forgot when it started trusting its feed).
+        await holding_account_changes(app)
         signed_in = await app.client.post(
             "/graphql", json={"query": QUERY}, headers=bearer(app.settings, OWNER)
         )
@@ -267,6 +285,10 @@ async def test_read_your_writes_across_two_instances_with_the_position(pair: Pai
         ):
             await wait_for_state(a, "ok")
             await wait_for_state(b, "ok")
+            # b remembers the owner: their reads there are not sent to the primary for want
+            # of a replica holding every account change b has heard of.
+            who = await b.post("/graphql", json={"query": "{ viewer { id } }"}, headers=owner)
+            assert "errors" not in graphql_body(who)
             await pair.pause()  # the replica is now behind whatever is written next
             response = await a.post(
                 "/graphql",
@@ -436,3 +458,126 @@ async def test_a_viewer_read_on_a_replica_is_remembered_only_if_it_holds_the_for
     cache.put(Viewer(3, "member"), cache.generation, as_of=before)
     cache.put(Viewer(4, "member"), cache.generation)  # the primary's read
     assert cache.get(3) is None and cache.get(4) == Viewer(4, "member")
+
+
+async def test_a_deactivated_account_is_refused_at_once_while_the_replica_lags(
+    pair: Pair,
+) -> None:
+    # The replica has not replayed the deactivation: the viewer is read where it is seen.
+    user, viewer = 6, "{ viewer { databaseId } }"
+    async with running_app(replica_settings(pair)) as app:
+        on_replica = statements_on(replica_engine(app))
+        headers = bearer(app.settings, user)
+        try:
+            assert (await app.data(viewer, as_user=user))["viewer"] == {"databaseId": "6"}
+            await pair.pause()
+            deactivated = await app.data(
+                'mutation { deactivateUser(input: {id: "6"}) { __typename } }', as_user=user
+            )
+            assert deactivated["deactivateUser"]["__typename"] == "UserPayload"
+            on_replica.clear()
+            response = await app.client.post("/graphql", json={"query": viewer}, headers=headers)
+            body = response.json()
+            assert response.status_code == 401, body
+            assert (
+                body["errors"][0]["message"] == "The account of this access token is deactivated."
+            )
+            assert on_replica == [], on_replica
+            # Anonymous queries still read on the replica.
+            assert "errors" not in await app.gql(QUERY) and len(on_replica) == 2, on_replica
+        finally:
+            await pair.resume()
+            primary = await asyncpg.connect(
+                host="127.0.0.1", port=pair.primary.port, user="postgres", database="inkwell"
+            )
+            try:
+                await primary.execute("UPDATE users SET is_active = true WHERE id = $1", user)
+            finally:
+                await primary.close()
+            await pair.caught_up()
+
+
+async def test_the_monitor_connects_with_sqlalchemy_options_in_the_urls(pair: Pair) -> None:
+    option = "?prepared_statement_cache_size=10"
+    settings = Settings(
+        database_url=pair.url + option, database_replica_urls=[pair.replica_url + option]
+    )
+    replicas = replica_set(settings, ReadSessions(Mock(), 0))
+    assert replicas is not None
+    monitor = ReplicaMonitor(replicas, make_url(settings.database_url))
+    try:
+        await monitor.check()
+        (replica,) = replicas.replicas
+        assert replica.state is State.OK and replicas.samples, replica
+    finally:
+        monitor.close()
+        await replicas.replicas[0].engine.dispose()
+
+
+def test_a_full_pool_does_not_mark_a_replica_down(caplog: pytest.LogCaptureFixture) -> None:
+    replica = Replica(0, Mock(url="postgresql+asyncpg://u:s3cret@h/db"), ReadSessions(Mock(), 0))
+    found = Replicas(ReadSessions(Mock(), 0), [replica], max_lag=5.0, interval=1.0)
+    replica.state = State.OK
+    found.failed(replica.sessions, PoolTimeout("QueuePool limit of size 5 overflow 0 reached"))
+    assert replica.state is State.OK
+    refused = DBAPIError("SELECT 1", {}, ConnectionRefusedError(111, "Connect call failed"))
+    found.failed(replica.sessions, refused)
+    assert replica.state is State.DOWN
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "inkwell.replicas"]
+    assert line.startswith("replica h:5432/db is down (DBAPIError: ") and "s3cret" not in line
+    assert "\n" not in line and "Connect call failed" in line
+
+
+def test_every_change_of_state_is_logged_with_its_cause(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "inkwell.replicas")
+    replica = Replica(0, Mock(url="postgresql+asyncpg://u@h:5433/db"), ReadSessions(Mock(), 0))
+    found = Replicas(ReadSessions(Mock(), 0), [replica], max_lag=5.0, interval=1.0)
+    found.observe(replica, None, None, OSError("Connect call failed ('h', 5433)\nmore"))
+    found.observe(replica, None, None, OSError("again"))  # no change: no line
+    found.samples.append((time.monotonic(), 100))
+    found.observe(replica, 100, None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "inkwell.replicas"]
+    assert lines == [
+        "replica h:5433/db is down (OSError: Connect call failed ('h', 5433))",
+        "replica h:5433/db is ok (0.0 s behind)",
+    ]
+
+
+def test_a_replica_is_not_up_to_date_with_a_primary_reading_older_than_the_limit() -> None:
+    replica = Replica(0, Mock(), ReadSessions(Mock(), 0))
+    found = Replicas(ReadSessions(Mock(), 0), [replica], max_lag=5.0, interval=1.0)
+    found.samples.append((time.monotonic() - 10, 300))  # the primary not read since
+    found.observe(replica, 300, None)
+    assert replica.state is State.LAGGING and (replica.lag or 0) >= 10
+    found.samples.append((time.monotonic(), 300))
+    found.observe(replica, 300, None)
+    assert (replica.state, replica.lag) == (State.OK, 0.0)
+
+
+async def test_the_monitor_goes_on_after_a_check_that_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    found = Replicas(ReadSessions(Mock(), 0), [], max_lag=5.0, interval=0.001)
+    monitor = ReplicaMonitor(found, make_url("postgresql+asyncpg://u@h/db"))
+    second = asyncio.Event()
+    calls = 0
+
+    async def check() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug\nwith a second line")
+        second.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    monitor.check = check  # type: ignore[method-assign]
+    task = asyncio.create_task(monitor.run())
+    try:
+        async with asyncio.timeout(30):
+            await second.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    lines = [r.getMessage() for r in caplog.records if r.name == "inkwell.replicas"]
+    assert lines == ["replica check failed: RuntimeError: a bug"]

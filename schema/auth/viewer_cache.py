@@ -22,7 +22,9 @@ age, a bound for what no notification reports (triggers disabled by
 With read replicas a query may read the account on a replica: the fill is kept only if the
 replica is known to hold every commit made before the last forgetting
 (``db.replicas.Replica.as_of``), so a lagging replica cannot bring back a role or status a
-notification took away.
+notification took away. For the same reason a query whose viewer is not remembered reads
+on a replica only if it holds that forgetting, else on the primary (``schema.context``), so a
+deactivated account's token or a removed role stops working at once there too.
 
 Only queries are answered from it (``authenticate``): a mutation reads its viewer in its own
 transaction, so no write runs on a role a notification in flight is about to take away.
@@ -95,6 +97,14 @@ class ViewerCache:
         return self._trusted
 
     @property
+    def changed_at(self) -> float:
+        """``time.monotonic()`` of the last forgetting: a read of an account sees every change
+        this cache has heard of only where every commit made before it is visible (a replica
+        whose ``as_of`` is not earlier; the primary). ``math.inf`` while not trusted: changes
+        may then go unheard, and only the primary is sure to hold them."""
+        return self._forgot_at if self._trusted else math.inf
+
+    @property
     def generation(self) -> int:
         """Take before reading an account; ``put`` stores it only if nothing was forgotten
         since."""
@@ -121,7 +131,7 @@ class ViewerCache:
             not self._trusted
             or generation != self._generation
             or self.max_age <= 0
-            or as_of < self._forgot_at
+            or as_of < self.changed_at
         ):
             return
         self._entries[viewer.id] = (viewer, time.monotonic() + self.max_age)
