@@ -23,6 +23,7 @@ from db.read_sessions import ReadSessions
 from db.replicas import Replicas
 from db.stats import SqlStats
 from schema.completion import close_or_drop, to_completion
+from schema.read_routing import query_sessions
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -147,20 +148,8 @@ class Context:
         if self._session is None:
             if self.read_only and self.read_sessions is not None:
                 sessions = self.read_sessions
-                # Bound to a replica's engine, or the primary's. A response the cache will
-                # keep is read on the primary, where every commit it is stored under is seen
-                # (``ResponseCache.required_position``).
-                lookup = self.cache_lookup
-                if self.replicas is not None and (lookup is None or lookup.tables is None):
-                    viewer = self.viewer.id if self.viewer is not None else self.subject
-                    # The viewer's account is read in this session: only where every change
-                    # the viewer cache has heard of is visible (a deactivation, a role taken
-                    # away), so that its tokens stop working at once.
-                    since = -math.inf
-                    if self.viewer is None and self.subject is not None:
-                        since = math.inf if self.viewers is None else self.viewers.changed_at
-                    chosen = self.replicas.choose(self.read_after, viewer, since)
-                    sessions, self.read_as_of = chosen
+                if self.replicas is not None:  # a replica's engine, or the primary's
+                    sessions, self.read_as_of = query_sessions(self, self.replicas)
                 self._session, self._sessions = sessions(), sessions
             else:
                 self._session, self._sessions = self.sessionmaker(), None

@@ -251,6 +251,6 @@ class ResponseCache:
     def required_position(self, lookup: Lookup) -> dict[str, int]:
         """The commit positions a fill for ``lookup`` must have read at least. On the primary,
         every position known was committed before the fill began, so with read replicas a
-        fill reads on the primary (``Context._open_session``): positions are event ids, not
+        fill reads on the primary (``schema.read_routing``): positions are event ids, not
         WAL positions, and no replica can be shown to have replayed them."""
         return lookup.recorded()
