@@ -6,6 +6,7 @@ kept; a commit makes what it changed stale before its response is sent, and noth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import replace
@@ -17,6 +18,8 @@ from graphql import parse
 
 from db.models import Base
 from schema import build_schema
+from schema.engine import redis_link
+from schema.engine.extensions.persisted_queries import sha256
 from schema.engine.response_cache import ResponseCache
 from schema.engine.selected_types import selected_types
 from schema.live.broker import InProcessBroker
@@ -216,6 +219,45 @@ async def test_redis_unreachable_caches_per_process_with_one_warning(
     warnings = [r for r in caplog.records if r.name == "inkwell.redis"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert warnings[0].getMessage().startswith("Redis unavailable")
+
+
+async def test_a_silent_redis_costs_one_timeout_not_one_per_request(
+    write_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Redis that accepts connections and never answers: each command would wait out the
+    # client's timeout. After the first one, every user of Redis (rate limits, cache
+    # look-ups and fills, commit positions, persisted queries) answers from the process.
+    monkeypatch.setattr(redis_link, "RETRY_SECONDS", 3600.0)  # one outage, the whole test
+    connections = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = cache_settings(
+        write_db_url, redis_url=f"redis://127.0.0.1:{port}/0", rate_limit_points=10**6
+    )
+    async with server, running_app(settings) as app:
+        await counted(app, POSTS, {"n": 1})
+        first = connections
+        assert first >= 1  # the first request did ask Redis
+        for n in range(2, 6):
+            miss, _ = await counted(app, POSTS, {"n": n})
+            assert miss.headers["x-cache"] == "MISS"
+        hit, statements = await counted(app, POSTS, {"n": 2})
+        assert hit.headers["x-cache"] == "HIT" and statements == 0
+        await rename(app, "Quiet", 1)
+        document = "query Quiet { __typename }"
+        extensions = {"persistedQuery": {"version": 1, "sha256Hash": sha256(document)}}
+        for sent in ({"query": document}, {}):  # registered, then recalled
+            answer = await app.client.post("/graphql", json={**sent, "extensions": extensions})
+            assert answer.json()["data"] == {"__typename": "Query"}, answer.text
+        assert connections == first
+    assert connections == first
 
 
 async def test_off_by_default(write_db_url: str) -> None:
