@@ -129,6 +129,19 @@ async def test_variables_and_operation_names_have_entries_of_their_own(write_db_
         assert second.json() == {"data": {"__typename": "Query"}}
 
 
+async def test_a_request_with_undeclared_variables_is_never_cached(write_db_url: str) -> None:
+    # graphql-core ignores them: each new value would be an entry of its own, the same answer.
+    async with running_app(cache_settings(write_db_url)) as app:
+        for _ in range(2):
+            response, statements = await counted(app, POSTS, {"n": 2, "junk": "x"})
+            assert response.headers["x-cache"] == "MISS" and statements > 0
+            response, statements = await counted(app, USER, {"junk": 1})
+            assert response.headers["x-cache"] == "MISS" and statements > 0
+        declared, _ = await counted(app, POSTS, {"n": 2})
+        again, statements = await counted(app, POSTS, {"n": 2})
+        assert (declared.headers["x-cache"], again.headers["x-cache"]) == ("MISS", "HIT")
+
+
 async def test_signed_in_and_failed_responses_are_never_cached(write_db_url: str) -> None:
     async with running_app(cache_settings(write_db_url)) as app:
         signed_in = bearer(app.settings, OWNER)
@@ -190,6 +203,24 @@ async def test_a_commit_makes_stale_what_it_changed_and_nothing_else(write_db_ur
         assert total == listed.json()["data"]["post"]["comments"]["totalCount"] + 1
         kept, statements = await counted(app, TAGS)
         assert kept.headers["x-cache"] == "HIT" and statements == 0
+
+
+async def test_a_commit_the_cache_failed_to_hear_of_is_still_reported_committed(
+    write_db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("the cache broke")
+
+    monkeypatch.setattr(ResponseCache, "committed", broken)
+    caplog.set_level(logging.WARNING, logger="inkwell.transaction")
+    async with running_app(cache_settings(write_db_url)) as app:
+        body = await app.gql(RENAME, {"name": "Kept", "v": 1}, as_user=OWNER)
+        assert body["data"]["updateUser"]["__typename"] == "UserPayload", body
+        assert body["extensions"]["transaction"] == "committed"
+        kept = await app.gql(USER, as_user=OWNER)
+        assert kept["data"]["user"]["name"] == "Kept"
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "inkwell.transaction"]
+    assert warning.startswith("the response cache was not told of a commit")
 
 
 async def test_a_hit_reports_no_statements_in_sql_stats(write_db_url: str) -> None:
