@@ -142,6 +142,36 @@ async def test_a_request_with_undeclared_variables_is_never_cached(write_db_url:
         assert (declared.headers["x-cache"], again.headers["x-cache"]) == ("MISS", "HIT")
 
 
+async def test_a_hit_skips_nothing_a_miss_would_have_done(write_db_url: str) -> None:
+    digest = sha256(USER)
+
+    def persisted(version: int) -> dict[str, Any]:
+        return {"persistedQuery": {"version": version, "sha256Hash": digest}}
+
+    async with running_app(cache_settings(write_db_url)) as app:
+        await counted(app, USER)
+        hit, _ = await counted(app, USER)
+        assert hit.headers["x-cache"] == "HIT"
+        # The text with its hash registers the hash: never answered from the cache.
+        for _ in range(2):
+            sent = {"query": USER, "extensions": persisted(1)}
+            both = await app.client.post("/graphql", json=sent)
+            assert both.json()["data"]["user"] is not None and "x-cache" not in both.headers
+        for _ in range(2):
+            alone = await app.client.post("/graphql", json={"extensions": persisted(1)})
+            assert alone.json()["data"]["user"] is not None, alone.text
+        assert alone.headers["x-cache"] == "HIT"
+        # The hash alone in another version is refused, as a miss would be.
+        other = await app.client.post("/graphql", json={"extensions": persisted(2)})
+        assert other.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", other.text
+        assert "x-cache" not in other.headers
+        # A read at a WAL position (read replicas: a malformed one is a 400) is never
+        # looked up.
+        for position in ("0/16B3748", "nonsense"):
+            asked, statements = await counted(app, USER, headers={"inkwell-read-after": position})
+            assert "x-cache" not in asked.headers and statements > 0
+
+
 async def test_signed_in_and_failed_responses_are_never_cached(write_db_url: str) -> None:
     async with running_app(cache_settings(write_db_url)) as app:
         signed_in = bearer(app.settings, OWNER)
