@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from schema.engine.extensions.persisted_queries import sha256
-from schema.engine.persisted_store import PREFIX
+from schema.engine.persisted_store import PREFIX, RedisStore
+from schema.engine.redis_link import RedisLink
 from tests.conftest import TEST_SECRET, app_settings, running_app
 from tests.live import free_port, live_server
 
@@ -81,3 +82,38 @@ async def test_redis_unreachable_keeps_them_per_process_with_one_warning(
     warnings = [r for r in caplog.records if r.name == "inkwell.redis"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert warnings[0].getMessage().startswith("Redis unavailable, persisted queries,")
+
+
+async def test_redis_is_not_asked_while_the_link_says_it_is_unavailable(
+    redis_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After any user's failure (here, marked by hand), registrations and recalls stay in the
+    # process until ``RETRY_SECONDS`` have passed: no request waits for a Redis timeout.
+    link = RedisLink(REDIS)
+    asked: list[str] = []
+    client = link.client
+
+    async def get(key: str) -> Any:
+        asked.append(key)
+        return None
+
+    async def set_(key: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(key)
+
+    client.get, client.set = get, set_  # type: ignore[method-assign]
+    store = RedisStore(link, ttl=60, size=10)
+    try:
+        caplog.set_level(logging.WARNING, logger="inkwell.redis")
+        link.unreachable(OSError("down"))
+        assert not link.available
+        await store.put("a" * 64, "{ __typename }")
+        assert await store.get("a" * 64) == "{ __typename }"
+        assert await store.get("b" * 64) is None
+        assert asked == []
+        link._retry_at = 0.0  # the retry time has come
+        assert link.available
+        await store.put("c" * 64, "{ __typename }")
+        assert await store.get("b" * 64) is None
+        assert asked == [PREFIX + "c" * 64, PREFIX + "b" * 64]
+    finally:
+        await link.close()

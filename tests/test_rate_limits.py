@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from cli.serve import trusted_proxies
-from schema.engine.rate_limits import redis_buckets
+from schema.engine import redis_link
 from schema.engine.rate_limits.buckets import Bucket, Charge, ProcessBuckets
 from schema.engine.rate_limits.redis_buckets import RedisBuckets
 from schema.engine.redis_link import RedisLink
@@ -294,7 +294,7 @@ async def test_redis_unreachable_limits_per_process_with_one_warning(
 async def test_the_limits_go_back_to_redis_when_it_answers_again(
     read_db_url: str, redis_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_buckets, "RETRY_SECONDS", 0.0)  # ask Redis at every charge
+    monkeypatch.setattr(redis_link, "RETRY_SECONDS", 0.0)  # ask Redis at every charge
     port, prefix = free_port(), unique_prefix()
     settings = app_settings(
         read_db_url,

@@ -233,6 +233,11 @@ async def test_a_response_the_cache_keeps_is_read_on_the_primary(pair: Pair) -> 
         assert hit.headers["x-cache"] == "HIT"
         assert hit.json()["data"] == filled.json()["data"]
         assert on_replica == [] and app.statements == []
+        # A read at a WAL position is never answered from the cache: a malformed one is 400.
+        malformed = await app.client.post(
+            "/graphql", json={"query": QUERY}, headers={HEADER: "nonsense"}
+        )
+        assert malformed.status_code == 400 and "x-cache" not in malformed.headers
         # A signed-in query is never cached, and reads on the replica as before (once it
         # holds what the viewer cache forgot when it started trusting its feed).
         await holding_account_changes(app)

@@ -6,6 +6,7 @@ kept; a commit makes what it changed stale before its response is sent, and noth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import replace
@@ -17,6 +18,8 @@ from graphql import parse
 
 from db.models import Base
 from schema import build_schema
+from schema.engine import redis_link
+from schema.engine.extensions.persisted_queries import sha256
 from schema.engine.response_cache import ResponseCache
 from schema.engine.selected_types import selected_types
 from schema.live.broker import InProcessBroker
@@ -126,6 +129,49 @@ async def test_variables_and_operation_names_have_entries_of_their_own(write_db_
         assert second.json() == {"data": {"__typename": "Query"}}
 
 
+async def test_a_request_with_undeclared_variables_is_never_cached(write_db_url: str) -> None:
+    # graphql-core ignores them: each new value would be an entry of its own, the same answer.
+    async with running_app(cache_settings(write_db_url)) as app:
+        for _ in range(2):
+            response, statements = await counted(app, POSTS, {"n": 2, "junk": "x"})
+            assert response.headers["x-cache"] == "MISS" and statements > 0
+            response, statements = await counted(app, USER, {"junk": 1})
+            assert response.headers["x-cache"] == "MISS" and statements > 0
+        declared, _ = await counted(app, POSTS, {"n": 2})
+        again, statements = await counted(app, POSTS, {"n": 2})
+        assert (declared.headers["x-cache"], again.headers["x-cache"]) == ("MISS", "HIT")
+
+
+async def test_a_hit_skips_nothing_a_miss_would_have_done(write_db_url: str) -> None:
+    digest = sha256(USER)
+
+    def persisted(version: int) -> dict[str, Any]:
+        return {"persistedQuery": {"version": version, "sha256Hash": digest}}
+
+    async with running_app(cache_settings(write_db_url)) as app:
+        await counted(app, USER)
+        hit, _ = await counted(app, USER)
+        assert hit.headers["x-cache"] == "HIT"
+        # The text with its hash registers the hash: never answered from the cache.
+        for _ in range(2):
+            sent = {"query": USER, "extensions": persisted(1)}
+            both = await app.client.post("/graphql", json=sent)
+            assert both.json()["data"]["user"] is not None and "x-cache" not in both.headers
+        for _ in range(2):
+            alone = await app.client.post("/graphql", json={"extensions": persisted(1)})
+            assert alone.json()["data"]["user"] is not None, alone.text
+        assert alone.headers["x-cache"] == "HIT"
+        # The hash alone in another version is refused, as a miss would be.
+        other = await app.client.post("/graphql", json={"extensions": persisted(2)})
+        assert other.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", other.text
+        assert "x-cache" not in other.headers
+        # A read at a WAL position (read replicas: a malformed one is a 400) is never
+        # looked up.
+        for position in ("0/16B3748", "nonsense"):
+            asked, statements = await counted(app, USER, headers={"inkwell-read-after": position})
+            assert "x-cache" not in asked.headers and statements > 0
+
+
 async def test_signed_in_and_failed_responses_are_never_cached(write_db_url: str) -> None:
     async with running_app(cache_settings(write_db_url)) as app:
         signed_in = bearer(app.settings, OWNER)
@@ -189,6 +235,24 @@ async def test_a_commit_makes_stale_what_it_changed_and_nothing_else(write_db_ur
         assert kept.headers["x-cache"] == "HIT" and statements == 0
 
 
+async def test_a_commit_the_cache_failed_to_hear_of_is_still_reported_committed(
+    write_db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("the cache broke")
+
+    monkeypatch.setattr(ResponseCache, "committed", broken)
+    caplog.set_level(logging.WARNING, logger="inkwell.transaction")
+    async with running_app(cache_settings(write_db_url)) as app:
+        body = await app.gql(RENAME, {"name": "Kept", "v": 1}, as_user=OWNER)
+        assert body["data"]["updateUser"]["__typename"] == "UserPayload", body
+        assert body["extensions"]["transaction"] == "committed"
+        kept = await app.gql(USER, as_user=OWNER)
+        assert kept["data"]["user"]["name"] == "Kept"
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "inkwell.transaction"]
+    assert warning.startswith("the response cache was not told of a commit")
+
+
 async def test_a_hit_reports_no_statements_in_sql_stats(write_db_url: str) -> None:
     settings = app_settings(write_db_url, response_cache=True, sql_stats=True)
     async with running_app(settings) as app:
@@ -216,6 +280,45 @@ async def test_redis_unreachable_caches_per_process_with_one_warning(
     warnings = [r for r in caplog.records if r.name == "inkwell.redis"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert warnings[0].getMessage().startswith("Redis unavailable")
+
+
+async def test_a_silent_redis_costs_one_timeout_not_one_per_request(
+    write_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Redis that accepts connections and never answers: each command would wait out the
+    # client's timeout. After the first one, every user of Redis (rate limits, cache
+    # look-ups and fills, commit positions, persisted queries) answers from the process.
+    monkeypatch.setattr(redis_link, "RETRY_SECONDS", 3600.0)  # one outage, the whole test
+    connections = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = cache_settings(
+        write_db_url, redis_url=f"redis://127.0.0.1:{port}/0", rate_limit_points=10**6
+    )
+    async with server, running_app(settings) as app:
+        await counted(app, POSTS, {"n": 1})
+        first = connections
+        assert first >= 1  # the first request did ask Redis
+        for n in range(2, 6):
+            miss, _ = await counted(app, POSTS, {"n": n})
+            assert miss.headers["x-cache"] == "MISS"
+        hit, statements = await counted(app, POSTS, {"n": 2})
+        assert hit.headers["x-cache"] == "HIT" and statements == 0
+        await rename(app, "Quiet", 1)
+        document = "query Quiet { __typename }"
+        extensions = {"persistedQuery": {"version": 1, "sha256Hash": sha256(document)}}
+        for sent in ({"query": document}, {}):  # registered, then recalled
+            answer = await app.client.post("/graphql", json={**sent, "extensions": extensions})
+            assert answer.json()["data"] == {"__typename": "Query"}, answer.text
+        assert connections == first
+    assert connections == first
 
 
 async def test_off_by_default(write_db_url: str) -> None:

@@ -6,9 +6,10 @@ whose requests are spread over workers and instances is answered ``PersistedQuer
 once by each of them. With ``REDIS_URL`` the documents live in Redis (redis-py's asyncio
 client), each key expiring ``ttl`` seconds after its last registration, so one registration
 serves every process. Redis being unreachable never fails a request: the process falls back
-to its own LRU (every document is kept there too) and logs one warning line a minute while
-it lasts (``schema.engine.redis_link``: the client and the warning are the process's, shared
-with the response cache).
+to its own LRU (every document is kept there too), skips Redis for a while after a failure
+(``RedisLink.available``) and logs one warning line a minute while it lasts
+(``schema.engine.redis_link``: the client, the outage and the warning are the process's,
+shared with the response cache and the rate limits).
 Source: Apollo docs, "Automatic persisted queries" ("Cache configuration": a shared cache
 such as Redis for several server instances); redis-py docs, "Asyncio" (``redis.asyncio``,
 ``Redis.from_url``, ``aclose``); Redis docs, ``SET`` with ``EX``.
@@ -72,7 +73,7 @@ class RedisStore(ProcessStore):
     async def get(self, digest: str) -> str | None:
         # A hash names one text forever: what this process holds needs no round trip.
         document = self.recall(digest)
-        if document is not None:
+        if document is not None or not self._link.available:
             return document
         try:
             found = await self._redis.get(PREFIX + digest)
@@ -87,6 +88,8 @@ class RedisStore(ProcessStore):
 
     async def put(self, digest: str, document: str) -> None:
         self.keep(digest, document)
+        if not self._link.available:
+            return
         try:
             await self._redis.set(PREFIX + digest, document, ex=self.ttl)
         except (RedisError, OSError) as exc:

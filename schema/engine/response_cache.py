@@ -108,8 +108,8 @@ end
 
 class ResponseCache:
     """The process's response cache (see the module's docstring): entries in Redis through
-    ``link`` when given, else (and while Redis is unreachable) in the process; keys made with
-    ``fingerprint``."""
+    ``link`` when given, else (and while Redis is unreachable: ``RedisLink.available``) in
+    the process; keys made with ``fingerprint``."""
 
     def __init__(self, settings: Settings, fingerprint: str, link: RedisLink | None) -> None:
         self.fingerprint = fingerprint
@@ -159,7 +159,7 @@ class ResponseCache:
         (``None`` when nothing may be filled now). Never raises for Redis."""
         local = self._local()
         floor = self._floor or 0
-        if self._link is not None:
+        if self._link is not None and self._link.available:
             try:
                 raw, *shared = await self._link.client.mget(
                     self._entry_prefix + key, *self._position_keys.values()
@@ -202,13 +202,15 @@ class ResponseCache:
         if lookup.tables is None or len(body) > self.largest:
             return
         recorded = lookup.recorded()
-        if lookup.shared and self._link is not None:
-            value = orjson.dumps(recorded) + b"\n" + body
-            try:
-                await self._link.client.set(self._entry_prefix + lookup.key, value, ex=self.ttl)
-                return
-            except (RedisError, OSError) as exc:
-                self._link.unreachable(exc)
+        link = self._link
+        if lookup.shared and link is not None:
+            if link.available:
+                value = orjson.dumps(recorded) + b"\n" + body
+                try:
+                    await link.client.set(self._entry_prefix + lookup.key, value, ex=self.ttl)
+                    return
+                except (RedisError, OSError) as exc:
+                    link.unreachable(exc)
             if self._local() is None:
                 return
         self._entries.keep(lookup.key, recorded, body)
@@ -231,12 +233,13 @@ class ResponseCache:
         on, in this process and (with Redis) everywhere. Called after COMMIT, before the
         response goes. Never raises for Redis (other processes then learn it from events)."""
         self._advance(tables, position)
-        if self._raise is not None and self._link is not None and tables:
+        link = self._link
+        if self._raise is not None and link is not None and link.available and tables:
             keys = [self._position_keys[t] for t in tables if t in self._position_keys]
             try:
                 await self._raise(keys=keys, args=[position])
             except (RedisError, OSError) as exc:
-                self._link.unreachable(exc)
+                link.unreachable(exc)
 
     def observed(self, event: Event) -> None:
         """A ``ROWS_CHANGED`` event delivered here (any process's commit, in id order)."""

@@ -2,7 +2,9 @@
 
 The view (``GraphQLApp.run``) asks ``serve_cached`` first. A request is looked up when it has
 no ``Authorization`` header at all (any credentials, even bad ones, go the normal way: they
-must be checked) and is a GET, or a POST of ``application/json``, not asking for a stream.
+must be checked) nor ``Inkwell-Read-After`` (a read at a WAL position, whose malformed value
+is a 400), and is a GET, or a POST of ``application/json``, not asking for a stream, that
+sends a document's text or a persisted query's hash, not both (the miss registers the hash).
 Its key comes from the raw request: the document's SHA-256 (of the text, or the persisted
 query's hash when only that is sent), the operation name and the variables; nothing is
 parsed, validated or executed, and the one Redis round trip (or none, per process) is the
@@ -23,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from db.replicas import READ_AFTER_HEADER
 from schema.engine.response_cache import ResponseCache
 from schema.engine.response_entries import Lookup
 from schema.telemetry.operation import MAX_NAME, current
@@ -72,12 +75,14 @@ async def _body(request: Request) -> tuple[Any, Any, Any, Any] | None:
 
 def _document(query: Any, extensions: Any) -> tuple[str, str] | None:
     """``(mode, SHA-256 hex digest)`` of the document a request names: ``text`` with its
-    text, ``hash`` with a persisted query's hash alone."""
+    text alone, ``hash`` with a persisted query's hash alone (``version`` 1); ``None`` for
+    anything else, such as the text and its hash together: the miss registers the hash
+    (``schema.engine.extensions.persisted_queries``), which a hit would skip."""
+    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
     if isinstance(query, str) and query:
-        return "text", hashlib.sha256(query.encode()).hexdigest()
-    if query is None and isinstance(extensions, dict):
-        persisted = extensions.get("persistedQuery")
-        digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        return ("text", hashlib.sha256(query.encode()).hexdigest()) if persisted is None else None
+    if query is None and isinstance(persisted, dict) and persisted.get("version") == 1:
+        digest = persisted.get("sha256Hash")
         if isinstance(digest, str) and len(digest) == 64:
             return "hash", digest
     return None
@@ -119,7 +124,11 @@ async def serve_cached(request: Request, settings: Settings) -> Response | None:
         return None
     headers = request.headers
     method = request.method
-    if "authorization" in headers or names_a_stream(headers.get("accept")):
+    if (
+        "authorization" in headers
+        or READ_AFTER_HEADER in headers
+        or names_a_stream(headers.get("accept"))
+    ):
         return None
     if method == "GET":
         parts = _request(request)

@@ -15,6 +15,7 @@ from strawberry.types.graphql import OperationType
 
 from db.errors import is_transaction_conflict
 from db.replicas import commit_position, format_lsn
+from schema.completion import shielded
 from schema.context import Context
 from schema.errors import TransactionConflict
 from schema.live.events import rows_changed
@@ -41,8 +42,9 @@ class TransactionBoundary(SchemaExtension):
     just before it, ``committed`` after it) and nowhere on rollback, so no subscriber hears of
     a change that was not kept. With the response cache on, so does a ``ROWS_CHANGED`` event
     naming the tables the transaction wrote (``schema.writes.changes``), and the cache hears
-    of the commit before the response is sent (``ResponseCache.committed``). With read
-    replicas, a commit's WAL position goes in ``extensions.readAfter`` (``read_after``).
+    of the commit after it (the session no longer held) and before the response is sent
+    (``ResponseCache.committed``; a failure there is logged, never reported as a rollback).
+    With read replicas, a commit's WAL position goes in ``extensions.readAfter`` (``read_after``).
     Source: Hasura docs, "Multiple mutations in a request" (one transaction, all or nothing).
     """
 
@@ -73,6 +75,8 @@ class TransactionBoundary(SchemaExtension):
         # With the response cache on, every commit announces the tables it wrote too.
         cache = context.response_cache if context.broker is not None else None
         broker = context.broker if events or cache is not None else None
+        #: The tables the commit wrote and its position, for the response cache.
+        changed: list[tuple[frozenset[str], int]] = []
         try:
             if broker is not None:
                 # One shielded piece of work: the outbox rows (and, on PostgreSQL, the NOTIFY)
@@ -84,9 +88,8 @@ class TransactionBoundary(SchemaExtension):
                     written = await broker.stage(session, staged) if staged else []
                     await session.commit()
                     broker.committed(written)
-                    if cache is not None and tables:
-                        # Before the response: the next read anywhere sees the change.
-                        await cache.committed(tables, written[-1].event_id)
+                    if tables:
+                        changed.append((tables, written[-1].event_id))
 
                 await context.run(commit_and_announce)
             else:
@@ -103,6 +106,10 @@ class TransactionBoundary(SchemaExtension):
             # On every path, a cancellation included: the COMMIT may have been applied.
             _forget_accounts(context, transaction)
         transaction.outcome = Outcome.COMMITTED
+        if cache is not None and changed:
+            # Before the response: the next read anywhere sees the change. Out of the commit's
+            # try (it is committed, whatever happens here) and of its session's hold.
+            await _announce(cache, *changed[0])
         if context.replicas is not None:
             await read_after(context, transaction)
 
@@ -145,6 +152,17 @@ async def read_after(context: Context, transaction: Transaction) -> None:
     transaction.position = format_lsn(position)
     if context.viewer is not None:
         context.replicas.pin(context.viewer.id, position)
+
+
+async def _announce(cache: Any, tables: frozenset[str], position: int) -> None:
+    """Tell the response cache (a ``ResponseCache``) of a commit at ``position`` that wrote
+    ``tables`` (``ResponseCache.committed``), to completion even if the client has gone.
+    Never raises: the commit stands whatever happens here; a failure is logged (other
+    processes then learn of the commit from its event)."""
+    try:
+        await shielded(cache.committed(tables, position))
+    except Exception as exc:
+        logger.warning("the response cache was not told of a commit: %r", exc)
 
 
 async def _tables_written(session: Any) -> frozenset[str]:

@@ -10,8 +10,9 @@ its bucket is full again, so idle buckets cost Redis nothing.
 Redis being unreachable (or slower than ``schema.engine.redis_link.TIMEOUT``) never fails a
 request: the charge is made in the process's own buckets instead, the process's one outage
 warning says so (``RedisLink.unreachable``: a line a minute, whichever user of Redis noticed),
-and Redis is tried again ``RETRY_SECONDS`` later (so a Redis that stopped answering costs at
-most one timeout a second per process, not one per request).
+and no user of Redis asks it again until ``RedisLink.available`` (``RETRY_SECONDS`` later: a
+Redis that stopped answering costs at most one timeout a second per process, not one per
+request).
 Source: Redis docs, "Scripting with Lua" (scripts run atomically; ``redis.call``; effects
 replication, Redis 5 or newer), ``TIME``, ``SET`` with ``PX``; redis-py docs, "Lua
 Scripting" (``register_script``); ``schema.engine.persisted_store`` for the fallback.
@@ -19,16 +20,12 @@ Scripting" (``register_script``); ``schema.engine.persisted_store`` for the fall
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
 from schema.engine.rate_limits.buckets import Charge, ProcessBuckets
 from schema.engine.redis_link import RedisLink
-
-#: Seconds after a failed charge before Redis is asked again.
-RETRY_SECONDS = 1.0
 
 #: KEYS: the buckets. ARGV, three per key: microseconds per point, capacity (points), cost
 #: (points). Returns 0 (every charge taken) or the microseconds to wait (none taken); a
@@ -65,19 +62,17 @@ class RedisBuckets:
         self._link = link
         self._script = link.client.register_script(GCRA)
         self._fallback = ProcessBuckets()
-        self._retry_at = 0.0
 
     async def charge(self, charges: Sequence[Charge]) -> float:
         """Take every charge, or none: ``0.0`` when all of them fit, else the seconds to
         wait until they would. Never raises for Redis's sake."""
-        if time.monotonic() >= self._retry_at:
+        if self._link.available:
             args: list[float] = []
             for charge in charges:
                 args += (1e6 / charge.bucket.per_second, charge.bucket.capacity, charge.cost)
             try:
                 waited = await self._script(keys=[self.prefix + c.key for c in charges], args=args)
             except (RedisError, OSError) as exc:
-                self._retry_at = time.monotonic() + RETRY_SECONDS
                 self._link.unreachable(exc)
             else:
                 return int(waited) / 1e6
