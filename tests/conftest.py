@@ -23,6 +23,7 @@ from server import create_app
 from settings import Settings
 from tests.databases import BACKENDS, throwaway_database
 from tests.live import Live, graphql_body, live_server
+from tests.redis_server import redis_client  # noqa: F401 (a fixture for every test)
 
 #: The read tests' data set: big enough that first: 50 and per-parent limits mean something.
 READ_SEED = SeedSize(users=60, posts_per_user=12, comments_per_post=6, tags=12, tags_per_post=3)

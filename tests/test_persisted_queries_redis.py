@@ -10,15 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from schema.engine.extensions.persisted_queries import sha256
 from schema.engine.persisted_store import PREFIX, RedisStore
 from schema.engine.redis_link import RedisLink
 from tests.conftest import TEST_SECRET, app_settings, running_app
 from tests.live import free_port, live_server
-
-REDIS = "redis://127.0.0.1:6379/0"
+from tests.redis_server import REDIS
 
 
 def request(document: str | None, digest: str) -> dict[str, Any]:
@@ -31,17 +29,6 @@ def request(document: str | None, digest: str) -> dict[str, Any]:
 def unique_document() -> str:
     """A document no other run registered: its hash is new to Redis."""
     return f"query Shared{uuid.uuid4().hex} {{ __typename }}"
-
-
-@pytest.fixture
-def redis_client() -> Any:
-    client = redis.Redis.from_url(REDIS, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # CI runs Redis: a missing one is a failure, not a skip
-        pytest.fail(f"these tests need Redis at {REDIS}: {exc}")
-    yield client
-    client.close()
 
 
 def test_two_instances_share_one_registration(write_db_url: str, redis_client: Any) -> None:

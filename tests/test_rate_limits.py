@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from starlette.testclient import TestClient
@@ -34,8 +33,8 @@ from server import create_app
 from settings import Settings
 from tests.conftest import ADMIN_ID, TEST_SECRET, app_settings, bearer, running_app
 from tests.live import SERVER, free_port, live_server, wait_healthy
+from tests.redis_server import REDIS
 
-REDIS = "redis://127.0.0.1:6379/0"
 #: A point back every 1,000 s: no bucket refills while a test runs.
 SLOW = 0.001
 CHEAP = "{ __typename }"
@@ -45,17 +44,6 @@ LOGIN = """mutation($e: String!, $p: String!) { login(input: {email: $e, passwor
            __typename } }"""
 REGISTER = """mutation($e: String!) { register(input: {email: $e, name: "New", password:
               "long enough"}) { __typename } }"""
-
-
-@pytest.fixture
-def redis_client() -> Iterator[Any]:
-    client = redis.Redis.from_url(REDIS, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # CI runs Redis: a missing one is a failure, not a skip
-        pytest.fail(f"these tests need Redis at {REDIS}: {exc}")
-    yield client
-    client.close()
 
 
 def unique_prefix() -> str:

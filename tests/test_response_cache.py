@@ -28,8 +28,8 @@ from schema.reads.tables_read import tables_of
 from settings import Settings
 from tests.conftest import OWNER, App, app_settings, bearer, running_app
 from tests.live import free_port
+from tests.redis_server import REDIS
 
-REDIS = "redis://127.0.0.1:6379/0"
 USER = 'query User { user(id: "2") { name } }'
 POSTS = "query Posts($n: Int) { posts(first: $n) { totalCount nodes { title } } }"
 TAGS = "{ tags(first: 3) { nodes { name } } }"
