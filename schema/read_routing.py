@@ -23,8 +23,8 @@ def query_sessions(context: Context, replicas: Replicas) -> tuple[ReadSessions, 
     before which every commit is visible there (``Context.read_as_of``).
 
     - A response the cache will keep is read on the primary, where every commit it is stored
-      under is seen (``ResponseCache.required_position``: positions are event ids, which no
-      replica can be shown to have replayed).
+      under is seen (``schema.engine.response_cache``: its commit positions are event ids,
+      not WAL positions, so no replica can be shown to have replayed them).
     - The request's ``Inkwell-Read-After`` position, and this process's pin of the viewer
       after a commit, are honoured (``Replicas.choose``).
     - When the viewer's account is read in this session (a token, no remembered viewer), only

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from redis.exceptions import RedisError
-
-from schema.engine.redis_link import RedisLink
+from schema.engine.redis_link import UNANSWERED, RedisLink
 
 #: Every key Inkwell writes for persisted queries starts with this.
 PREFIX = "inkwell:apq:"
@@ -68,19 +66,14 @@ class RedisStore(ProcessStore):
         super().__init__(size)
         self.ttl = ttl
         self._link = link
-        self._redis = link.client
 
     async def get(self, digest: str) -> str | None:
         # A hash names one text forever: what this process holds needs no round trip.
         document = self.recall(digest)
-        if document is not None or not self._link.available:
+        if document is not None:
             return document
-        try:
-            found = await self._redis.get(PREFIX + digest)
-        except (RedisError, OSError) as exc:
-            self._link.unreachable(exc)
-            return None
-        if found is None:
+        found = await self._link.ask(lambda redis: redis.get(PREFIX + digest))
+        if found is UNANSWERED or found is None:
             return None
         document = found.decode()
         self.keep(digest, document)
@@ -88,9 +81,4 @@ class RedisStore(ProcessStore):
 
     async def put(self, digest: str, document: str) -> None:
         self.keep(digest, document)
-        if not self._link.available:
-            return
-        try:
-            await self._redis.set(PREFIX + digest, document, ex=self.ttl)
-        except (RedisError, OSError) as exc:
-            self._link.unreachable(exc)
+        await self._link.ask(lambda redis: redis.set(PREFIX + digest, document, ex=self.ttl))

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Literal, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+T = TypeVar("T")
 
 logger = logging.getLogger("inkwell.redis")
 
@@ -25,6 +31,15 @@ WARN_EVERY = 60.0
 TIMEOUT = 0.5
 #: Seconds after a failed command before any user asks Redis again.
 RETRY_SECONDS = 1.0
+
+
+class Unanswered(Enum):
+    """What ``RedisLink.ask`` returns when Redis was not asked, or did not answer."""
+
+    UNANSWERED = "unanswered"
+
+
+UNANSWERED = Unanswered.UNANSWERED
 
 
 class RedisLink:
@@ -44,6 +59,20 @@ class RedisLink:
         """Whether Redis may be asked now: false for ``RETRY_SECONDS`` after a failure
         (``unreachable``), when every user answers from the process instead."""
         return time.monotonic() >= self._retry_at
+
+    async def ask(
+        self, command: Callable[[Redis], Awaitable[T]]
+    ) -> T | Literal[Unanswered.UNANSWERED]:
+        """``await command(client)``'s reply; ``UNANSWERED`` while Redis is not
+        ``available``, or when the command fails or times out (``unreachable`` is told). The
+        one place a user of Redis learns it is away: never raises for Redis's sake."""
+        if not self.available:
+            return UNANSWERED
+        try:
+            return await command(self.client)
+        except (RedisError, OSError) as exc:
+            self.unreachable(exc)
+            return UNANSWERED
 
     def unreachable(self, exc: BaseException) -> None:
         """Redis failed a command with ``exc``: stop asking it for ``RETRY_SECONDS``

@@ -38,10 +38,9 @@ from typing import Any
 import orjson
 from graphql import DocumentNode, GraphQLSchema
 from prometheus_client import Counter
-from redis.exceptions import RedisError
 
 from db.models import Base
-from schema.engine.redis_link import RedisLink
+from schema.engine.redis_link import UNANSWERED, RedisLink
 from schema.engine.response_entries import Lookup, ProcessEntries, fresh
 from schema.engine.selected_types import selected_types
 from schema.live.events import Event, EventKind, changed_tables
@@ -159,14 +158,11 @@ class ResponseCache:
         (``None`` when nothing may be filled now). Never raises for Redis."""
         local = self._local()
         floor = self._floor or 0
-        if self._link is not None and self._link.available:
-            try:
-                raw, *shared = await self._link.client.mget(
-                    self._entry_prefix + key, *self._position_keys.values()
-                )
-            except (RedisError, OSError) as exc:
-                self._link.unreachable(exc)
-            else:
+        if self._link is not None:
+            keys = (self._entry_prefix + key, *self._position_keys.values())
+            replies = await self._link.ask(lambda redis: redis.mget(*keys))
+            if replies is not UNANSWERED:
+                raw, *shared = replies
                 known = dict(local or {})
                 for table, position in zip(self._position_keys, shared, strict=True):
                     if position is not None and int(position) > known.get(table, 0):
@@ -204,13 +200,11 @@ class ResponseCache:
         recorded = lookup.recorded()
         link = self._link
         if lookup.shared and link is not None:
-            if link.available:
-                value = orjson.dumps(recorded) + b"\n" + body
-                try:
-                    await link.client.set(self._entry_prefix + lookup.key, value, ex=self.ttl)
-                    return
-                except (RedisError, OSError) as exc:
-                    link.unreachable(exc)
+            value = orjson.dumps(recorded) + b"\n" + body
+            key = self._entry_prefix + lookup.key
+            stored = await link.ask(lambda redis: redis.set(key, value, ex=self.ttl))
+            if stored is not UNANSWERED:
+                return
             if self._local() is None:
                 return
         self._entries.keep(lookup.key, recorded, body)
@@ -234,12 +228,9 @@ class ResponseCache:
         response goes. Never raises for Redis (other processes then learn it from events)."""
         self._advance(tables, position)
         link = self._link
-        if self._raise is not None and link is not None and link.available and tables:
+        if (script := self._raise) is not None and link is not None and tables:
             keys = [self._position_keys[t] for t in tables if t in self._position_keys]
-            try:
-                await self._raise(keys=keys, args=[position])
-            except (RedisError, OSError) as exc:
-                link.unreachable(exc)
+            await link.ask(lambda _: script(keys=keys, args=[position]))
 
     def observed(self, event: Event) -> None:
         """A ``ROWS_CHANGED`` event delivered here (any process's commit, in id order)."""
@@ -250,10 +241,3 @@ class ResponseCache:
             if position > self._positions.get(table, 0):
                 self._positions[table] = position
                 INVALIDATIONS.inc()
-
-    def required_position(self, lookup: Lookup) -> dict[str, int]:
-        """The commit positions a fill for ``lookup`` must have read at least. On the primary,
-        every position known was committed before the fill began, so with read replicas a
-        fill reads on the primary (``schema.read_routing``): positions are event ids, not
-        WAL positions, and no replica can be shown to have replayed them."""
-        return lookup.recorded()

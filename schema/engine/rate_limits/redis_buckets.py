@@ -22,10 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from redis.exceptions import RedisError
-
 from schema.engine.rate_limits.buckets import Charge, ProcessBuckets
-from schema.engine.redis_link import RedisLink
+from schema.engine.redis_link import UNANSWERED, RedisLink
 
 #: KEYS: the buckets. ARGV, three per key: microseconds per point, capacity (points), cost
 #: (points). Returns 0 (every charge taken) or the microseconds to wait (none taken); a
@@ -66,14 +64,11 @@ class RedisBuckets:
     async def charge(self, charges: Sequence[Charge]) -> float:
         """Take every charge, or none: ``0.0`` when all of them fit, else the seconds to
         wait until they would. Never raises for Redis's sake."""
-        if self._link.available:
-            args: list[float] = []
-            for charge in charges:
-                args += (1e6 / charge.bucket.per_second, charge.bucket.capacity, charge.cost)
-            try:
-                waited = await self._script(keys=[self.prefix + c.key for c in charges], args=args)
-            except (RedisError, OSError) as exc:
-                self._link.unreachable(exc)
-            else:
-                return int(waited) / 1e6
-        return self._fallback.take(charges)
+        args: list[float] = []
+        for charge in charges:
+            args += (1e6 / charge.bucket.per_second, charge.bucket.capacity, charge.cost)
+        keys = [self.prefix + c.key for c in charges]
+        waited = await self._link.ask(lambda _: self._script(keys=keys, args=args))
+        if waited is UNANSWERED:
+            return self._fallback.take(charges)
+        return int(waited) / 1e6
