@@ -25,3 +25,11 @@ def redis_client() -> Iterator[Any]:
         pytest.fail(f"these tests need Redis at {REDIS}: {exc}")
     yield client
     client.close()
+
+
+def the_outage_line(caplog: pytest.LogCaptureFixture) -> str:
+    """The one line the process logged of Redis being unreachable (``inkwell.redis``);
+    fails unless there is exactly one."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "inkwell.redis"]
+    assert len(lines) == 1, lines
+    return lines[0]
