@@ -30,7 +30,7 @@ from schema.engine.response_cache import ResponseCache
 from schema.engine.response_entries import Lookup
 from schema.telemetry.operation import MAX_NAME, current
 from schema.transport.http_caching import cache_headers
-from schema.transport.media import GRAPHQL_RESPONSE, JSON, negotiate
+from schema.transport.media import GRAPHQL_RESPONSE, GRAPHQL_RESPONSE_CONTENT_TYPE, JSON, negotiate
 from schema.transport.streams import names_a_stream
 from settings import Settings
 
@@ -165,5 +165,5 @@ def _hit(request: Request, body: bytes, operation_name: str | None, settings: Se
     media = negotiate(request.headers.get("accept"))
     headers = cache_headers(request.method, request.query_params, None, settings)
     headers[X_CACHE] = "HIT"
-    media_type = f"{GRAPHQL_RESPONSE}; charset=utf-8" if media == GRAPHQL_RESPONSE else JSON
+    media_type = GRAPHQL_RESPONSE_CONTENT_TYPE if media == GRAPHQL_RESPONSE else JSON
     return Response(body, headers=headers, media_type=media_type)

@@ -16,6 +16,8 @@ from typing import Any
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+#: The Content-Type header of a ``GRAPHQL_RESPONSE`` answer (the spec's examples name the charset).
+GRAPHQL_RESPONSE_CONTENT_TYPE = f"{GRAPHQL_RESPONSE}; charset=utf-8"
 
 
 def negotiate(accept: str | None) -> str:

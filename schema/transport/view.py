@@ -31,7 +31,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from schema.auth.viewer import authenticate, bearer_token
 from schema.context import Context
 from schema.errors import AuthenticationFailed
-from schema.transport import graphiql, read_after
+from schema.transport import graphiql, media, read_after
 from schema.transport.cached_responses import fill, lookup_of, response_headers, serve_cached
 from schema.transport.http_caching import NO_STORE
 from schema.transport.media import (
@@ -294,7 +294,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 return response
             too_many_requests(response_data, response)
         if sub_response.media_type == GRAPHQL_RESPONSE:
-            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+            response.headers["content-type"] = media.GRAPHQL_RESPONSE_CONTENT_TYPE
             if isinstance(response_data, dict) and "data" not in response_data:
                 response.status_code = request_error_status(response_data)
         return response
