@@ -62,6 +62,29 @@ def wait_healthy(base: str, seconds: float = 30) -> None:
     pytest.fail(f"server at {base} did not start")
 
 
+@contextmanager
+def serve_command(cwd: Path = SERVER.parent, **env: str) -> Iterator[str]:
+    """Run ``server.py serve`` (the production entry point, with its checks and workers) in
+    ``cwd`` with ``env`` added to this process's environment, on a free port; yield its base
+    URL once ``/healthz`` answers, and stop it with SIGTERM on exit. Its output is dropped:
+    a test of what ``serve`` prints reads the process itself (``tests/test_serve.py``)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), "serve", "--port", str(port)],
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 def graphql_body(response: httpx.Response) -> dict[str, Any]:
     """The JSON body of a GraphQL response, asserting its status: 200, or 401 with a Bearer
     challenge when (and only when) the credentials were refused."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import SERVER, free_port, live_server, wait_healthy
+from tests.live import SERVER, free_port, live_server, serve_command, wait_healthy
 
 
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -114,21 +114,8 @@ def test_production_refuses_to_start_without_a_real_secret(
 
 
 def test_production_serve_never_loads_the_demo_accounts(tmp_path: Path, clean_env: None) -> None:
-    port = free_port()
     env = {"ENVIRONMENT": "production", "JWT_SECRET": "Zq3-4vP0sL9mN2bX8cV7aQ1wE6rT5yU-kR7"}
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_healthy(base)
+    with serve_command(tmp_path, **env) as base:
         assert httpx.get(f"{base}/readyz").status_code == 200  # migrated
         body = httpx.post(f"{base}/graphql", json={"query": "{ users { totalCount } }"}).json()
         assert body["data"] == {"users": {"totalCount": 0}}
-    finally:
-        process.terminate()
-        process.wait(timeout=20)

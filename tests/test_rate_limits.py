@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +29,7 @@ from schema.engine.redis_link import RedisLink
 from server import create_app
 from settings import Settings
 from tests.conftest import ADMIN_ID, TEST_SECRET, app_settings, bearer, running_app
-from tests.live import SERVER, free_port, live_server, wait_healthy
+from tests.live import free_port, live_server, serve_command
 from tests.redis_server import REDIS, the_outage_line
 
 #: A point back every 1,000 s: no bucket refills while a test runs.
@@ -320,22 +317,9 @@ async def test_the_limits_go_back_to_redis_when_it_answers_again(
 
 @contextmanager
 def serving(**env: str) -> Iterator[str]:
-    """``server.py serve`` with ``env`` (one worker) on a free port; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), "serve", "--port", str(port)],
-        cwd=SERVER.parent,
-        env={**os.environ, "LOG_LEVEL": "warning", "WORKERS": "1", **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_healthy(base)
+    """``server.py serve`` with ``env`` (one worker, quiet) on a free port; yields its base URL."""
+    with serve_command(LOG_LEVEL="warning", WORKERS="1", **env) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_x_forwarded_for_names_the_client_only_from_a_trusted_proxy(read_db_url: str) -> None:
