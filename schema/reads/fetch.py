@@ -120,6 +120,32 @@ def root_page_statement(
     )
 
 
+#: The label a computed sort key's value is selected under (``computed_page_statement``).
+SORT_VALUE = "inkwell_sort_value"
+
+
+def computed_page_statement(
+    entity: Any,
+    where: Sequence[ColumnElement[bool]],
+    args: PageArgs,
+    omit: frozenset[str],
+    value: ColumnElement[Any],
+) -> Select[Any]:
+    """``root_page_statement`` for an ordering by a computed key (``SortKey.computed``):
+    ``value`` (an expression over ``entity``, a correlated count say) is selected beside each
+    row of ``entity`` matching ``where``, in a subquery, so the page's order, its cursors'
+    seek and the rows read it once by name. Rows come back as ``(entity row, value)``."""
+    inner = select(entity, value.label(SORT_VALUE)).where(*where).subquery()
+    row = aliased(entity, inner)
+    sort_value = inner.c[SORT_VALUE]
+    return (
+        select(columns_of(row, omit), sort_value)
+        .where(*seek(row, args, sort_value))
+        .order_by(*order_by(row, args.ordering, reverse=args.backwards, value=sort_value))
+        .limit(args.limit + 1)
+    )
+
+
 async def root_count(ctx: Context, entity: Any, where: Sequence[ColumnElement[bool]]) -> int:
     """How many ``entity`` rows match ``where`` (cursors do not narrow a totalCount)."""
     statement = select(func.count()).select_from(entity).where(*where)
