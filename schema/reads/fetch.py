@@ -129,13 +129,23 @@ def computed_page_statement(
     where: Sequence[ColumnElement[bool]],
     args: PageArgs,
     omit: frozenset[str],
-    value: ColumnElement[Any],
+    counts: Select[Any],
 ) -> Select[Any]:
     """``root_page_statement`` for an ordering by a computed key (``SortKey.computed``):
-    ``value`` (an expression over ``entity``, a correlated count say) is selected beside each
-    row of ``entity`` matching ``where``, in a subquery, so the page's order, its cursors'
-    seek and the rows read it once by name. Rows come back as ``(entity row, value)``."""
-    inner = select(entity, value.label(SORT_VALUE)).where(*where).subquery()
+    ``counts``, a ``SELECT (id, count) ... GROUP BY id``, is outer-joined to the rows of
+    ``entity`` matching ``where`` (0 for a row it has none for), in a subquery, so the
+    page's order, its cursors' seek and the rows read the count once by name. Rows come
+    back as ``(entity row, count)``.
+
+    Grouped once, not a subquery correlated to each row: PostgreSQL ran a correlated count
+    as a scan of ``posts`` per tag: 705 and 968 ms for 50 tags over 10,000 posts (the bench
+    seed), against 76 and 86 ms grouped once (``EXPLAIN ANALYZE``, alternated, on the busy
+    2-core box).
+    """
+    grouped = counts.subquery()
+    key, value = grouped.c
+    counted = func.coalesce(value, 0).label(SORT_VALUE)
+    inner = select(entity, counted).outerjoin(grouped, key == entity.id).where(*where).subquery()
     row = aliased(entity, inner)
     sort_value = inner.c[SORT_VALUE]
     return (

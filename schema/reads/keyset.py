@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_
 
 #: A sort value's kind: ``"int"`` an id-like positive integer, ``"count"`` a non-negative one.
 SortKind = Literal["int", "count", "str", "datetime"]
@@ -27,18 +27,19 @@ SortKind = Literal["int", "count", "str", "datetime"]
 class SortKey:
     """One orderable column: its GraphQL name, model attribute, value kind and nullability.
 
-    ``computed``, for a value that is no column of the model (a count of related rows), makes
-    that value per viewer: ``computed(viewer)`` is a SQL expression over the model (a
-    correlated subquery), which the root page selects under the name ``attr``
-    (``fetch.computed_page_statement``) and passes to ``order_by`` and ``seek`` as
-    ``value``. A function compares by identity, so the key stays hashable in ``PageArgs``.
+    ``computed``, for a count that is no column of the model (of related rows), makes it per
+    viewer: ``computed(viewer)`` is a ``SELECT (id, count) ... GROUP BY id`` of the model's
+    rows that have any (the others count 0), which the root page joins and selects under
+    the name ``attr`` (``fetch.computed_page_statement``) and passes to ``order_by`` and
+    ``seek`` as ``value``. A function compares by identity, so the key stays hashable in
+    ``PageArgs``.
     """
 
     name: str
     attr: str
     kind: SortKind
     nullable: bool = False
-    computed: Callable[[Any], ColumnElement[Any]] | None = None
+    computed: Callable[[Any], Select[Any]] | None = None
 
 
 ID_KEY = SortKey("id", "id", "int")

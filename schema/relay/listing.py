@@ -105,7 +105,9 @@ async def root_connection(
     per shape and shared (``loaders.shared_statement``), the cursors' values bound as
     parameters (``keyset.cursor_params``), so it is compiled once per process. A filtered
     page is built for itself: search texts and dates come from clients, and each would be a
-    cache entry of its own, pushing out the statements every request shares. Raises
+    cache entry of its own, pushing out the statements every request shares. Ordered by a
+    computed key (``SortKey.computed``), the page selects the key's value beside each row
+    (``fetch.computed_page_statement``) and its rows are ``Valued``. Raises
     ``BadUserInput`` for invalid arguments.
     """
     ctx = info.context
