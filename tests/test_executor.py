@@ -46,6 +46,7 @@ SCALARS = {
         "updatedAt",
         "email",
         "version",
+        "postCount",
     ],
     "Post": [
         "id",
@@ -57,9 +58,10 @@ SCALARS = {
         "createdAt",
         "updatedAt",
         "version",
+        "commentCount",
     ],
     "Comment": ["id", "databaseId", "body", "createdAt", "updatedAt", "version"],
-    "Tag": ["id", "databaseId", "name"],
+    "Tag": ["id", "databaseId", "name", "postCount"],
 }
 #: Relationship fields: name -> (target type, is a connection).
 RELATIONS = {
@@ -72,7 +74,7 @@ ORDER_FIELDS = {
     "User": ["ID", "NAME", "CREATED_AT"],
     "Post": ["ID", "TITLE", "PUBLISHED_AT", "CREATED_AT"],
     "Comment": ["ID", "CREATED_AT"],
-    "Tag": ["ID", "NAME"],
+    "Tag": ["ID", "NAME", "POST_COUNT"],
 }
 BAD_CURSOR = '"bm90LWEtY3Vyc29y"'
 #: Filters of the root connections (a filtered page builds its statement for itself).

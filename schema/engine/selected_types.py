@@ -5,9 +5,12 @@ graphql-core's ``TypeInfo``, which follows fragments' and inline fragments' type
 every field's type, unwrapped from lists and non-nulls. An interface or a union stands for
 every type implementing it (``node(id:)`` may answer any node type), and a Relay connection
 or edge for its nodes' type, selected or not: a connection's ``totalCount`` alone counts
-rows of the nodes' table.
+rows of the nodes' table. Each field selected is named too, by its schema coordinate
+(``User.postCount``): a field may read tables its type's values are not read from (a count
+of another table's rows; ``schema.reads.tables_read.register_tables``).
 Source: graphql-core docs, "Utilities" (``TypeInfo``, ``TypeInfoVisitor``) and "Language"
-(``visit``); GraphQL Cursor Connections Specification (``edges``, ``node``).
+(``visit``); GraphQL Cursor Connections Specification (``edges``, ``node``); GraphQL
+specification, "Schema Coordinates" (``Type.field``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    FieldNode,
     GraphQLNamedType,
     GraphQLSchema,
     TypeInfo,
@@ -33,27 +37,33 @@ ROW_FIELDS = ("edges", "nodes", "node")
 
 
 class _FieldTypes(Visitor):
-    """Collects the named type of every field the visit enters."""
+    """Collects the named type and the schema coordinate of every field the visit enters."""
 
-    def __init__(self, type_info: TypeInfo, found: set[GraphQLNamedType]) -> None:
+    def __init__(
+        self, type_info: TypeInfo, found: set[GraphQLNamedType], coordinates: set[str]
+    ) -> None:
         super().__init__()
         self.type_info = type_info
         self.found = found
+        self.coordinates = coordinates
 
-    def enter_field(self, *_args: Any) -> None:
+    def enter_field(self, node: FieldNode, *_args: Any) -> None:
         field_type = self.type_info.get_type()
         if field_type is not None:
             self.found.add(get_named_type(field_type))
+        parent = self.type_info.get_parent_type()
+        if parent is not None:
+            self.coordinates.add(f"{parent.name}.{node.name.value}")
 
 
 def selected_types(schema: GraphQLSchema, document: DocumentNode) -> frozenset[str]:
     """The names of the object types (and interfaces and unions) a response to ``document``
     (validated against ``schema``) may hold values of, over all its operations and
-    fragments."""
+    fragments, and the schema coordinates (``"Type.field"``) of the fields it selects."""
     found: set[GraphQLNamedType] = set()
-    type_info = TypeInfo(schema)
-    visit(document, TypeInfoVisitor(type_info, _FieldTypes(type_info, found)))
     names: set[str] = set()
+    type_info = TypeInfo(schema)
+    visit(document, TypeInfoVisitor(type_info, _FieldTypes(type_info, found, names)))
     for named in found:
         _expand(schema, named, names)
     return frozenset(names)

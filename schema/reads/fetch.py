@@ -120,6 +120,42 @@ def root_page_statement(
     )
 
 
+#: The label a computed sort key's value is selected under (``computed_page_statement``).
+SORT_VALUE = "inkwell_sort_value"
+
+
+def computed_page_statement(
+    entity: Any,
+    where: Sequence[ColumnElement[bool]],
+    args: PageArgs,
+    omit: frozenset[str],
+    counts: Select[Any],
+) -> Select[Any]:
+    """``root_page_statement`` for an ordering by a computed key (``SortKey.computed``):
+    ``counts``, a ``SELECT (id, count) ... GROUP BY id``, is outer-joined to the rows of
+    ``entity`` matching ``where`` (0 for a row it has none for), in a subquery, so the
+    page's order, its cursors' seek and the rows read the count once by name. Rows come
+    back as ``(entity row, count)``.
+
+    Grouped once, not a subquery correlated to each row: PostgreSQL ran a correlated count
+    as a scan of ``posts`` per tag: 705 and 968 ms for 50 tags over 10,000 posts (the bench
+    seed), against 76 and 86 ms grouped once (``EXPLAIN ANALYZE``, alternated, on the busy
+    2-core box).
+    """
+    grouped = counts.subquery()
+    key, value = grouped.c
+    counted = func.coalesce(value, 0).label(SORT_VALUE)
+    inner = select(entity, counted).outerjoin(grouped, key == entity.id).where(*where).subquery()
+    row = aliased(entity, inner)
+    sort_value = inner.c[SORT_VALUE]
+    return (
+        select(columns_of(row, omit), sort_value)
+        .where(*seek(row, args, sort_value))
+        .order_by(*order_by(row, args.ordering, reverse=args.backwards, value=sort_value))
+        .limit(args.limit + 1)
+    )
+
+
 async def root_count(ctx: Context, entity: Any, where: Sequence[ColumnElement[bool]]) -> int:
     """How many ``entity`` rows match ``where`` (cursors do not narrow a totalCount)."""
     statement = select(func.count()).select_from(entity).where(*where)

@@ -13,23 +13,33 @@ Source: Markus Winand, "We need tool support for keyset pagination"
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_
 
-SortKind = Literal["int", "str", "datetime"]
+#: A sort value's kind: ``"int"`` an id-like positive integer, ``"count"`` a non-negative one.
+SortKind = Literal["int", "count", "str", "datetime"]
 
 
 @dataclass(frozen=True, slots=True)
 class SortKey:
-    """One orderable column: its GraphQL name, model attribute, value kind and nullability."""
+    """One orderable column: its GraphQL name, model attribute, value kind and nullability.
+
+    ``computed``, for a count that is no column of the model (of related rows), makes it per
+    viewer: ``computed(viewer)`` is a ``SELECT (id, count) ... GROUP BY id`` of the model's
+    rows that have any (the others count 0), which the root page joins and selects under
+    the name ``attr`` (``fetch.computed_page_statement``) and passes to ``order_by`` and
+    ``seek`` as ``value``. A function compares by identity, so the key stays hashable in
+    ``PageArgs``.
+    """
 
     name: str
     attr: str
     kind: SortKind
     nullable: bool = False
+    computed: Callable[[Any], Select[Any]] | None = None
 
 
 ID_KEY = SortKey("id", "id", "int")
@@ -57,14 +67,28 @@ class PageArgs:
     before: tuple[Any, int] | None = None
 
 
-def order_by(entity: Any, ordering: Ordering, *, reverse: bool = False) -> list[ColumnElement[Any]]:
-    """ORDER BY clauses for ``ordering`` over ``entity`` (a model or an alias of one).
+def _sorted_by(entity: Any, key: SortKey, value: Any) -> Any:
+    """The column ``key`` orders ``entity`` by: ``value`` for a computed key (raises
+    ``ValueError`` without one), else the entity's attribute."""
+    if key.computed is None:
+        return getattr(entity, key.attr)
+    if value is None:
+        raise ValueError(f"the sort key {key.name} is computed: pass its value column")
+    return value
+
+
+def order_by(
+    entity: Any, ordering: Ordering, *, reverse: bool = False, value: Any = None
+) -> list[ColumnElement[Any]]:
+    """ORDER BY clauses for ``ordering`` over ``entity`` (a model or an alias of one);
+    ``value`` is the column holding a computed key's value (``SortKey.computed``).
 
     ``reverse`` flips every direction (and NULL placement): fetching the last N rows reads the
     order backwards and the page is re-reversed in Python.
     """
     descending = ordering.descending != reverse
-    columns = [getattr(entity, ordering.key.attr)] if ordering.key is not ID_KEY else []
+    key = ordering.key
+    columns = [_sorted_by(entity, key, value)] if key is not ID_KEY else []
     clauses: list[ColumnElement[Any]] = []
     for column in [*columns, entity.id]:
         clause = column.desc() if descending else column.asc()
@@ -74,35 +98,39 @@ def order_by(entity: Any, ordering: Ordering, *, reverse: bool = False) -> list[
     return clauses
 
 
-def seek(entity: Any, args: PageArgs) -> list[ColumnElement[bool]]:
-    """WHERE clauses keeping the rows strictly between the ``after`` and ``before`` cursors.
+def seek(entity: Any, args: PageArgs, value: Any = None) -> list[ColumnElement[bool]]:
+    """WHERE clauses keeping the rows strictly between the ``after`` and ``before`` cursors;
+    ``value`` is the column holding a computed key's value (``SortKey.computed``).
 
     The cursors' values are named parameters (``cursor_params`` gives them), so a statement is
     the same for every cursor of its ``shape`` and can be shared.
     """
     clauses = []
+    column = _sorted_by(entity, args.ordering.key, value)
     for side, cursor, forward in (("after", args.after, True), ("before", args.before, False)):
         if cursor is not None:
-            value = None if cursor[0] is None else _bound(entity, args.ordering, side)
+            bound = (
+                None if cursor[0] is None else bindparam(f"inkwell_{side}_value", type_=column.type)
+            )
             row_id = bindparam(f"inkwell_{side}_id", type_=entity.id.type)
-            clauses.append(_beyond(entity, args.ordering, (value, row_id), forward=forward))
+            clauses.append(_beyond(entity, args.ordering, column, (bound, row_id), forward=forward))
     return clauses
 
 
 def _beyond(
-    entity: Any, ordering: Ordering, position: tuple[Any, Any], *, forward: bool
+    entity: Any, ordering: Ordering, column: Any, position: tuple[Any, Any], *, forward: bool
 ) -> ColumnElement[bool]:
-    """Rows after (``forward``) or before ``position`` in ``ordering``, NULLs sorting last."""
+    """Rows after (``forward``) or before ``position`` in ``ordering`` (its key's values in
+    ``column``), NULLs sorting last."""
     value, row_id = position
     greater = ordering.descending != forward  # "past" means ">" (else "<")
 
-    def past(column: Any, bound: Any) -> ColumnElement[bool]:
-        return column > bound if greater else column < bound
+    def past(left: Any, bound: Any) -> ColumnElement[bool]:
+        return left > bound if greater else left < bound
 
     id_past = past(entity.id, row_id)
     if ordering.key is ID_KEY:
         return id_past
-    column = getattr(entity, ordering.key.attr)
     if value is None:  # only nullable keys: NULLs sort after every value
         return (
             and_(column.is_(None), id_past)
@@ -113,11 +141,6 @@ def _beyond(
     if ordering.key.nullable and forward:
         clause = or_(clause, column.is_(None))
     return clause
-
-
-def _bound(entity: Any, ordering: Ordering, side: str) -> Any:
-    column = getattr(entity, ordering.key.attr)
-    return bindparam(f"inkwell_{side}_value", type_=column.type)
 
 
 def shape(args: PageArgs) -> PageArgs:

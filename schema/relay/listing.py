@@ -16,7 +16,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Select
+from strawberry.dataloader import DataLoader
 
 from schema.context import Context, Info
 from schema.reads import fetch, keyset, loaders, pruning
@@ -61,6 +62,23 @@ class Listing:
         )
 
 
+class Valued:
+    """A row of a page ordered by a computed sort key (``SortKey.computed``): the row's
+    attributes, and the key's value as the attribute ``attr`` (what the page's cursors
+    encode, ``encode_cursor``, and what a domain may hand to a field's loader)."""
+
+    __slots__ = ("_attr", "_row", "_value")
+
+    def __init__(self, row: Any, attr: str, value: Any) -> None:
+        self._row, self._attr, self._value = row, attr, value
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names the object lacks reach here: the key's, then the row's.
+        if name == self._attr:
+            return self._value
+        return getattr(self._row, name)
+
+
 #: Registered by each domain module at import: model -> the listing of its rows.
 _LISTINGS: dict[Any, Listing] = {}
 
@@ -87,24 +105,38 @@ async def root_connection(
     per shape and shared (``loaders.shared_statement``), the cursors' values bound as
     parameters (``keyset.cursor_params``), so it is compiled once per process. A filtered
     page is built for itself: search texts and dates come from clients, and each would be a
-    cache entry of its own, pushing out the statements every request shares. Raises
+    cache entry of its own, pushing out the statements every request shares. Ordered by a
+    computed key (``SortKey.computed``), the page selects the key's value beside each row
+    (``fetch.computed_page_statement``) and its rows are ``Valued``. Raises
     ``BadUserInput`` for invalid arguments.
     """
     ctx = info.context
     args = listing.page_args(ctx.settings, order, relay)
     model = listing.model
+    key = args.ordering.key
     # Only the columns the selection uses (schema.reads.pruning), and the ordering's for cursors.
-    omit = pruning.omitted(ctx, model, keep=(args.ordering.key.attr,))
+    omit = pruning.omitted(ctx, model, keep=(key.attr,))
+    computed = key.computed
+
+    def build() -> Select[Any]:
+        if computed is None:
+            return fetch.root_page_statement(model, where, args, omit)
+        # Per audience, like the statement (loaders.shared_statement).
+        return fetch.computed_page_statement(model, where, args, omit, computed(ctx.viewer))
+
     if not filter_key:
-        statement = loaders.shared_statement(
-            ctx,
-            ("root", model, keyset.shape(args), omit),
-            lambda: fetch.root_page_statement(model, where, args, omit),
-        )
+        shape = ("root", model, keyset.shape(args), omit)
+        statement = loaders.shared_statement(ctx, shape, build)
     else:
-        statement = fetch.root_page_statement(model, where, args, omit)
+        statement = build()
     params = keyset.cursor_params(args) or None
-    page = make_page(await fetch.scalars(ctx, statement, params), args)
+    if computed is None:
+        found: Sequence[Any] = await fetch.scalars(ctx, statement, params)
+    else:
+        found = [
+            Valued(row, key.attr, value) for row, value in await fetch.rows(ctx, statement, params)
+        ]
+    page = make_page(found, args)
     return build_connection(
         page, args.ordering, listing.to_node, lambda: fetch.root_count(ctx, listing.model, where)
     )
@@ -135,12 +167,7 @@ async def nested_connections(
     one when it is given). Raises ``BadUserInput`` for invalid arguments.
     """
     listing = _LISTINGS[model]
-    filter_key: Hashable = None
-    if listing.conditions is not None:
-        conditions, filter_key = listing.conditions(filter)
-        where = [*conditions, *where]
-    elif filter is not None:
-        raise TypeError(f"the listing of {model.__name__} takes no filter")
+    where, filter_key = _filtered(listing, filter, where)
     args = listing.page_args(ctx.settings, order, relay)
     pages = loaders.pages(
         ctx, relation, model, parent, where, args, filter_key=filter_key, join=join
@@ -155,3 +182,65 @@ async def nested_connections(
         )
 
     return [connection(page, p) for page, p in zip(found, parent_ids, strict=True)]
+
+
+def _filtered(
+    listing: Listing, filter: Any, where: Sequence[ColumnElement[bool]]
+) -> tuple[Sequence[ColumnElement[bool]], Hashable]:
+    """``where`` with the conditions of ``filter`` (the listing's filter input, or ``None``)
+    first, and the hashable key of those conditions. Raises ``TypeError`` for a filter given
+    to a listing that takes none."""
+    if listing.conditions is not None:
+        conditions, filter_key = listing.conditions(filter)
+        return [*conditions, *where], filter_key
+    if filter is not None:
+        raise TypeError(f"the listing of {listing.model.__name__} takes no filter")
+    return where, None
+
+
+def count_loader(
+    ctx: Context,
+    model: Any,
+    relation: str,
+    parent: Any,
+    where: Sequence[ColumnElement[bool]] = (),
+    *,
+    join: fetch.Join | None = None,
+) -> DataLoader[int, int]:
+    """The DataLoader counting, per parent id, the ``model`` rows of the unfiltered
+    connection ``relation``: the very loader that connection's ``totalCount`` loads through
+    (``nested_connections`` with the same arguments and no ``filter``), so a count field and
+    the connection's ``totalCount`` agree and, asked together, share one ``GROUP BY``."""
+    where, filter_key = _filtered(_LISTINGS[model], None, where)
+    return loaders.counts(ctx, relation, model, parent, where, filter_key=filter_key, join=join)
+
+
+async def nested_counts(
+    ctx: Context,
+    model: Any,
+    relation: str,
+    parent: Any,
+    parent_ids: Sequence[int],
+    where: Sequence[ColumnElement[bool]] = (),
+    *,
+    join: fetch.Join | None = None,
+) -> list[int]:
+    """How many ``model`` rows each of ``parent_ids`` has in the connection ``relation``
+    (0 for a parent with none), in order: what that connection's ``totalCount`` answers for
+    the same viewer (``where`` must be the visibility conditions the connection's field
+    passes, ``parent`` and ``join`` its). One ``SELECT parent, count(*) ... WHERE parent IN
+    (...) GROUP BY parent`` for all the parents of a level, however many (``count_loader``).
+    """
+    loader = count_loader(ctx, model, relation, parent, where, join=join)
+    return await load_batch(loader, parent_ids)
+
+
+def prime_counts(loader: DataLoader[int, int], counts: dict[int, int]) -> None:
+    """Hand ``loader`` (a ``count_loader``) counts already read, by parent id (a page ordered
+    by them, say), so neither executor counts those parents again: the breadth-first one's
+    batches read ``SharedLoader.known``, graphql-core's per-object loads the loader's cache.
+    """
+    known = getattr(loader, "known", None)
+    if known is not None:
+        known.update(counts)
+    loader.prime_many(counts)

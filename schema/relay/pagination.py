@@ -107,8 +107,10 @@ def _parse_value(key: SortKey, value: Any) -> Any:
         if parsed.tzinfo is None:
             raise ValueError("naive datetime")
         return parsed.astimezone(UTC)  # OverflowError near year 1 or 9999
-    if key.kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_PK:
+    if key.kind in ("int", "count"):
+        # An id is positive; a count (``SortKey.kind``) may be 0. Both stay in BIGINT's range.
+        least = 0 if key.kind == "count" else 1
+        if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= MAX_PK:
             raise ValueError("int")
         return value
     if not isinstance(value, str) or "\x00" in value:

@@ -18,6 +18,7 @@ from schema.reads.batch_fields import batch_field
 from schema.reads.folding import Linked, foldable
 from schema.reads.keyset import ID_KEY, SortKey
 from schema.reads.pruning import prunable
+from schema.reads.tables_read import register_tables
 from schema.reads.visibility import visible_posts
 from schema.relay.connection import (
     After,
@@ -27,7 +28,13 @@ from schema.relay.connection import (
     Last,
     OrderDirection,
 )
-from schema.relay.listing import Listing, nested_connections, register_listing, root_connection
+from schema.relay.listing import (
+    Listing,
+    nested_connections,
+    nested_counts,
+    register_listing,
+    root_connection,
+)
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
 from schema.relay.node_loading import load_nodes, to_node
 from schema.validation import MAX_SEARCH, text_argument
@@ -194,6 +201,16 @@ class Post(Node):
             (first, after, last, before),
         )
 
+    @batch_field(
+        description="How many comments the post has: `comments`' `totalCount` without its "
+        "page (whoever may see a post may see all its comments)."
+    )
+    async def comment_count(ctx: Context, posts: list[Post]) -> list[int]:
+        ids = [p.database_id for p in posts]
+        return await nested_counts(
+            ctx, models.Comment, "Post.comments", models.Comment.post_id, ids
+        )
+
     @batch_field(description="The post's tags, oldest tag first.")
     async def tags(ctx: Context, posts: list[Post]) -> list[list[LazyTag]]:
         found = await load_batch(loaders.tags_by_post(ctx), [p.database_id for p in posts])
@@ -202,6 +219,8 @@ class Post(Node):
 
 
 register_node("Post", models.Post, Post.from_row)
+# Counted by `Post.commentCount` (schema.reads.tables_read).
+register_tables("Post.commentCount", models.Comment)
 # Columns read only for the fields named (schema.reads.pruning): wide, costly or seldom selected.
 prunable(
     models.Post,

@@ -18,6 +18,7 @@ from schema.reads.batch import load_one
 from schema.reads.batch_fields import batch_field
 from schema.reads.keyset import ID_KEY, SortKey
 from schema.reads.pruning import prunable
+from schema.reads.tables_read import register_tables
 from schema.reads.visibility import may_see_email, visible_comments, visible_posts
 from schema.relay.connection import (
     After,
@@ -27,7 +28,13 @@ from schema.relay.connection import (
     Last,
     OrderDirection,
 )
-from schema.relay.listing import Listing, nested_connections, register_listing, root_connection
+from schema.relay.listing import (
+    Listing,
+    nested_connections,
+    nested_counts,
+    register_listing,
+    root_connection,
+)
 from schema.relay.node import DATABASE_ID, BigInt, Node, new_node, parse_id, register_node
 from schema.validation import MAX_SEARCH, text_argument
 from schema.writes.field_checks import EMAIL_MAX, normalise_email
@@ -175,6 +182,17 @@ class User(Node):
             filter=filter,
         )
 
+    @batch_field(
+        description="How many of the user's posts the viewer may see: `posts`' `totalCount` "
+        "without its page (their drafts counted only for them and admins)."
+    )
+    async def post_count(ctx: Context, users: list[User]) -> list[int]:
+        ids = [u.database_id for u in users]
+        where = visible_posts(ctx.viewer)
+        return await nested_counts(
+            ctx, models.Post, "User.posts", models.Post.author_id, ids, where
+        )
+
     @batch_field(description="The comments the user wrote.")
     async def comments(
         ctx: Context,
@@ -198,6 +216,9 @@ class User(Node):
 
 
 register_node("User", models.User, User.from_row)
+# Counted by `User.postCount` (schema.reads.tables_read): a cached response selecting it
+# depends on posts.
+register_tables("User.postCount", models.Post)
 # Columns read only for the fields named (schema.reads.pruning): wide, costly or seldom selected.
 prunable(
     models.User,
