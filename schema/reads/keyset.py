@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, bindparam, or_
 
-SortKind = Literal["int", "str", "datetime"]
+#: A sort value's kind; "float" is a computed rank (full-text search, ``schema.reads.search``).
+SortKind = Literal["int", "str", "datetime", "float"]
 
 
 @dataclass(frozen=True, slots=True)
