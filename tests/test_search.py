@@ -155,6 +155,8 @@ async def test_the_snippet_marks_matches_and_escapes_the_text(corpus: App) -> No
     assert "<script" not in snippet and "&amp; more" in snippet
     [edge] = (await found(corpus, "published"))["edges"]
     assert "<mark>published</mark>" in edge["snippet"]
+    [edge] = (await found(corpus, "tips"))["edges"]  # in the title alone
+    assert edge["snippet"].startswith("Water the tomatoes") and "<mark>" not in edge["snippet"]
 
 
 @pytest.mark.parametrize(

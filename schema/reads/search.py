@@ -161,12 +161,10 @@ def lexemes_statement() -> Select[Any]:
     return select(func.numnode(_tsquery()))
 
 
-def highlighted(marked: str | None) -> str | None:
+def highlighted(marked: str) -> str:
     """An engine's snippet as HTML: the text escaped (``&``, ``<``, ``>``, quotes), each
     match inside ``<mark>``…``</mark>``. A stray marker character in a post's own text is
     dropped rather than left unbalanced."""
-    if marked is None:
-        return None
     out: list[str] = []
     open_mark = False
     for part in _split(marked):

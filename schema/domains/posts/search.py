@@ -63,10 +63,10 @@ class PostSearchEdge:
         description="How well the post matches; higher is better. Comparable only within "
         "one search: PostgreSQL's ts_rank_cd or SQLite's negated bm25."
     )
-    snippet: str | None = strawberry.field(
+    snippet: str = strawberry.field(
         description="HTML: a passage of the post's content with every match inside "
         "<mark>…</mark>, the text itself escaped (safe to insert as HTML); the content's "
-        "opening words when only the title matches."
+        "opening words when only the title matches. Computed only when selected."
     )
     id: strawberry.Private[int]
 
@@ -164,7 +164,8 @@ class PostSearchQueries:
             PostSearchEdge(
                 node=Post.from_row(row),
                 rank=float(rank),
-                snippet=search.highlighted(snippet),
+                # None when not selected (nothing then reads it).
+                snippet="" if snippet is None else search.highlighted(snippet),
                 id=row.id,
             )
             for row, rank, snippet in found
