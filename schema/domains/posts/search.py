@@ -21,7 +21,7 @@ from strawberry.types.nodes import SelectedField
 from db import models
 from schema.context import Info
 from schema.domains.posts.types import Post
-from schema.reads import fetch, pruning, search
+from schema.reads import fetch, keyset, loaders, pruning, search
 from schema.reads.batch_fields import batch_field
 from schema.reads.keyset import Ordering, cursor_params, make_page
 from schema.reads.search_query import InvalidSearch, Problem, parse
@@ -137,12 +137,15 @@ class PostSearchQueries:
             max_size=ctx.settings.max_page_size,
         )
         is_sqlite = ctx.settings.is_sqlite
-        statement = search.page_statement(
-            is_sqlite,
-            visible_posts(ctx.viewer),
-            args,
-            pruning.omitted(ctx, models.Post),
-            _selects_snippet(info),
+        omit, snippet = pruning.omitted(ctx, models.Post), _selects_snippet(info)
+        # The text and the cursors are parameters: one statement per shape and audience,
+        # built and compiled once per process (``loaders.shared_statement``).
+        statement = loaders.shared_statement(
+            ctx,
+            ("searchPosts", keyset.shape(args), omit, snippet),
+            lambda: search.page_statement(
+                is_sqlite, visible_posts(ctx.viewer), args, omit, snippet
+            ),
         )
         params = {
             **search.query_params(is_sqlite, parsed.websearch_text(), parsed.fts5_match()),
@@ -150,7 +153,9 @@ class PostSearchQueries:
         }
         found = await fetch.rows(ctx, statement, params)
         if not found and not is_sqlite:
-            statement = search.lexemes_statement()
+            statement = loaders.shared_statement(
+                ctx, "searchPosts.lexemes", search.lexemes_statement
+            )
             nodes = await fetch.scalars(ctx, statement, {search.SEARCH: parsed.websearch_text()})
             if not nodes[0]:
                 return _invalid(
