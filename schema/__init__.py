@@ -19,6 +19,7 @@ from schema.domains.accounts.mutations import AccountMutations
 from schema.domains.comments.mutations import CommentMutations
 from schema.domains.comments.types import Comment
 from schema.domains.posts.mutations import PostMutations
+from schema.domains.posts.search import PostSearchQueries
 from schema.domains.posts.subscriptions import Subscription
 from schema.domains.posts.types import Post, PostQueries
 from schema.domains.tags.types import Tag, TagQueries
@@ -56,7 +57,7 @@ from settings import Settings
 
 logger = logging.getLogger("inkwell.errors")
 
-Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, TagQueries))
+Query = merge_types("Query", (NodeQueries, UserQueries, PostQueries, PostSearchQueries, TagQueries))
 Mutation = merge_types(
     "Mutation", (AccountMutations, UserMutations, PostMutations, CommentMutations)
 )

@@ -12,6 +12,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
+from db.migrate import is_mapped
 from db.models import Base
 from settings import get_settings
 
@@ -25,6 +26,8 @@ def run_migrations(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # The search objects are the migrations' alone (db.migrate.SEARCH_OBJECTS).
+        include_name=is_mapped,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_
 
-#: A sort value's kind: ``"int"`` an id-like positive integer, ``"count"`` a non-negative one.
-SortKind = Literal["int", "count", "str", "datetime"]
+#: A sort value's kind: ``"int"`` an id-like positive integer, ``"count"`` a non-negative one,
+#: ``"float"`` a computed rank (full-text search, ``schema.reads.search``).
+SortKind = Literal["int", "count", "str", "datetime", "float"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,6 +108,14 @@ def _parse_value(key: SortKey, value: Any) -> Any:
         if parsed.tzinfo is None:
             raise ValueError("naive datetime")
         return parsed.astimezone(UTC)  # OverflowError near year 1 or 9999
+    if key.kind == "float":
+        # JSON writes a float as its repr, which reads back as the same double: a rank in a
+        # cursor compares equal to the rank the next page's statement computes again.
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError("float")
+        if not math.isfinite(value):
+            raise ValueError("float")
+        return float(value)
     if key.kind in ("int", "count"):
         # An id is positive; a count (``SortKey.kind``) may be 0. Both stay in BIGINT's range.
         least = 0 if key.kind == "count" else 1
