@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from graphql import OperationDefinitionNode
 from graphql import parse as parse_document
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql
 
+from db.models import Post
 from schema import build_schema
 from schema.domains.posts.search import ORDERING
 from schema.engine.executor.run import BreadthFirst
@@ -62,14 +63,13 @@ async def corpus(write_app: App) -> App:
     """``write_app`` over a database whose posts are ``CORPUS`` (all by ``OWNER``)."""
     async with write_app.engine.begin() as conn:
         await conn.execute(text("DELETE FROM posts"))
-        for pk, (title, content, status) in CORPUS.items():
-            await conn.execute(
-                text(
-                    "INSERT INTO posts (id, author_id, title, content, status, published_at) "
-                    "VALUES (:id, :a, :t, :c, :s, :p)"
-                ),
-                {"id": pk, "a": OWNER, "t": title, "c": content, "s": status, "p": when(status)},
-            )
+        # Through the table's types, so a datetime is stored as the ORM stores it on SQLite.
+        rows = [
+            {"id": pk, "author_id": OWNER, "title": title, "content": content}
+            | {"status": status, "published_at": when(status)}
+            for pk, (title, content, status) in CORPUS.items()
+        ]
+        await conn.execute(insert(Post.__table__), rows)
         await conn.execute(
             text("INSERT INTO post_tags (post_id, tag_id) VALUES (1001, 1), (1002, 2)")
         )
