@@ -17,6 +17,7 @@ from db import models
 from schema.auth.sessions import hash_refresh_token
 from schema.auth.tokens import issue_token
 from schema.auth.viewer import PASSWORD_CHANGED, SIGNED_OUT
+from schema.live.events import ANY_TABLE, changed_tables, rows_changed
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.live import graphql_body
 from tests.truth import count_rows, table
@@ -294,3 +295,11 @@ async def test_tokens_issued_before_the_password_changed_are_refused_to_the_micr
     await works(write_app, at, OWNER)
     await works(write_app, after, OWNER)
     assert (await write_app.data(VIEWER, as_user=OTHER))["viewer"]["databaseId"] == str(OTHER)
+
+
+def test_a_sign_in_makes_no_cached_response_stale() -> None:
+    """Sign-ins and refreshes write the session tables, which no cached (anonymous) response
+    reads: their commits' ``ROWS_CHANGED`` events name those tables alone, not every table."""
+    event = rows_changed(["sign_in_sessions", "rotated_refresh_tokens"])
+    assert not event.id >> ANY_TABLE & 1
+    assert changed_tables(event, ["users", "posts", "comments", "tags", "post_tags"]) == set()

@@ -133,6 +133,9 @@ class SessionMutations:
         )
         if invalid := checks.result():
             return invalid
+        # No attempt limit of its own, unlike `login`: a refresh token (256 random bits)
+        # cannot be guessed, and checking one costs an index lookup, no Argon2; the
+        # operation rate limit (RATE_LIMIT_POINTS) still charges the client's address.
         ctx, at = info.context, now()
         outcome = await ctx.run(lambda session: sessions.rotate(session, ctx.settings, token, at))
         if outcome is None:
