@@ -98,8 +98,8 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         (found,) = await load_batch(accounts, [key])
         if found is not None:
             ctx.loaders.rows[models.User, user_id] = found[0]
-    changed_at = _check(claims, found)
-    viewer = Viewer(user_id, found[0].role, claims.session_id)  # type: ignore[index]
+    role, changed_at = _check(claims, found)
+    viewer = Viewer(user_id, role, claims.session_id)
     if cache is not None:
         # Read on a replica: kept only if it had replayed whatever was forgotten since.
         cache.put(viewer, generation, ctx.read_as_of, changed_at)
@@ -111,9 +111,9 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
 _Account = tuple[Any, datetime | None, bool]
 
 
-def _check(claims: Claims, found: _Account | None) -> float | None:
-    """Refuse ``claims`` for the account ``found`` (``AuthenticationFailed``); else when its
-    password last changed (a Unix time, ``None``: never)."""
+def _check(claims: Claims, found: _Account | None) -> tuple[str, float | None]:
+    """Refuse ``claims`` for the account ``found`` (``AuthenticationFailed``); else its role
+    and when its password last changed (a Unix time, ``None``: never)."""
     if found is None:
         raise AuthenticationFailed("The account of this access token no longer exists.")
     row, changed_at, live = found
@@ -122,13 +122,13 @@ def _check(claims: Claims, found: _Account | None) -> float | None:
     if not live:
         raise AuthenticationFailed(SIGNED_OUT)
     if changed_at is None:
-        return None
+        return row.role, None
     # Both sides come from the server's clock with microseconds (``issue_token``), and the
     # token ``changePassword`` returns is issued at exactly ``password_changed_at``.
     changed = changed_at.timestamp()
     if claims.issued_at < changed:
         raise AuthenticationFailed(PASSWORD_CHANGED)
-    return changed
+    return row.role, changed
 
 
 _USERS, _SESSIONS = "inkwell_users", "inkwell_sessions"
