@@ -303,3 +303,38 @@ def test_a_sign_in_makes_no_cached_response_stale() -> None:
     event = rows_changed(["sign_in_sessions", "rotated_refresh_tokens"])
     assert not event.id >> ANY_TABLE & 1
     assert changed_tables(event, ["users", "posts", "comments", "tags", "post_tags"]) == set()
+
+
+async def test_a_sessions_requests_cost_no_statement_once_its_viewer_is_remembered(
+    write_app: App,
+) -> None:
+    """The session and password checks ride on the viewer cache: a signed-in request costs
+    the viewer's one statement when it is not remembered, none once it is (PostgreSQL)."""
+    signed_in = await login(write_app, OWNER)
+    costs = []
+    for _ in range(2):
+        write_app.statements.clear()
+        body = await post(write_app, "{ __typename }", token=signed_in["token"])
+        assert body["data"] == {"__typename": "Query"}
+        costs.append(write_app.count())
+    assert costs == [1, write_app.sign_in]
+
+
+async def test_an_expired_sessions_refresh_token_is_refused_and_the_session_deleted_later(
+    write_app: App,
+) -> None:
+    expired, kept = await login(write_app, OWNER), await login(write_app, OWNER)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    async with write_app.engine.begin() as conn:
+        table = models.SignInSession
+        await conn.execute(
+            update(table)
+            .where(table.token_hash == hash_refresh_token(expired["refreshToken"]))
+            .values(expires_at=past)
+        )
+    body = await post(write_app, REFRESH, {"r": expired["refreshToken"]})
+    assert body["data"]["refreshSession"]["__typename"] == "Unauthenticated"
+    await login(write_app, OWNER)  # a sign-in deletes the user's expired sessions
+    listed = await post(write_app, SESSIONS, token=kept["token"])
+    assert len(listed["data"]["viewer"]["sessions"]) == 2
+    assert await count_rows(write_app.engine, "SELECT count(*) FROM sign_in_sessions") == 2
