@@ -490,7 +490,20 @@ class Settings(BaseSettings):
         "survive a restart.",
     )
     jwt_ttl_seconds: int = Field(
-        86_400, ge=60, le=30 * 86_400, description="Lifetime of an access token, in seconds."
+        900,
+        ge=60,
+        le=30 * 86_400,
+        description="Lifetime of an access token (a JWT), in seconds; a session's client "
+        "gets a new one with its refresh token (`refreshSession`). It is also how long a "
+        "token issued before sessions existed (no `sid` claim) keeps working.",
+    )
+    refresh_token_ttl_seconds: int = Field(
+        30 * 86_400,
+        ge=300,
+        le=365 * 86_400,
+        description="How long a sign-in session lasts without being refreshed, in seconds: "
+        "each refresh token expires this long after it was issued, and each `refreshSession` "
+        "issues a new one.",
     )
     viewer_cache_seconds: float = Field(
         60.0,

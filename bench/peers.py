@@ -9,8 +9,10 @@ email, which Inkwell shows only to admins and to their owners. The harness's dat
 migrated by Inkwell, so this installs the pieces of Inkwell's schema the server relies on
 there: migration 0002's trigger announcing account changes, which lets each process remember
 its signed-in viewers (``schema.auth.viewer_cache``) instead of reading the row per request,
-and migration 0003's event outbox (``events``), which every write that announces an event
-(W4's ``addComment``) inserts into.
+migration 0003's event outbox (``events``), which every write that announces an event
+(W4's ``addComment``) inserts into, and migration 0005's sessions (``sign_in_sessions``,
+``rotated_refresh_tokens``, ``users.password_changed_at``, which the viewer's lookup reads,
+and the triggers announcing their changes).
 
     python bench/peers.py [harness flags…]      # e.g. --rounds 2 --duration 10
 
@@ -51,29 +53,40 @@ UVICORN_FLAGS = (
 )  # fmt: skip
 
 
-#: The migration whose trigger the viewer cache needs (see the module's docstring).
-ACCOUNT_TRIGGER = ROOT / "db/migrations/versions/2026_12_01_1400-0002_account_change_notify.py"
+#: The migrations whose triggers the viewer cache needs (see the module's docstring), in order.
+TRIGGER_MIGRATIONS = (
+    ROOT / "db/migrations/versions/2026_12_01_1400-0002_account_change_notify.py",
+    ROOT / "db/migrations/versions/2026_12_04_2010-0005_sign_in_sessions.py",
+)
 
 
 def _trigger_statements() -> tuple[str, ...]:
-    spec = importlib.util.spec_from_file_location("account_change_notify", ACCOUNT_TRIGGER)
-    assert spec is not None and spec.loader is not None
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
-    return tuple(migration.UPGRADE)
+    statements: list[str] = []
+    for path in TRIGGER_MIGRATIONS:
+        spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+        assert spec is not None and spec.loader is not None
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        statements.extend(migration.UPGRADE)
+    return tuple(statements)
 
 
 async def _prepare() -> int:
-    """Install the account trigger and the event outbox; returns the id of an admin of the
-    harness's database."""
+    """Install the account and session triggers, the event outbox and the session tables;
+    returns the id of an admin of the harness's database."""
+    from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from db.models import OutboxEvent
+    from db.models import OutboxEvent, RotatedRefreshToken, SignInSession
 
     engine = create_async_engine(ENVIRONMENT["DATABASE_URL"])
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(OutboxEvent.__table__.create, checkfirst=True)
+            await conn.execute(
+                text("ALTER TABLE users ADD COLUMN IF NOT EXISTS password_changed_at timestamptz")
+            )
+            for model in (OutboxEvent, SignInSession, RotatedRefreshToken):
+                await conn.run_sync(model.__table__.create, checkfirst=True)
     finally:
         await engine.dispose()
     connection = await asyncpg.connect(DSN)

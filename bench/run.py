@@ -312,6 +312,9 @@ def start_server(name: str, url: str, mode: str, sql_stats: bool, log_dir: Path)
         "ENVIRONMENT": "development" if sql_stats else "production",
         "SQL_STATS": "true" if sql_stats else "false",
         "JWT_SECRET": JWT_SECRET,
+        # The tokens signed in once before the measurements outlive the whole run (access
+        # tokens last 15 minutes by default).
+        "JWT_TTL_SECONDS": str(24 * 3600),
     }
     port = free_port()
     options = f"--host {HOST} --port {port} --no-access-log --log-level warning".split()

@@ -706,6 +706,8 @@ def start(args: argparse.Namespace, port: int, log_dir: Path) -> subprocess.Pope
         "DATABASE_URL": args.database_url,
         "ENVIRONMENT": "production",
         "JWT_SECRET": JWT_SECRET,
+        # The writers sign in once (``login``): their access tokens must outlive the run.
+        "JWT_TTL_SECONDS": str(24 * 3600),
         "WORKERS": str(args.workers),
         "SQL_STATS": "false",
     }

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from db import models
 from db.engine import command_engine
+from schema.auth import sessions
 from schema.auth.passwords import hash_password
 from schema.writes.field_checks import NAME_MAX, FieldChecks, normalise_email
 from settings import Settings
@@ -112,8 +114,8 @@ async def create_user(
 
 
 async def reset_password(settings: Settings, email: str, password: str) -> str:
-    """Set the password of the account with ``email``; returns a line saying so. Raises
-    ``Refused`` when there is no such account."""
+    """Set the password of the account with ``email`` and end all its sessions; returns a
+    line saying so. Raises ``Refused`` when there is no such account."""
     async with (
         command_engine(settings) as engine,
         async_sessionmaker(engine)() as session,
@@ -122,5 +124,9 @@ async def reset_password(settings: Settings, email: str, password: str) -> str:
         user = await session.scalar(select(models.User).where(models.User.email == email))
         if user is None:
             raise Refused(f"no account has the email {email}")
-        user.password_hash = await hash_password(password)
-        return f"set a new password for {email}"
+        # As ``changePassword``, with no session kept: every token issued before is refused
+        # and every session ends (whoever held the old password is signed out).
+        now = datetime.now(UTC)
+        await sessions.set_password(session, user.id, await hash_password(password), now, None)
+        ended = await sessions.end(session, now, user.id)
+        return f"set a new password for {email}; sessions signed out: {ended}"

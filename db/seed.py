@@ -127,10 +127,21 @@ async def seed(
 async def _wipe(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
         await conn.execute(
-            text("TRUNCATE post_tags, comments, posts, tags, users RESTART IDENTITY")
+            text(
+                "TRUNCATE post_tags, comments, posts, tags, rotated_refresh_tokens, "
+                "sign_in_sessions, users RESTART IDENTITY"
+            )
         )
         return
-    for table in ("post_tags", "comments", "posts", "tags", "users"):
+    for table in (
+        "post_tags",
+        "comments",
+        "posts",
+        "tags",
+        "rotated_refresh_tokens",
+        "sign_in_sessions",
+        "users",
+    ):
         await conn.execute(text(f"DELETE FROM {table}"))
 
 

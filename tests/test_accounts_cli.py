@@ -111,7 +111,9 @@ async def test_create_the_first_admin_and_reset_a_password(
     # Reset: the new password signs in, the old one no longer does.
     reset = piped("reset-password", "--email", "ROOT@example.com", password="a brand new secret",
                   cwd=tmp_path, **env)  # fmt: skip
-    assert reset.returncode == 0 and reset.stdout == "set a new password for root@example.com\n"
+    assert reset.returncode == 0 and reset.stdout == (
+        "set a new password for root@example.com; sessions signed out: 1\n"
+    )
     assert (await login(fresh_db_url, "root@example.com", "a brand new secret"))["__typename"] == (
         "AuthPayload"
     )

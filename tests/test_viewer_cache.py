@@ -12,7 +12,16 @@ import pytest
 from sqlalchemy import text
 
 from schema.auth.viewer import Viewer
-from schema.auth.viewer_cache import CHANNEL, EVERYONE, TRIGGER, TRUNCATE_TRIGGER, ViewerCache
+from schema.auth.viewer_cache import (
+    CHANNEL,
+    EVERYONE,
+    SESSION_TRIGGER,
+    SESSION_TRUNCATE_TRIGGER,
+    TRIGGER,
+    TRIGGERS,
+    TRUNCATE_TRIGGER,
+    ViewerCache,
+)
 from schema.live import metrics
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App, app_settings, prepare_write_db, running_app
 from tests.databases import end_listener
@@ -30,7 +39,7 @@ class _Connection:
         self.enabled = enabled
 
     async def fetchval(self, query: str, *args: Any) -> bool:
-        assert args == (TRIGGER, TRUNCATE_TRIGGER)
+        assert args == TRIGGERS
         return self.enabled
 
 
@@ -49,8 +58,9 @@ async def test_nothing_is_remembered_until_the_feed_is_up_and_the_trigger_found(
     for _ in range(2):  # at start-up, then at a health check: reported once
         await cache.connected(_Connection(enabled=False))
     assert [r.message for r in caplog.records].count(
-        f"trigger {TRIGGER} or {TRUNCATE_TRIGGER} on users is missing or disabled: every "
-        "request reads its viewer (run `migrate`)"
+        f"trigger {TRIGGER} or {TRUNCATE_TRIGGER} on users, or {SESSION_TRIGGER} or "
+        f"{SESSION_TRUNCATE_TRIGGER} on sign_in_sessions, is missing or disabled: every request "
+        "reads its viewer (run `migrate`)"
     ) == 1
     cache.put(Viewer(1, "admin"), cache.generation)
     assert cache.get(1) is None and not cache.trusted
@@ -102,6 +112,24 @@ async def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used
     assert cache.get(1) is not None  # used: 2 is now the least recently used
     cache.put(Viewer(3, "member"), cache.generation)
     assert [cache.get(user_id) is not None for user_id in (1, 2, 3)] == [True, False, True]
+
+
+async def test_sessions_are_remembered_once_seen_never_for_tokens_older_than_the_password() -> None:
+    cache = await _fed()
+    cache.put(Viewer(1, "member", 10), cache.generation, changed_at=1000.0)
+    assert cache.get(1, 10, 1000.0) == Viewer(1, "member", 10)  # issued at the change: fine
+    assert cache.get(1, 10, 999.999999) is None  # issued before the change: read (refused)
+    assert cache.get(1, 11, 2000.0) is None  # another session: read once…
+    cache.put(Viewer(1, "member", 11), cache.generation, changed_at=1000.0)
+    assert cache.get(1, 11, 2000.0) == Viewer(1, "member", 11)  # …then remembered too
+    assert cache.get(1, 10, 2000.0) == Viewer(1, "member", 10)
+    # A read that disagrees with the entry (a change whose notification is on its way):
+    # the entry starts again from it, and the sessions seen before must be read again.
+    cache.put(Viewer(1, "member", 12), cache.generation, changed_at=3000.0)
+    assert cache.get(1, 12, 3000.0) == Viewer(1, "member", 12)
+    assert cache.get(1, 10, 3000.0) is None and cache.get(1, 11, 3000.0) is None
+    cache.notified("1")  # a sign-out of any session of the account forgets all of it
+    assert cache.get(1, 12, 3000.0) is None
 
 
 def _postgres_only(app: App) -> None:
@@ -168,16 +196,24 @@ async def test_the_process_that_changes_an_account_forgets_it_before_answering(
     assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-@pytest.mark.parametrize("trigger", [TRIGGER, TRUNCATE_TRIGGER])
-async def test_without_either_trigger_every_request_reads_its_viewer(
-    fresh_db_url: str, trigger: str
+@pytest.mark.parametrize(
+    ("table", "trigger"),
+    [
+        ("users", TRIGGER),
+        ("users", TRUNCATE_TRIGGER),
+        ("sign_in_sessions", SESSION_TRIGGER),
+        ("sign_in_sessions", SESSION_TRUNCATE_TRIGGER),
+    ],
+)
+async def test_without_any_trigger_every_request_reads_its_viewer(
+    fresh_db_url: str, table: str, trigger: str
 ) -> None:
     if fresh_db_url.startswith("sqlite"):
         pytest.skip("SQLite has no NOTIFY: every request reads its viewer")
     await prepare_write_db(fresh_db_url)
     settings = app_settings(fresh_db_url)
     async with running_app(settings) as app, app.engine.begin() as conn:
-        await conn.execute(text(f"ALTER TABLE users DISABLE TRIGGER {trigger}"))
+        await conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}"))
     async with running_app(settings) as app:
         assert not app.app.state.viewers.trusted
         for _ in range(2):
@@ -205,12 +241,19 @@ async def test_a_lost_listener_forgets_everyone_and_trusts_again_once_back(
     assert viewers.get(OWNER) is not None
 
 
-def test_the_channel_and_triggers_are_the_ones_the_migration_creates() -> None:
-    [migration] = Path(__file__).parent.parent.glob("db/migrations/versions/*-0002_*.py")
-    source = migration.read_text()
+def test_the_channel_and_triggers_are_the_ones_the_migrations_create() -> None:
+    versions = Path(__file__).parent.parent / "db/migrations/versions"
+    [accounts] = versions.glob("*-0002_*.py")
+    source = accounts.read_text()
     assert f"pg_notify('{CHANNEL}', " in source
     assert f"CREATE TRIGGER {TRIGGER}\n" in source
     assert f"CREATE TRIGGER {TRUNCATE_TRIGGER}\n" in source
+    [sessions] = versions.glob("*-0005_*.py")
+    source = sessions.read_text()
+    assert f"pg_notify('{CHANNEL}', " in source
+    assert f"CREATE TRIGGER {TRIGGER}\n" in source  # now also for password changes
+    assert f"CREATE TRIGGER {SESSION_TRIGGER}\n" in source
+    assert f"CREATE TRIGGER {SESSION_TRUNCATE_TRIGGER}\n" in source
 
 
 async def test_mutations_read_their_viewer_and_do_not_trust_the_cache(write_app: App) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, Identity, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, TimestampedVersioned
-from db.types import SQLITE_TABLE_ARGS, BigIntPK
+from db.types import SQLITE_TABLE_ARGS, BigIntPK, UTCDateTime
 
 if TYPE_CHECKING:
     from db.models.comment import Comment
@@ -37,6 +38,12 @@ class User(TimestampedVersioned, Base):
     # author load) leaves it out; raiseload makes an accidental read fail loudly.
     password_hash: Mapped[str | None] = mapped_column(
         String(255), deferred=True, deferred_raiseload=True
+    )
+    # When the password last changed (``changePassword``, ``reset-password``): access tokens
+    # issued before it are refused (``schema.auth.viewer``). Deferred like the hash: only the
+    # viewer's lookup reads it.
+    password_changed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), deferred=True, deferred_raiseload=True
     )
 
     # lazy="raise": every read goes through a per-request DataLoader; an accidental lazy

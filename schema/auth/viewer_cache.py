@@ -1,13 +1,16 @@
 """Signed-in viewers remembered per process, forgotten the moment their account changes.
 
-A signed-in request needs its viewer's role and whether the account is still active before
-any resolver runs. Reading the row on every request costs a round trip per request, most of
+A signed-in request needs its viewer's role, whether the account is still active, whether its
+token's session is still signed in and when the password last changed before any resolver
+runs. Reading the row on every request costs a round trip per request, most of
 a flat query's time. So each process remembers the viewers it has read, and forgets one as
 soon as PostgreSQL says that account changed:
 
-- triggers on ``users`` (migration 0002) send ``NOTIFY inkwell_accounts, '<id>'`` for every
-  update of ``id`` (both ids), ``role`` or ``is_active`` and every delete, and ``'*'`` for a
-  TRUNCATE, whoever makes the change (this server, another process, another application);
+- triggers on ``users`` (migrations 0002 and 0005) send ``NOTIFY inkwell_accounts, '<id>'``
+  for every update of ``id`` (both ids), ``role``, ``is_active`` or ``password_changed_at``
+  and every delete, and ``'*'`` for a TRUNCATE, whoever makes the change (this server,
+  another process, another application); triggers on ``sign_in_sessions`` (migration 0005)
+  send the user's id for every session revoked or deleted, and ``'*'`` for a TRUNCATE;
 - PostgreSQL delivers a notification when its transaction commits, to every listening
   session; the event broker's LISTEN connection (``schema.live.postgres``) hands it here.
 
@@ -52,22 +55,43 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("inkwell.auth")
 
-#: The NOTIFY channel of account changes, and the triggers that send them (migration 0002):
-#: one for rows updated or deleted, one for a TRUNCATE.
+#: The NOTIFY channel of account changes, and the triggers that send them (migrations 0002
+#: and 0005): on ``users`` and on ``sign_in_sessions``, one for rows updated or deleted, one
+#: for a TRUNCATE.
 CHANNEL = "inkwell_accounts"
 TRIGGER = "inkwell_account_changes"
 TRUNCATE_TRIGGER = "inkwell_accounts_truncated"
+SESSION_TRIGGER = "inkwell_session_changes"
+SESSION_TRUNCATE_TRIGGER = "inkwell_sessions_truncated"
+TRIGGERS = (TRIGGER, TRUNCATE_TRIGGER, SESSION_TRIGGER, SESSION_TRUNCATE_TRIGGER)
 #: The payload that forgets every account (sent for a TRUNCATE).
 EVERYONE = "*"
-#: Viewers remembered at most; the least recently used goes first.
+#: Accounts remembered at most; the least recently used goes first.
 MAX_ENTRIES = 10_000
+#: Sessions remembered per account at most (more: the entry starts again with the newest).
+MAX_SESSIONS = 64
 
-#: Whether both triggers exist on the ``users`` table the server reads, and fire
+#: Whether the four triggers exist on the tables the server reads, and fire
 #: (``tgenabled``: O = on, A = always; D = disabled, R = only as a replica).
 _TRIGGERS_ENABLED = (
-    "SELECT count(*) = 2 FROM pg_trigger WHERE tgname IN ($1, $2) "
-    "AND tgrelid = to_regclass('users') AND tgenabled IN ('O', 'A')"
+    "SELECT count(*) = 4 FROM pg_trigger WHERE tgenabled IN ('O', 'A') AND ("
+    "(tgname IN ($1, $2) AND tgrelid = to_regclass('users')) OR "
+    "(tgname IN ($3, $4) AND tgrelid = to_regclass('sign_in_sessions')))"
 )
+
+
+class _Entry:
+    """What is remembered of one account: its viewer per signed-in session seen (``None``:
+    tokens without a session), the account's role, when its password last changed (a Unix
+    time; ``None``: never) and when the entry expires (``time.monotonic()``)."""
+
+    __slots__ = ("changed_at", "expires", "role", "viewers")
+
+    def __init__(self, viewer: Viewer, changed_at: float | None, expires: float) -> None:
+        self.viewers = {viewer.session_id: viewer}
+        self.role = viewer.role
+        self.changed_at = changed_at
+        self.expires = expires
 
 
 class ViewerCache:
@@ -81,7 +105,7 @@ class ViewerCache:
     def __init__(self, max_age: float, max_entries: int = MAX_ENTRIES) -> None:
         self.max_age = max_age
         self.max_entries = max_entries
-        self._entries: OrderedDict[int, tuple[Viewer, float]] = OrderedDict()
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
         #: Bumped by everything that forgets: a fill read before it is stale.
         self._generation = 0
         #: ``time.monotonic()`` of the last forgetting: a fill read on a replica must hold
@@ -110,23 +134,39 @@ class ViewerCache:
         since."""
         return self._generation
 
-    def get(self, user_id: int) -> Viewer | None:
-        """The remembered viewer ``user_id``, or ``None`` (never seen, changed, too old)."""
+    def get(
+        self, user_id: int, session_id: int | None = None, issued_at: float = math.inf
+    ) -> Viewer | None:
+        """The remembered viewer ``user_id`` signed in with session ``session_id``, for a
+        token issued at ``issued_at`` (a Unix time); ``None`` when not remembered (never seen,
+        changed, too old, that session not seen) or when the password changed after
+        ``issued_at`` (the caller then reads the account, and refuses the token)."""
         entry = self._entries.get(user_id)
         if entry is None:
             return None
-        viewer, expires = entry
-        if time.monotonic() >= expires:
+        if time.monotonic() >= entry.expires:
             del self._entries[user_id]
+            return None
+        viewer = entry.viewers.get(session_id)
+        if viewer is None or (entry.changed_at is not None and issued_at < entry.changed_at):
             return None
         self._entries.move_to_end(user_id)
         return viewer
 
-    def put(self, viewer: Viewer, generation: int, as_of: float = math.inf) -> None:
-        """Remember ``viewer``, read after ``generation`` was taken where every commit made
-        before ``as_of`` (``time.monotonic()``) is visible (a replica; the primary's is
-        ``math.inf``), unless the cache is not trusted, something was forgotten since, or the
-        read may predate the change a forgetting announced."""
+    def put(
+        self,
+        viewer: Viewer,
+        generation: int,
+        as_of: float = math.inf,
+        changed_at: float | None = None,
+    ) -> None:
+        """Remember ``viewer`` (its account, role and live session), whose password last
+        changed at ``changed_at`` (a Unix time, ``None``: never), read after ``generation``
+        was taken where every commit made before ``as_of`` (``time.monotonic()``) is visible
+        (a replica; the primary's is ``math.inf``), unless the cache is not trusted,
+        something was forgotten since, or the read may predate the change a forgetting
+        announced. A session is added to what the entry knows of the account while the read
+        agrees with it (role, password change); else the entry starts again from this read."""
         if (
             not self._trusted
             or generation != self._generation
@@ -134,7 +174,20 @@ class ViewerCache:
             or as_of < self.changed_at
         ):
             return
-        self._entries[viewer.id] = (viewer, time.monotonic() + self.max_age)
+        now = time.monotonic()
+        entry = self._entries.get(viewer.id)
+        if (
+            entry is not None
+            and now < entry.expires
+            and entry.role == viewer.role
+            and entry.changed_at == changed_at
+            and len(entry.viewers) < MAX_SESSIONS
+        ):
+            entry.viewers[viewer.session_id] = viewer  # the entry's expiry stands
+            self._entries.move_to_end(viewer.id)
+            return
+        self._entries[viewer.id] = _Entry(viewer, changed_at, now + self.max_age)
+        self._entries.move_to_end(viewer.id)
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
@@ -155,9 +208,9 @@ class ViewerCache:
 
     async def connected(self, connection: Any) -> None:
         """Trust the cache once LISTEN is up on ``connection`` (an asyncpg connection) and
-        both triggers are enabled; checked again at each health check, so dropping or
+        the four triggers are enabled; checked again at each health check, so dropping or
         disabling one stops the cache within one."""
-        enabled = bool(await connection.fetchval(_TRIGGERS_ENABLED, TRIGGER, TRUNCATE_TRIGGER))
+        enabled = bool(await connection.fetchval(_TRIGGERS_ENABLED, *TRIGGERS))
         if enabled:
             if not self._trusted:
                 self.forget_all()  # whatever happened before the feed was up went unreported
@@ -166,10 +219,9 @@ class ViewerCache:
             return
         if not self._warned:
             logger.warning(
-                "trigger %s or %s on users is missing or disabled: every request reads its "
-                "viewer (run `migrate`)",
-                TRIGGER,
-                TRUNCATE_TRIGGER,
+                "trigger %s or %s on users, or %s or %s on sign_in_sessions, is missing or "
+                "disabled: every request reads its viewer (run `migrate`)",
+                *TRIGGERS,
             )
             self._warned = True
         if self._trusted:

@@ -64,7 +64,18 @@ def comment_added(comment: models.Comment, post: models.Post) -> Event:
 #: Each table's bit in a ``ROWS_CHANGED`` event, for good: a new table takes the next bit,
 #: and none is ever reused, so processes running different versions read events alike.
 #: A table without one sets ``ANY_TABLE``, which stands for every table.
-TABLE_BITS = {"users": 0, "posts": 1, "comments": 2, "tags": 3, "post_tags": 4, "events": 5}
+TABLE_BITS = {
+    "users": 0,
+    "posts": 1,
+    "comments": 2,
+    "tags": 3,
+    "post_tags": 4,
+    "events": 5,
+    # Written by every sign-in and refresh, read by no cached (anonymous) response: without
+    # bits of their own, each sign-in would make every cached response stale.
+    "sign_in_sessions": 6,
+    "rotated_refresh_tokens": 7,
+}
 ANY_TABLE = 62
 
 

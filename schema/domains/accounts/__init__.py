@@ -1,1 +1,1 @@
-"""Accounts: registering and signing in."""
+"""Accounts: registering and signing in, sessions (refreshing, signing out) and passwords."""

@@ -1,38 +1,30 @@
-"""Accounts: ``register`` and ``login`` (each returning an access token), and ``viewer``."""
+"""Accounts: ``register`` and ``login`` (each starting a session), and the account mutations
+of the other modules (sessions, passwords) merged into ``AccountMutations``."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 from sqlalchemy import update
 from sqlalchemy.orm import undefer
+from strawberry.tools import merge_types
 
 from db import models
+from schema.auth import sessions
 from schema.auth.passwords import hash_password, needs_rehash, verify_password
-from schema.auth.tokens import issue_token
-from schema.auth.viewer import Viewer
 from schema.context import Info
+from schema.domains.accounts.password import PasswordMutations
+from schema.domains.accounts.payloads import AuthPayload, label_of, now, signed_in
+from schema.domains.accounts.sessions import SessionMutations
 from schema.engine.rate_limits import limits_of
 from schema.reads import fetch
-from schema.relay.node_loading import to_node
 from schema.writes.boundary import AtomicMutation
 from schema.writes.field_checks import NAME_MAX, PASSWORD_MAX, FieldChecks
 from schema.writes.on_conflict import insert_ignoring_conflicts
 from schema.writes.results import EmailTaken, RolledBack, Unauthenticated, ValidationError
 
-if TYPE_CHECKING:
-    from schema.domains.users.types import User
-
-LazyUser = Annotated["User", strawberry.lazy("schema.domains.users.types")]
-
-
-@strawberry.type(description="A signed-in session: send `Authorization: Bearer <token>`.")
-class AuthPayload:
-    token: str = strawberry.field(description="The access token (a JWT).")
-    expires_at: datetime = strawberry.field(description="When the token stops working.")
-    viewer: LazyUser = strawberry.field(description="The signed-in user.")
+DEVICE_LABEL = "What to call this session in `viewer { sessions }` (default: the User-Agent)."
 
 
 @strawberry.input(description="A new account.")
@@ -40,12 +32,14 @@ class RegisterInput:
     email: str
     name: str
     password: str = strawberry.field(description="At least 8 characters.")
+    device_label: str | None = strawberry.field(default=None, description=DEVICE_LABEL)
 
 
 @strawberry.input
 class LoginInput:
     email: str
     password: str
+    device_label: str | None = strawberry.field(default=None, description=DEVICE_LABEL)
 
 
 RegisterResult = Annotated[
@@ -56,14 +50,13 @@ LoginResult = Annotated[
 ]
 
 
-def _signed_in(info: Info, row: models.User) -> AuthPayload:
-    """The payload for ``row`` signing in. The rest of the operation runs as that user too
-    (the payload shows their email; a later field may, say, create their first post)."""
-    info.context.viewer = Viewer(row.id, row.role)
-    access = issue_token(info.context.settings, row.id)
-    return AuthPayload(
-        token=access.token, expires_at=access.expires_at, viewer=to_node(models.User)(row)
+async def _start(info: Info, row: models.User, label: str | None) -> AuthPayload:
+    """Start a session for ``row`` and sign the operation in to it."""
+    ctx, at = info.context, now()
+    issued = await ctx.run(
+        lambda session: sessions.start(session, ctx.settings, row.id, label_of(info, label), at)
     )
+    return signed_in(info, row, issued, at)
 
 
 async def _rehash(info: Info, user_id: int, old_hash: str, password: str) -> None:
@@ -71,7 +64,8 @@ async def _rehash(info: Info, user_id: int, old_hash: str, password: str) -> Non
 
     A plain UPDATE, not a versioned one: the hash is not part of the profile a client edits
     with ``expectedVersion``, so it must not cause their next edit a ``VersionConflict``; and
-    ``password_hash = old_hash`` makes a concurrent sign-in's rehash a harmless no-op.
+    ``password_hash = old_hash`` makes a concurrent sign-in's rehash a harmless no-op. The
+    password itself is unchanged, so ``password_changed_at`` stays.
     """
     new_hash = await hash_password(password)
     User = models.User
@@ -85,10 +79,10 @@ async def _rehash(info: Info, user_id: int, old_hash: str, password: str) -> Non
 
 
 @strawberry.type
-class AccountMutations:
+class SignInMutations:
     @strawberry.mutation(
-        description="Create a member account and sign in. An email already in use is "
-        "`EmailTaken` (also when two registrations race).",
+        description="Create a member account and sign in (a new session). An email already "
+        "in use is `EmailTaken` (also when two registrations race).",
         extensions=[AtomicMutation()],
     )
     async def register(self, info: Info, input: RegisterInput) -> RegisterResult | None:
@@ -113,11 +107,11 @@ class AccountMutations:
         row = rows.first()
         if row is None:
             return EmailTaken(message="Another account already uses this email.", email=email)
-        return _signed_in(info, row)
+        return await _start(info, row, input.device_label)
 
     @strawberry.mutation(
-        description="Sign in with email and password. A wrong email or password (which are "
-        "not told apart) or a deactivated account is `Unauthenticated`.",
+        description="Sign in with email and password (a new session). A wrong email or "
+        "password (which are not told apart) or a deactivated account is `Unauthenticated`.",
         extensions=[AtomicMutation()],
     )
     async def login(self, info: Info, input: LoginInput) -> LoginResult | None:
@@ -143,4 +137,9 @@ class AccountMutations:
             return Unauthenticated(message="This account is deactivated.")
         if needs_rehash(row.password_hash):
             await _rehash(info, row.id, row.password_hash, input.password)
-        return _signed_in(info, row)
+        return await _start(info, row, input.device_label)
+
+
+AccountMutations = merge_types(
+    "AccountMutations", (SignInMutations, SessionMutations, PasswordMutations)
+)

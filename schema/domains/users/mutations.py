@@ -85,7 +85,10 @@ def _account_changed(
     viewer = ctx.viewer
     if viewer is None or viewer.id != user_id:
         return
-    ctx.viewer = Viewer(row.id, row.role) if row is not None and row.is_active else None
+    if row is None or not row.is_active:
+        ctx.viewer = None
+    else:  # the same session goes on
+        ctx.viewer = Viewer(row.id, row.role, viewer.session_id)
 
 
 def _email_taken(email: str) -> EmailTaken:

@@ -13,6 +13,7 @@ from db import models
 from db.reader import OMITTED
 from schema.auth.viewer import Viewer
 from schema.context import Context, Info
+from schema.domains.users.sessions import Session, own_sessions
 from schema.reads import fetch, loaders
 from schema.reads.batch import load_one
 from schema.reads.batch_fields import batch_field
@@ -213,6 +214,13 @@ class User(Node):
             (first, after, last, before),
             visible_comments(ctx.viewer),
         )
+
+    @batch_field(
+        description="The user's signed-in sessions, most recently used first: null unless "
+        "the viewer is this user (`viewer { sessions }`)."
+    )
+    async def sessions(ctx: Context, users: list[User]) -> list[list[Session] | None]:
+        return await own_sessions(ctx, users)
 
 
 register_node("User", models.User, User.from_row)
