@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.test_mutations import create_post
+from tests.test_sessions import email_of
 from tests.truth import digest
 
 ANONYMOUS = None
@@ -129,14 +130,60 @@ async def login(app: App) -> tuple[str, dict[str, Any]]:
     }
 
 
+async def _owner_session(app: App) -> dict[str, Any]:
+    """A session of the owner's, started through ``login``: its id and refresh token."""
+    data = await app.data(
+        'mutation($e: String!) { login(input: {email: $e, password: "inkwell-demo"}) '
+        "{ ... on AuthPayload { sessionId refreshToken } } }",
+        {"e": await email_of(app, OWNER)},
+    )
+    return data["login"]  # type: ignore[no-any-return]
+
+
+async def refresh_session(app: App) -> tuple[str, dict[str, Any]]:
+    # The refresh token is the credential: whoever presents it (the viewer aside) refreshes.
+    session = await _owner_session(app)
+    return on("refreshSession", "RefreshSessionInput"), {
+        "i": {"refreshToken": session["refreshToken"]}
+    }
+
+
+async def sign_out(app: App) -> tuple[str, dict[str, Any]]:
+    return on("signOut", "SignOutInput"), {
+        "i": {"sessionId": (await _owner_session(app))["sessionId"]}
+    }
+
+
+async def sign_out_everywhere(app: App) -> tuple[str, dict[str, Any]]:
+    await _owner_session(app)
+    return on("signOutEverywhere", "SignOutEverywhereInput"), {"i": {"userId": str(OWNER)}}
+
+
+async def change_password(app: App) -> tuple[str, dict[str, Any]]:
+    # Each viewer changes their own password: the mutation has no target but the viewer.
+    return on("changePassword", "ChangePasswordInput"), {
+        "i": {"currentPassword": "inkwell-demo", "newPassword": "a new password"}
+    }
+
+
 OWNED = {"anonymous": "Unauthenticated", "other member": "Forbidden"}
 ANY_MEMBER = {"anonymous": "Unauthenticated"}
 PUBLIC: dict[str, str] = {}
+NOT_FOUND = "NotFound"
 
 #: mutation -> (setup, success payload, failures by role); every other role succeeds.
 MATRIX: dict[str, tuple[Setup, str, dict[str, str]]] = {
     "register": (register, "AuthPayload", PUBLIC),
     "login": (login, "AuthPayload", PUBLIC),
+    "refreshSession": (refresh_session, "AuthPayload", PUBLIC),
+    # Only the viewer's own sessions: another's, an admin's included, is not found.
+    "signOut": (
+        sign_out,
+        "SignOutPayload",
+        OWNED | {"other member": "NotFound", "admin": "NotFound"},
+    ),
+    "signOutEverywhere": (sign_out_everywhere, "SignOutPayload", OWNED),
+    "changePassword": (change_password, "AuthPayload", ANY_MEMBER),
     "updateUser": (update_user, "UserPayload", OWNED),
     "deactivateUser": (deactivate_user, "UserPayload", OWNED),
     "deleteUser": (delete_user, "DeleteUserPayload", OWNED),
