@@ -1,0 +1,149 @@
+"""A mutation's viewer, read once: remembered by the process, confirmed in the transaction.
+
+A query takes its viewer from the process's viewer cache (``schema.auth.viewer_cache``). A
+mutation must not write on a role or an account state that a notification in flight is about
+to take away, so its viewer's row is read in its own transaction. Reading it alone costs a
+statement, and the first thing nearly every mutation reads is the row it changes (the post a
+comment goes on, the post an author edits): so the two come in one statement.
+
+- ``authenticate_mutation`` (the ``Authentication`` extension, for a mutation): the viewer
+  the cache remembers, marked ``Context.viewer_pending`` (no statement); otherwise the row is
+  read as for any request (``schema.auth.viewer.authenticate``, in the transaction) and the
+  cache is fed from it.
+- ``with_viewer`` adds the viewer's ``users`` row to the mutation's first statement (a join
+  on the viewer's id, ``editable.load_for_write``), and ``settle`` checks it the way
+  ``authenticate`` does (the account exists and is active) and against the remembered role.
+  A role that changed meanwhile makes the statement run again with the viewer's own
+  visibility; an account that went raises ``AuthenticationFailed``.
+- ``confirm``: the transaction boundary's last check before COMMIT, for a mutation that read
+  no row first (``createPost``): the viewer's row is read then, in the transaction. A role
+  that changed under the operation rolls it back (``TRANSACTION_CONFLICT``, retryable).
+
+The viewer's row, read either way, is kept (``Context.viewer_row``) and serves the payload's
+``author`` fields without another statement (``keep_row``).
+
+What the row must say for the viewer to stand is ``authenticate``'s rule, written again in
+``_checked``: a change to that rule (a sign-in session's row, a password-changed time)
+belongs in both places.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.orm import aliased
+
+from db import models
+from schema.auth.tokens import token_subject
+from schema.auth.viewer import Viewer, authenticate, bearer_token
+from schema.context import Context
+from schema.errors import AuthenticationFailed, TransactionConflict
+
+#: The viewer's row beside the target's (an alias: the target may be a user too).
+_VIEWER = aliased(models.User, name="viewer")
+
+
+async def authenticate_mutation(ctx: Context, token: str | None) -> Viewer | None:
+    """The viewer of a mutation operation with bearer ``token`` (``None``: anonymous).
+
+    When the process's viewer cache remembers the account, that viewer, with
+    ``ctx.viewer_pending`` set: the operation's transaction has yet to read its row
+    (``settle``, ``confirm``). Otherwise ``authenticate`` reads the row (in the transaction),
+    and the cache remembers the viewer for the next mutation or query. Raises
+    ``AuthenticationFailed`` as ``authenticate`` does.
+    """
+    if token is None:
+        return None
+    cache = ctx.viewers
+    generation = 0
+    if cache is not None:
+        ctx.subject = token_subject(ctx.settings, token)
+        remembered = cache.get(ctx.subject)
+        if remembered is not None:
+            ctx.viewer_pending = True
+            return remembered
+        generation = cache.generation
+    viewer = await authenticate(ctx, token)
+    if viewer is not None:
+        ctx.viewer_row = ctx.loaders.rows.get((models.User, viewer.id))
+        if cache is not None:
+            cache.put(viewer, generation, ctx.read_as_of)
+    return viewer
+
+
+def with_viewer(ctx: Context, statement: Select[Any]) -> Select[Any]:
+    """``statement`` with the pending viewer's ``users`` row as its last column, joined by
+    the viewer's id (an inner join: no row comes back when the account is gone). Only while
+    ``ctx.viewer_pending``; otherwise ``statement`` unchanged."""
+    if not ctx.viewer_pending or ctx.viewer is None:
+        return statement
+    return statement.add_columns(_VIEWER).join(_VIEWER, _VIEWER.id == ctx.viewer.id)
+
+
+async def settle(ctx: Context, row: models.User | None) -> bool:
+    """Confirm the pending viewer from ``row``, the viewer's ``users`` row that
+    ``with_viewer`` added to a statement (``None`` when the statement found no row: the row
+    is then read alone). Returns ``True`` when the account's role is no longer the one
+    remembered: ``ctx.viewer`` is the row's now, and the statement must run again, as what
+    it could see depended on the role. Raises ``AuthenticationFailed`` for an account that
+    is gone or deactivated. Nothing to do (``False``) unless ``ctx.viewer_pending``."""
+    if not ctx.viewer_pending or ctx.viewer is None:
+        return False
+    remembered = ctx.viewer
+    if row is None:
+        viewer = await _read(ctx)
+    else:
+        ctx.viewer_pending = False
+        viewer = _checked(ctx, row)
+        ctx.viewer_row = row
+    if viewer == remembered:
+        return False
+    ctx.viewer = viewer
+    return True
+
+
+async def confirm(ctx: Context) -> None:
+    """Read the pending viewer's row in the transaction, if no statement has yet (called just
+    before COMMIT). Raises ``AuthenticationFailed`` for an account gone or deactivated, and
+    ``TransactionConflict`` when its role changed under the operation: what the operation did
+    was decided on the old one, so it rolls back and may be retried."""
+    if not ctx.viewer_pending or ctx.viewer is None:
+        return
+    remembered = ctx.viewer
+    if await _read(ctx) != remembered:
+        raise TransactionConflict()
+
+
+def keep_row(ctx: Context) -> None:
+    """Let the viewer's row, read in this transaction, serve by-id reads of it (a payload's
+    ``author``) again after the DataLoaders were cleared (``Loaders.rows``)."""
+    row = ctx.viewer_row
+    if row is not None:
+        ctx.loaders.rows[models.User, row.id] = row
+
+
+async def _read(ctx: Context) -> Viewer:
+    """The viewer's row read alone, as ``authenticate`` reads it (one statement)."""
+    ctx.viewer_pending = False
+    viewer = await authenticate(ctx, bearer_token(ctx.authorization))
+    if viewer is None:  # pragma: no cover - a pending viewer came with a token
+        raise AuthenticationFailed("The access token is missing.")
+    ctx.viewer_row = ctx.loaders.rows.get((models.User, viewer.id))
+    _forget_if_changed(ctx, viewer)
+    return viewer
+
+
+def _checked(ctx: Context, row: models.User) -> Viewer:
+    """``authenticate``'s rule for the row of a signed-in account (the same messages)."""
+    if not row.is_active:
+        raise AuthenticationFailed("The account of this access token is deactivated.")
+    viewer = Viewer(row.id, row.role)
+    _forget_if_changed(ctx, viewer)
+    return viewer
+
+
+def _forget_if_changed(ctx: Context, viewer: Viewer) -> None:
+    # The cache remembered another role: a notification is on its way; do not wait for it.
+    if viewer != ctx.viewer and ctx.viewers is not None:
+        ctx.viewers.forget({viewer.id})
