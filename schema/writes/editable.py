@@ -11,20 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Select, bindparam, select
 
 from schema.context import Context
 from schema.live.events import Event
-from schema.reads import fetch
+from schema.reads import fetch, loaders
 from schema.reads.visibility import visible
 from schema.relay.node import to_global_id
 from schema.writes import viewer_check
 from schema.writes.field_checks import FieldChecks
 from schema.writes.flush import Target, announce, save
 from schema.writes.results import MutationError, forbidden, not_found, sign_in_required
+
+#: The parameter ``load_for_write``'s statements take the row's id in.
+PK = "inkwell_pk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +103,32 @@ async def load_for_write(
     "Populate Existing".
     """
     while True:
-        pending = ctx.viewer_pending
-        statement = (
-            select(*columns if columns is not None else (entity,))
-            .where(entity.id == pk, *visible(ctx.viewer, entity))
-            .with_for_update(read=share, of=entity)
-            .execution_options(populate_existing=True)
-        )
-        found = await fetch.rows(ctx, viewer_check.with_viewer(ctx, statement))
+        pending = ctx.viewer_pending and ctx.viewer is not None
+        shape = ("load_for_write", entity, tuple(columns or ()), share, pending)
+        build = partial(_for_write, ctx.viewer, entity, columns, share, pending)
+        # Built once per shape and audience (``loaders.shared_statement``), the row's id and
+        # the viewer's taken as parameters.
+        statement = loaders.shared_statement(ctx, shape, build)
+        values = {PK: pk, **(viewer_check.params(ctx) if pending else {})}
+        found = await fetch.rows(ctx, statement, values)
         row = (found[0] if columns is not None else found[0][0]) if found else None
         if not pending:
             return row
         if not await viewer_check.settle(ctx, found[0][-1] if found else None):
             return row
+
+
+def _for_write(
+    viewer: Any, entity: Any, columns: Sequence[Any] | None, share: bool, pending: bool
+) -> Select[Any]:
+    """``load_for_write``'s statement (the row's id the ``PK`` parameter)."""
+    statement = (
+        select(*columns if columns is not None else (entity,))
+        .where(entity.id == bindparam(PK, type_=BigInteger()), *visible(viewer, entity))
+        .with_for_update(read=share, of=entity)
+        .execution_options(populate_existing=True)
+    )
+    return viewer_check.with_viewer(statement) if pending else statement
 
 
 async def delete_editable(

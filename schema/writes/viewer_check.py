@@ -11,10 +11,11 @@ comment goes on, the post an author edits): so the two come in one statement.
   read as for any request (``schema.auth.viewer.authenticate``, in the transaction) and the
   cache is fed from it.
 - ``with_viewer`` adds the viewer's ``users`` row to the mutation's first statement (a join
-  on the viewer's id, ``editable.load_for_write``), and ``settle`` checks it the way
-  ``authenticate`` does (the account exists and is active) and against the remembered role.
-  A role that changed meanwhile makes the statement run again with the viewer's own
-  visibility; an account that went raises ``AuthenticationFailed``.
+  on the viewer's id, ``editable.load_for_write``) while ``Context.viewer_pending``, and
+  ``settle`` checks it the way ``authenticate`` does (the account exists and is active)
+  and against the remembered role. A role that changed meanwhile makes the statement run
+  again with the viewer's own visibility; an account that went raises
+  ``AuthenticationFailed``.
 - ``confirm``: the transaction boundary's last check before COMMIT, for a mutation that read
   no row first (``createPost``): the viewer's row is read then, in the transaction. A role
   that changed under the operation rolls it back (``TRANSACTION_CONFLICT``, retryable).
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 from sqlalchemy.orm import aliased
 
 from db import models
@@ -42,6 +43,8 @@ from schema.errors import AuthenticationFailed, TransactionConflict
 
 #: The viewer's row beside the target's (an alias: the target may be a user too).
 _VIEWER = aliased(models.User, name="viewer")
+#: The parameter ``with_viewer`` joins the viewer's row by.
+VIEWER_ROW = "inkwell_viewer_row"
 
 
 async def authenticate_mutation(ctx: Context, token: str | None) -> Viewer | None:
@@ -72,22 +75,27 @@ async def authenticate_mutation(ctx: Context, token: str | None) -> Viewer | Non
     return viewer
 
 
-def with_viewer(ctx: Context, statement: Select[Any]) -> Select[Any]:
-    """``statement`` with the pending viewer's ``users`` row as its last column, joined by
-    the viewer's id (an inner join: no row comes back when the account is gone). Only while
-    ``ctx.viewer_pending``; otherwise ``statement`` unchanged."""
-    if not ctx.viewer_pending or ctx.viewer is None:
-        return statement
-    return statement.add_columns(_VIEWER).join(_VIEWER, _VIEWER.id == ctx.viewer.id)
+def with_viewer(statement: Select[Any]) -> Select[Any]:
+    """``statement`` with the viewer's ``users`` row as its last column, joined by the
+    viewer's id, the ``VIEWER_ROW`` parameter (``params``): an inner join, so no row comes
+    back when the account is gone."""
+    return statement.add_columns(_VIEWER).join(_VIEWER, _VIEWER.id == bindparam(VIEWER_ROW))
+
+
+def params(ctx: Context) -> dict[str, int]:
+    """The ``VIEWER_ROW`` parameter of a statement made by ``with_viewer``."""
+    assert ctx.viewer is not None
+    return {VIEWER_ROW: ctx.viewer.id}
 
 
 async def settle(ctx: Context, row: models.User | None) -> bool:
     """Confirm the pending viewer from ``row``, the viewer's ``users`` row that
-    ``with_viewer`` added to a statement (``None`` when the statement found no row: the row
-    is then read alone). Returns ``True`` when the account's role is no longer the one
-    remembered: ``ctx.viewer`` is the row's now, and the statement must run again, as what
-    it could see depended on the role. Raises ``AuthenticationFailed`` for an account that
-    is gone or deactivated. Nothing to do (``False``) unless ``ctx.viewer_pending``."""
+    ``with_viewer`` added to a statement run with ``params`` (``None`` when the statement
+    found no row: the row is then read alone). Returns ``True`` when the account's role is
+    no longer the one remembered: ``ctx.viewer`` is the row's now, and the statement must
+    run again, as what it could see depended on the role. Raises ``AuthenticationFailed``
+    for an account that is gone or deactivated. Nothing to do (``False``) unless
+    ``ctx.viewer_pending``."""
     if not ctx.viewer_pending or ctx.viewer is None:
         return False
     remembered = ctx.viewer
