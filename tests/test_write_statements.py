@@ -9,9 +9,7 @@ alone. Each count below is exact, so a statement added to a write path fails her
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,7 +18,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from schema.live.events import EventKind
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.test_mutations import create_post
 from tests.truth import pk, table
@@ -289,17 +286,3 @@ async def _name(app: App, user: int) -> str:
     [row] = await table(app.engine, "SELECT name FROM users WHERE id = :i", i=user)
     return str(row["name"])
 
-
-async def test_a_process_with_no_subscriber_passes_over_the_outbox(postgres: App) -> None:
-    """Nothing here would take the events a commit announces, so the process's listener only
-    moves its position when notified: it reads no row of the outbox (a subscriber resuming
-    from before that position reads the outbox itself: ``recent`` holds nothing)."""
-    broker = postgres.app.state.broker
-    assert not broker.takes_events
-    before = broker.last_delivered or 0
-    await create_post(postgres, publish=True)  # announces postPublished
-    deadline = time.monotonic() + 5
-    while (broker.last_delivered or 0) <= before:
-        assert time.monotonic() < deadline, "the commit's notification never arrived"
-        await asyncio.sleep(0.01)
-    assert broker.recent(before, EventKind.POST_PUBLISHED) is None

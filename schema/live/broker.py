@@ -149,20 +149,6 @@ class Broker:
         return [d for d in self._recent if d.event.event_id > after and d.event.kind is kind]
 
     @property
-    def takes_events(self) -> bool:
-        """Whether anything in this process would take an event: a subscription of any kind,
-        or an observer (``observe``)."""
-        return any(self._subscriptions.values()) or any(self._observers.values())
-
-    def pass_over(self, event_id: int) -> None:
-        """Move past the events up to ``event_id`` without reading them, when nothing here
-        would take them (``takes_events``): the outbox keeps them for whoever resumes from
-        before (``recent`` then answers ``None`` for such a position, as it holds none)."""
-        self.last_delivered = max(self.last_delivered or 0, event_id)
-        self._recent.clear()
-        self._recent_after = self.last_delivered
-
-    @property
     def subscription_count(self) -> int:
         """Subscriptions open in this process."""
         return sum(len(s) for s in self._subscriptions.values())

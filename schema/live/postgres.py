@@ -165,12 +165,7 @@ class PostgresBroker(Broker):
             if lost.is_set():
                 return
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                if self._notified > (self.last_delivered or 0) and not self.takes_events:
-                    # No subscriber and no observer here: reading the events would only
-                    # move the position (a write's commit cost this process a read of the
-                    # outbox per notification, a fifth of a W4 request's CPU; issue 22).
-                    self.pass_over(self._notified)
-                elif self._notified > (self.last_delivered or 0):
+                if self._notified > (self.last_delivered or 0):
                     await self._read_outbox(connection)
                 elif asyncio.get_running_loop().time() - checked >= HEALTH_CHECK_SECONDS:
                     await connection.execute("SELECT 1")
