@@ -285,4 +285,3 @@ async def test_server_set_values_come_back_with_the_write_and_match_the_row(
 async def _name(app: App, user: int) -> str:
     [row] = await table(app.engine, "SELECT name FROM users WHERE id = :i", i=user)
     return str(row["name"])
-
