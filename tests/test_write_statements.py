@@ -9,15 +9,18 @@ alone. Each count below is exact, so a statement added to a write path fails her
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
+from schema.auth.viewer import Viewer
 from tests.conftest import ADMIN_ID, OTHER, OWNER, App
 from tests.test_mutations import create_post
 from tests.truth import pk, table
@@ -217,13 +220,13 @@ def _read_back(sent: list[str]) -> list[str]:
     it (an INSERT without ON CONFLICT, an UPDATE): a refresh of what it wrote."""
     written: set[str] = set()
     found = []
-    for text in sent:
-        if text == "BEGIN":
+    for sql in sent:
+        if sql == "BEGIN":
             written.clear()
-        elif (match := WRITTEN.match(text)) and "ON CONFLICT" not in text:
+        elif (match := WRITTEN.match(sql)) and "ON CONFLICT" not in sql:
             written.add(match.group(1))
-        elif text.startswith("SELECT") and any(f"FROM {name} " in text for name in written):
-            found.append(text)
+        elif sql.startswith("SELECT") and any(f"FROM {name} " in sql for name in written):
+            found.append(sql)
     return found
 
 
@@ -285,3 +288,66 @@ async def test_server_set_values_come_back_with_the_write_and_match_the_row(
 async def _name(app: App, user: int) -> str:
     [row] = await table(app.engine, "SELECT name FROM users WHERE id = :i", i=user)
     return str(row["name"])
+
+
+async def _stale(app: App, user: int, change: str) -> None:
+    """Change ``user``'s row behind the process's back (``change``: a SET clause), wait
+    until the cache has heard of it, then make it remember the account as it was, as if the
+    notification were still on its way."""
+    viewers = app.app.state.viewers
+    await _warm(app, user)
+    remembered = viewers.get(user)
+    async with app.engine.begin() as conn:
+        await conn.execute(text(f"UPDATE users SET {change} WHERE id = :id"), {"id": user})
+    deadline = time.monotonic() + 5
+    while viewers.get(user) is not None:
+        assert time.monotonic() < deadline, "the account's notification never arrived"
+        await asyncio.sleep(0.01)
+    viewers.put(remembered, viewers.generation)
+    assert viewers.get(user) == remembered
+
+
+async def test_a_deactivated_account_remembered_still_cannot_write(postgres: App) -> None:
+    post = await create_post(postgres, publish=True)
+    before = await _written(postgres)
+    await _stale(postgres, OTHER, "is_active = false")
+    body = await postgres.gql(ADD, {"p": post["id"], "b": "too late"}, as_user=OTHER)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+    assert body["extensions"]["transaction"] == "rolled_back"
+    assert postgres.app.state.viewers.get(OTHER) is None  # forgotten at once
+    # Without a row read first (createPost), the check before COMMIT stops it.
+    await _stale(postgres, OWNER, "is_active = false")
+    body = await postgres.gql(CREATE, {"i": {"title": "too late"}}, as_user=OWNER)
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["extensions"]["transaction"] == "rolled_back"
+    assert await _written(postgres) == before
+
+
+async def _written(app: App) -> list[dict[str, Any]]:
+    """What a write here could add: the posts, comments and events."""
+    return await table(
+        app.engine,
+        "SELECT (SELECT count(*) FROM posts) AS posts, (SELECT count(*) FROM comments) AS c, "
+        "(SELECT count(*) FROM events) AS events",
+    )
+
+
+async def test_a_role_changed_under_a_write_rolls_it_back(postgres: App) -> None:
+    """The cache still says admin; the row says member. A write that read its row first
+    runs again as the member (another's draft: not found); one that read none is refused
+    before COMMIT, retryably."""
+    draft = await create_post(postgres, as_user=OTHER)
+    await _stale(postgres, ADMIN_ID, "role = 'member'")
+    data = await postgres.data(ADD, {"p": draft["id"], "b": "admin?"}, as_user=ADMIN_ID)
+    assert data["addComment"]["__typename"] == "NotFound"
+    await _stale(postgres, ADMIN_ID, "role = 'admin'")  # back, and remembered as a member
+    postgres.app.state.viewers.put(
+        Viewer(ADMIN_ID, "member"), postgres.app.state.viewers.generation
+    )
+    before = await _written(postgres)
+    body = await postgres.gql(CREATE, {"i": {"title": "as whom?"}}, as_user=ADMIN_ID)
+    assert body["data"] is None, body
+    assert body["errors"][0]["extensions"]["code"] == "TRANSACTION_CONFLICT"
+    assert await _written(postgres) == before
+    again = await postgres.data(CREATE, {"i": {"title": "as whom?"}}, as_user=ADMIN_ID)
+    assert again["createPost"]["__typename"] == "PostPayload"  # the retry reads the row

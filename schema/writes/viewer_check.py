@@ -134,7 +134,12 @@ def keep_row(ctx: Context) -> None:
 async def _read(ctx: Context) -> Viewer:
     """The viewer's row read alone, as ``authenticate`` reads it (one statement)."""
     ctx.viewer_pending = False
-    viewer = await authenticate(ctx, bearer_token(ctx.authorization))
+    try:
+        viewer = await authenticate(ctx, bearer_token(ctx.authorization))
+    except AuthenticationFailed:
+        if ctx.viewers is not None and ctx.viewer is not None:  # as ``_checked``
+            ctx.viewers.forget({ctx.viewer.id})
+        raise
     if viewer is None:  # pragma: no cover - a pending viewer came with a token
         raise AuthenticationFailed("The access token is missing.")
     ctx.viewer_row = ctx.loaders.rows.get((models.User, viewer.id))
@@ -145,6 +150,8 @@ async def _read(ctx: Context) -> Viewer:
 def _checked(ctx: Context, row: models.User) -> Viewer:
     """``authenticate``'s rule for the row of a signed-in account (the same messages)."""
     if not row.is_active:
+        if ctx.viewers is not None:  # the notification is on its way: do not wait for it
+            ctx.viewers.forget({row.id})
         raise AuthenticationFailed("The account of this access token is deactivated.")
     viewer = Viewer(row.id, row.role)
     _forget_if_changed(ctx, viewer)
