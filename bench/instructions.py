@@ -1,4 +1,5 @@
-"""Instructions per request for the peer workloads W1, W2, W3, counted by callgrind.
+"""Instructions per request for the peer workloads W1, W2, W3 (and the write, W4), counted by
+callgrind.
 
 A deterministic cost measurement, for comparing versions of the code side by side where
 wall-clock throughput (``bench/peers.py``) moves by ±10 % with the box's load.
@@ -23,7 +24,9 @@ Method
 3. That process only writes each response to a file; this one then checks every response
    (status 200, no ``errors``, the item counts of the query set's ``counts`` paths as
    ``workloads.EXPECTED_COUNTS`` has them, W3's post the one asked for), so a broken variant
-   cannot look fast and the checking is not counted.
+   cannot look fast and the checking is not counted. W4 (``--workloads W4``) adds a comment
+   per request as the harness's member, to the published posts of the harness's sequential
+   check; its comments are deleted after each run.
 4. Instructions per request = (total at N=400 - total at N=100) / 300: start-up, warm-up and
    shutdown are the same in both runs and cancel out. Four runs of one checkout gave W1
    2.992-2.997 M and W3 2.196-2.202 M (7da159c): the event loop's turns while PostgreSQL
@@ -69,30 +72,48 @@ import workloads  # ../shared/peers/workloads.py: the bodies, the counts
 SPECS = json.loads(peers.QUERIES.read_text())
 
 
-def prepare(root: Path) -> tuple[str, int]:
-    """Install the trigger; returns an admin's token and the highest post id."""
+def prepare(root: Path) -> tuple[dict[str, str], int, list[int]]:
+    """Install the trigger and the outbox; returns the tokens by workload (W4: the harness's
+    member's, the others an admin's), the highest post id and the published posts' ids."""
 
-    async def facts() -> tuple[int, int]:
-        admin = await peers._prepare()
+    async def facts() -> tuple[int, int, int, list[int]]:
+        admin, member = await peers._prepare()
         connection = await asyncpg.connect(peers.DSN)
         try:
-            return admin, int(await connection.fetchval("SELECT max(id) FROM posts"))
+            max_post = int(await connection.fetchval("SELECT max(id) FROM posts"))
+            published = await connection.fetch(
+                "SELECT id FROM posts WHERE status = 'published' ORDER BY id"
+            )
+            return admin, member, max_post, [row["id"] for row in published]
         finally:
             await connection.close()
 
-    admin, max_post = asyncio.run(facts())
+    admin, member, max_post, published = asyncio.run(facts())
     sys.path.insert(0, str(root))
     from schema.auth.tokens import issue_token
     from settings import Settings
 
     settings = Settings(jwt_secret=peers.SECRET, jwt_ttl_seconds=24 * 3600)
-    return issue_token(settings, admin).token, max_post
+    tokens = {name: issue_token(settings, admin).token for name in SPECS}
+    tokens["W4"] = issue_token(settings, member).token
+    return tokens, max_post, published
 
 
-def bodies(workload: str, count: int, max_post: int) -> list[bytes]:
-    """The bodies the harness would send (W3: a different post each time)."""
-    ids = workloads.sequential_post_ids(workload, {"n_posts": max_post}, count)
+def bodies(workload: str, count: int, max_post: int, published: list[int]) -> list[bytes]:
+    """The bodies the harness would send (W3: a different post each time; W4: a different
+    published post each time)."""
+    truth = {"n_posts": max_post, "published_ids": published}
+    ids = workloads.sequential_post_ids(workload, truth, count)
     return [workloads.request_body(SPECS[workload], post_id).encode() for post_id in ids]
+
+
+async def forget_comments() -> None:
+    """Delete W4's comments (the harness's marker rows), as the harness does after a run."""
+    connection = await asyncpg.connect(peers.DSN)
+    try:
+        await connection.execute(f"DELETE FROM comments WHERE {workloads.W4_MARKER_WHERE}")
+    finally:
+        await connection.close()
 
 
 def problem(workload: str, body: bytes, status: int, raw: bytes) -> str | None:
@@ -166,7 +187,7 @@ def child(root: Path, job: dict[str, Any]) -> None:
         (b"content-type", b"application/json"),
         (b"authorization", f"Bearer {job['token']}".encode()),
     ]
-    requests = bodies(job["workload"], job["count"], job["max_post"])
+    requests = bodies(job["workload"], job["count"], job["max_post"], job["published"])
 
     async def run(out: BinaryIO) -> None:
         app = server.app
@@ -193,7 +214,8 @@ def instructions(root: Path, workload: str, count: int, args: argparse.Namespace
         out, answers = Path(folder) / "callgrind.out", Path(folder) / "responses"
         total = args.warmup + count
         job = {"workload": workload, "count": total, "max_post": args.max_post}
-        job |= {"token": args.token, "responses": str(answers)}
+        job |= {"published": args.published, "token": args.tokens[workload]}
+        job |= {"responses": str(answers)}
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         command += [sys.executable, __file__, "--root", str(root), "--child", json.dumps(job)]
         done = subprocess.run(
@@ -202,7 +224,9 @@ def instructions(root: Path, workload: str, count: int, args: argparse.Namespace
         run = f"{workload} N={count} in {root}"
         if done.returncode != 0:
             raise SystemExit(f"{run} failed:\n{done.stderr[-4000:]}")
-        sent = bodies(workload, total, args.max_post)
+        if workload == "W4":
+            asyncio.run(forget_comments())
+        sent = bodies(workload, total, args.max_post, args.published)
         received = list(responses(answers))
         if len(received) != total:
             raise SystemExit(f"{run}: {len(received)} responses for {total} requests")
@@ -230,7 +254,7 @@ def main(argv: Sequence[str]) -> int:
         return 0
     few, many = (int(n) for n in args.requests.split(","))
     names = args.workloads.split(",")
-    args.token, args.max_post = prepare(roots[0])
+    args.tokens, args.max_post, args.published = prepare(roots[0])
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = {
             (root, name, n): pool.submit(instructions, root, name, n, args)

@@ -12,7 +12,9 @@ its signed-in viewers (``schema.auth.viewer_cache``) instead of reading the row 
 migration 0003's event outbox (``events``), which every write that announces an event
 (W4's ``addComment``) inserts into, and migration 0005's sessions (``sign_in_sessions``,
 ``rotated_refresh_tokens``, ``users.password_changed_at``, which the viewer's lookup reads,
-and the triggers announcing their changes).
+and the triggers announcing their changes). W4 (a write, run only when ``--workloads``
+names it) is signed in as the harness's member (``W4_MEMBER_SQL``: the first active
+member), as the harness asks of a server with authentication.
 
     python bench/peers.py [harness flags…]      # e.g. --rounds 2 --duration 10
 
@@ -71,9 +73,13 @@ def _trigger_statements() -> tuple[str, ...]:
     return tuple(statements)
 
 
-async def _prepare() -> int:
+#: The harness's W4 writer: the first active member (its ``workloads.W4_MEMBER_SQL``).
+MEMBER_SQL = "SELECT min(id) FROM users WHERE role = 'member' AND is_active"
+
+
+async def _prepare() -> tuple[int, int]:
     """Install the account and session triggers, the event outbox and the session tables;
-    returns the id of an admin of the harness's database."""
+    returns the ids of an admin of the harness's database and of its W4 member."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -95,11 +101,12 @@ async def _prepare() -> int:
             for statement in _trigger_statements():
                 await connection.execute(statement)
         found = await connection.fetchval("SELECT min(id) FROM users WHERE role = 'admin'")
+        member = await connection.fetchval(MEMBER_SQL)
     finally:
         await connection.close()
-    if found is None:
-        raise SystemExit(f"no admin in {DSN}: seed it with {HARNESS}/seed.py")
-    return int(found)
+    if found is None or member is None:
+        raise SystemExit(f"no admin or member in {DSN}: seed it with {HARNESS}/seed.py")
+    return int(found), int(member)
 
 
 def main(argv: list[str]) -> int:
@@ -109,9 +116,11 @@ def main(argv: list[str]) -> int:
     from settings import Settings
 
     settings = Settings(jwt_secret=SECRET, jwt_ttl_seconds=24 * 3600)
-    token = issue_token(settings, asyncio.run(_prepare())).token
+    admin, member = asyncio.run(_prepare())
+    tokens = {"W4": issue_token(settings, member).token}
     queries = json.loads(QUERIES.read_text())
-    for spec in queries.values():
+    for workload, spec in queries.items():
+        token = tokens.get(workload) or issue_token(settings, admin).token
         spec["headers"] = {"Authorization": f"Bearer {token}"}
     signed = Path(tempfile.mkdtemp(prefix="inkwell-peers-")) / "queries.json"
     signed.write_text(json.dumps(queries, indent=2))

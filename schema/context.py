@@ -100,6 +100,11 @@ class Context:
     sql: SqlStats = field(default_factory=SqlStats)
     #: The signed-in user, set by ``schema.engine.extensions.authentication`` before execution.
     viewer: Viewer | None = None
+    #: A mutation's viewer taken from the viewer cache, whose row its transaction has not read
+    #: yet (``schema.writes.viewer_check``: its first statement, or the last before COMMIT).
+    viewer_pending: bool = False
+    #: The viewer's ``users`` row as a mutation's transaction read it (``viewer_check``).
+    viewer_row: Any = None
     #: The operation's estimated rows (``schema.engine.limits``), set by ``QueryLimits``
     #: once validated; what its rate limit charges (``schema.engine.rate_limits``).
     cost: int = 0
@@ -233,6 +238,7 @@ class Context:
         new transaction begins on its next use). Every loaded object is expired by the
         rollback, so the DataLoader caches holding them are dropped too."""
         self.loaders.clear()
+        self.viewer_row = None
         if self._session is not None:
             await self.run(lambda session: session.rollback())
 

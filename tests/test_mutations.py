@@ -42,14 +42,15 @@ async def test_create_post_returns_server_set_values(write_app: App) -> None:
         write_app, title="  Hello, world  ", tagNames=[" Python ", "brand-new", "SQL"], publish=True
     )
     # Viewer; INSERT posts RETURNING; INSERT tags ON CONFLICT DO NOTHING; SELECT tags;
-    # INSERT post_tags. The payload's author comes from one more (batched) read; then the
-    # postPublished event goes out with the commit (its outbox row: not counted as an insert).
+    # INSERT post_tags. The payload's author is the viewer's row, read in this transaction
+    # (schema.writes.viewer_check); then the postPublished event goes out with the commit
+    # (its outbox row: not counted as an insert).
     inserts = [
         s
         for s in write_app.statements
         if s.lstrip().upper().startswith("INSERT") and "INTO events" not in s
     ]
-    expected = 6 + write_app.publish_statements
+    expected = 5 + write_app.publish_statements
     assert len(inserts) == 3 and write_app.count() == expected, write_app.statements
     assert post["title"] == "Hello, world" and post["status"] == "PUBLISHED"
     assert post["version"] == 1 and post["createdAt"] == post["updatedAt"]

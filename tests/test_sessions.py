@@ -273,6 +273,27 @@ async def test_a_changed_password_ends_every_other_session_and_this_one_goes_on(
     assert new["data"]["login"]["__typename"] == "AuthPayload"
 
 
+async def test_a_write_checks_the_session_and_the_password_change_as_a_query_does(
+    write_app: App,
+) -> None:
+    """A mutation takes its viewer from the viewer cache too (``schema.writes.viewer_check``):
+    the token's session and the password's change are checked there, and a mutation's own
+    read of the account remembers the change, so the access token this session had before
+    it stays refused, to queries and writes alike, after a write with the new one."""
+    this, other = await login(write_app, OWNER), await login(write_app, OWNER)
+    body = await post(write_app, CHANGE, {"c": PASSWORD, "n": "a new password"}, this["token"])
+    changed = body["data"]["changePassword"]
+    write = 'mutation { createPost(input: {title: "after"}) { __typename } }'
+    for _ in range(2):  # the first reads the account (and fills the cache), the second not
+        body = await post(write_app, write, token=changed["token"])
+        assert body["data"] == {"createPost": {"__typename": "PostPayload"}}, body
+    assert await refused(write_app, this["token"]) == PASSWORD_CHANGED
+    for token, message in ((this["token"], PASSWORD_CHANGED), (other["token"], SIGNED_OUT)):
+        body = await post(write_app, write, token=token)
+        assert body["data"] is None, body
+        assert body["errors"][0]["message"] == message
+
+
 async def test_tokens_issued_before_the_password_changed_are_refused_to_the_microsecond(
     write_app: App,
 ) -> None:
@@ -338,3 +359,23 @@ async def test_an_expired_sessions_refresh_token_is_refused_and_the_session_dele
     listed = await post(write_app, SESSIONS, token=kept["token"])
     assert len(listed["data"]["viewer"]["sessions"]) == 2
     assert await count_rows(write_app.engine, "SELECT count(*) FROM sign_in_sessions") == 2
+
+
+async def test_a_remembered_viewer_signs_out_and_changes_password_in_one_commit(
+    write_app: App,
+) -> None:
+    """A mutation's viewer the cache remembers is confirmed in its transaction just before
+    COMMIT; the session or password the operation itself ends must not refuse that commit."""
+    for mutation, variables in ((SIGN_OUT, {}), (CHANGE, {"c": PASSWORD, "n": "a new one!"})):
+        signed_in = await login(write_app, OWNER, "remembered")
+        await works(write_app, signed_in["token"], OWNER)  # remembered (PostgreSQL)
+        await works(write_app, signed_in["token"], OWNER)
+        body = await post(write_app, mutation, variables, signed_in["token"])
+        assert body["extensions"]["transaction"] == "committed", body
+        await post(
+            write_app, CHANGE, {"c": "a new one!", "n": PASSWORD}, None
+        )  # anonymous: refused
+        if mutation is CHANGE:  # back to the password every test signs in with
+            token = body["data"]["changePassword"]["token"]
+            body = await post(write_app, CHANGE, {"c": "a new one!", "n": PASSWORD}, token)
+            assert body["extensions"]["transaction"] == "committed", body

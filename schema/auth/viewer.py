@@ -66,8 +66,9 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
 
     For a query, the process's viewer cache answers when it remembers the account and the
     token's session (``ctx.viewers``: any change to them is forgotten at once, see
-    ``schema.auth.viewer_cache``). Otherwise, and always for a mutation (which reads the
-    account in its own transaction) or a subscription's event, one statement: the user's row
+    ``schema.auth.viewer_cache``). Otherwise, and always for a mutation (which asks the cache
+    itself, ``schema.writes.viewer_check``, and reads the account in its own transaction) or
+    a subscription's event, one statement, which fills the cache: the user's row
     by primary key with its password change and, outer-joined, the token's session if it is
     still signed in (``_accounts``); the row then also serves later ``author`` fields
     (``Loaders.rows``). Raises ``AuthenticationFailed`` for an invalid or expired token, for
@@ -78,14 +79,17 @@ async def authenticate(ctx: Context, token: str | None) -> Viewer | None:
         return None
     claims = token_claims(ctx.settings, token)
     user_id = ctx.subject = claims.user_id
-    # Only a query's own read fills the cache: an event's shared read may have begun
-    # before the generation is taken here.
-    cache = ctx.viewers if ctx.read_only and not ctx.shared else None
+    # An operation's own read fills the cache (a mutation's too: it reads in its transaction
+    # what a query would read); an event's shared read may have begun before the generation
+    # is taken here. Only a query is answered by it: a mutation asks the cache itself first
+    # (``schema.writes.viewer_check``), then confirms the row in its transaction.
+    cache = ctx.viewers if not ctx.shared else None
     generation = 0
     if cache is not None:
-        remembered = cache.get(user_id, claims.session_id, claims.issued_at)
-        if remembered is not None:
-            return remembered
+        if ctx.read_only:
+            remembered = cache.get(user_id, claims.session_id, claims.issued_at)
+            if remembered is not None:
+                return remembered
         generation = cache.generation
     accounts = _accounts(ctx)
     key = (user_id, claims.session_id)

@@ -29,8 +29,10 @@ notification took away. For the same reason a query whose viewer is not remember
 on a replica only if it holds that forgetting, else on the primary (``schema.context``), so a
 deactivated account's token or a removed role stops working at once there too.
 
-Only queries are answered from it (``authenticate``): a mutation reads its viewer in its own
-transaction, so no write runs on a role a notification in flight is about to take away.
+Queries are answered from it (``authenticate``). A mutation takes its viewer from it too, but
+reads the viewer's row in its own transaction all the same, joined to the first row it reads
+or just before COMMIT (``schema.writes.viewer_check``), so no write runs on a role or status
+a notification in flight is about to take away.
 
 The process that makes a change forgets the account itself right after its commit
 (``schema.writes.boundary``), so its next request never sees the old role; other

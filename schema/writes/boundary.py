@@ -19,7 +19,7 @@ from schema.completion import shielded
 from schema.context import Context
 from schema.errors import TransactionConflict
 from schema.live.events import rows_changed
-from schema.writes import changes
+from schema.writes import changes, viewer_check
 from schema.writes.results import MutationError, rolled_back
 from schema.writes.transaction import Outcome, Transaction
 from schema.writes.withdrawn import rolled_back_value
@@ -78,6 +78,8 @@ class TransactionBoundary(SchemaExtension):
         #: The tables the commit wrote and its position, for the response cache.
         changed: list[tuple[frozenset[str], int]] = []
         try:
+            # A viewer taken from the cache whose row no statement has read yet: read now.
+            await viewer_check.confirm(context)
             if broker is not None:
                 # One shielded piece of work: the outbox rows (and, on PostgreSQL, the NOTIFY)
                 # inside the transaction, COMMIT, then the in-process hand-over, so a client
@@ -202,6 +204,7 @@ class AtomicMutation(FieldExtension):
         if transaction.failed:
             return rolled_back()
         context.loaders.clear()
+        viewer_check.keep_row(context)
         try:
             result = await next_(source, info, **kwargs)
         except (DBAPIError, StaleDataError) as exc:

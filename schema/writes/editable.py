@@ -11,19 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Select, bindparam, select
 
 from schema.context import Context
 from schema.live.events import Event
-from schema.reads import fetch
+from schema.reads import fetch, loaders
 from schema.reads.visibility import visible
 from schema.relay.node import to_global_id
+from schema.writes import viewer_check
 from schema.writes.field_checks import FieldChecks
 from schema.writes.flush import Target, announce, save
 from schema.writes.results import MutationError, forbidden, not_found, sign_in_required
+
+#: The parameter ``load_for_write``'s statements take the row's id in.
+PK = "inkwell_pk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +69,23 @@ async def find_editable(
     row = await load_for_write(ctx, entity, pk)
     if row is None:
         return not_found(entity.__name__, global_id)
-    if not viewer.may_edit(owned.owner(row)):
+    viewer = ctx.viewer  # as the transaction read it (``load_for_write``)
+    if viewer is None or not viewer.may_edit(owned.owner(row)):
         return forbidden(action)
     return row, Target(entity, pk, to_global_id(entity.__name__, pk))
 
 
-async def load_for_write(ctx: Context, entity: Any, pk: int, *, share: bool = False) -> Any:
+async def load_for_write(
+    ctx: Context,
+    entity: Any,
+    pk: int,
+    *,
+    share: bool = False,
+    columns: Sequence[Any] | None = None,
+) -> Any:
     """Row ``pk`` of ``entity`` as the database has it now, locked until the operation ends,
-    or ``None`` if it does not exist or the viewer may not see it.
+    or ``None`` if it does not exist or the viewer may not see it. With ``columns`` (columns of
+    ``entity``), only those, as a row of them, for a write that only checks the row.
 
     PostgreSQL locks the row (``FOR UPDATE``; ``FOR SHARE`` when ``share``, for a row the
     write only depends on), so a concurrent writer of the same row waits for this operation
@@ -80,17 +94,41 @@ async def load_for_write(ctx: Context, entity: Any, pk: int, *, share: bool = Fa
     takes no row locks; its writers run one at a time, and the versioned UPDATE still
     catches a race. ``populate_existing`` replaces what the identity map holds from earlier
     in the operation, so the version compared is the current one.
+
+    A viewer the transaction has not read yet comes in the same statement
+    (``viewer_check.with_viewer``) and is confirmed from it (``viewer_check.settle``, which
+    raises ``AuthenticationFailed`` for an account gone or deactivated); if its role had
+    changed, the row is read again with the viewer's own visibility.
     Source: PostgreSQL docs, "Explicit Locking: Row-Level Locks"; SQLAlchemy docs,
     "Populate Existing".
     """
+    while True:
+        pending = ctx.viewer_pending and ctx.viewer is not None
+        shape = ("load_for_write", entity, tuple(columns or ()), share, pending)
+        build = partial(_for_write, ctx.viewer, entity, columns, share, pending)
+        # Built once per shape and audience (``loaders.shared_statement``), the row's id and
+        # the viewer's taken as parameters.
+        statement = loaders.shared_statement(ctx, shape, build)
+        values = {PK: pk, **(viewer_check.params(ctx) if pending else {})}
+        found = await fetch.rows(ctx, statement, values)
+        row = (found[0] if columns is not None else found[0][0]) if found else None
+        if not pending:
+            return row
+        if not await viewer_check.settle(ctx, found[0][-1] if found else None):
+            return row
+
+
+def _for_write(
+    viewer: Any, entity: Any, columns: Sequence[Any] | None, share: bool, pending: bool
+) -> Select[Any]:
+    """``load_for_write``'s statement (the row's id the ``PK`` parameter)."""
     statement = (
-        select(entity)
-        .where(entity.id == pk, *visible(ctx.viewer, entity))
+        select(*columns if columns is not None else (entity,))
+        .where(entity.id == bindparam(PK, type_=BigInteger()), *visible(viewer, entity))
         .with_for_update(read=share, of=entity)
         .execution_options(populate_existing=True)
     )
-    rows = await fetch.scalars(ctx, statement)
-    return rows[0] if rows else None
+    return viewer_check.with_viewer(statement) if pending else statement
 
 
 async def delete_editable(

@@ -27,6 +27,7 @@ from db.errors import violates
 from schema.context import Context
 from schema.live.events import Event
 from schema.reads import fetch, loaders
+from schema.writes import viewer_check
 from schema.writes.results import MutationError, VersionConflict, not_found
 
 #: constraint name -> the typed error its violation means (built only when it happens).
@@ -138,6 +139,7 @@ def written(ctx: Context, *rows: Any) -> None:
     may predate it), then prime the row loaders with ``rows``, so the payload's fields read
     the written objects without another query."""
     ctx.loaders.clear()
+    viewer_check.keep_row(ctx)
     for row in rows:
         loaders.by_id(ctx, type(row)).prime(row.id, row)
 

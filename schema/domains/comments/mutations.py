@@ -75,6 +75,10 @@ DeleteCommentResult = Annotated[
 ]
 
 
+#: What adding a comment reads of its post: whether it may be commented on, and the event's
+#: routing (``comment_added``).
+CHECKED = (models.Post.id, models.Post.author_id, models.Post.status)
+
 #: Comments belong to their author.
 OWNED_COMMENTS = editable.Owned(models.Comment, lambda row: row.author_id)
 
@@ -96,8 +100,9 @@ class CommentMutations:
         if invalid := checks.result():
             return invalid
         # Locked FOR SHARE: the post cannot be unpublished or deleted between this check and
-        # the commit (a concurrent unpublish waits for it).
-        post = await editable.load_for_write(ctx, models.Post, post_id, share=True)
+        # the commit (a concurrent unpublish waits for it). Only what the check and the
+        # event need; the viewer's row comes with it when not read yet (``viewer_check``).
+        post = await editable.load_for_write(ctx, models.Post, post_id, share=True, columns=CHECKED)
         if post is None:
             return not_found("Post", input.post_id)
         if post.status != models.PUBLISHED and post.author_id != viewer.id:
@@ -110,7 +115,7 @@ class CommentMutations:
             POST_FOREIGN_KEY: lambda: not_found("Post", input.post_id),
             AUTHOR_FOREIGN_KEY: account_gone,
         }
-        if failed := await flush.save(ctx, add=[row], prime=[row, post], constraint_errors=deleted):
+        if failed := await flush.save(ctx, add=[row], prime=[row], constraint_errors=deleted):
             return failed  # type: ignore[return-value]
         flush.announce(ctx, comment_added(row, post))
         return CommentPayload(comment=Comment.from_row(row))

@@ -182,7 +182,9 @@ class PostMutations:
             return found  # type: ignore[return-value]
         row, target = found
         if row.status != PostStatus.PUBLISHED.value:
-            row.status, row.published_at = PostStatus.PUBLISHED.value, utcnow()
+            # The application's clock, as for createPost: a value the payload already has
+            # (SQL now() here would be expired by the flush and read back by a SELECT).
+            row.status, row.published_at = PostStatus.PUBLISHED.value, datetime.now(UTC)
         return await _saved(info, row, target, EventKind.POST_PUBLISHED, EventKind.POST_UPDATED)
 
     @strawberry.mutation(
