@@ -275,12 +275,12 @@ def test_a_remembered_token_still_expires_and_is_verified_per_key(
 
     settings = Settings(jwt_secret="k" * 40, jwt_ttl_seconds=60)
     token = issue_token(settings, 7).token
-    assert tokens.token_subject(settings, token) == 7
-    assert tokens.token_subject(settings, token) == 7  # remembered
+    assert tokens.token_claims(settings, token).user_id == 7
+    assert tokens.token_claims(settings, token).user_id == 7  # remembered
     other = Settings(jwt_secret="o" * 40, jwt_ttl_seconds=60)
     with pytest.raises(AuthenticationFailed, match="invalid"):
-        tokens.token_subject(other, token)
+        tokens.token_claims(other, token)
     later = tokens.time.time() + 61
     monkeypatch.setattr(tokens.time, "time", lambda: later)
     with pytest.raises(AuthenticationFailed, match="expired"):
-        tokens.token_subject(settings, token)
+        tokens.token_claims(settings, token)

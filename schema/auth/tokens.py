@@ -101,11 +101,6 @@ def token_claims(settings: Settings, token: str) -> Claims:
     return claims
 
 
-def token_subject(settings: Settings, token: str) -> int:
-    """The user id a valid token names (``token_claims``, with the same errors)."""
-    return token_claims(settings, token).user_id
-
-
 def _verify(key: str, token: str) -> tuple[Claims, float]:
     """``token_claims`` without the memory: the claims and the expiry (a Unix time)."""
     try:

@@ -128,15 +128,22 @@ def build_connection(
         nodes=[to_node(row) for row in rows],
         rows=rows,
         ordering=ordering,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            first_row=rows[0] if rows else None,
-            last_row=rows[-1] if rows else None,
-            ordering=ordering,
-        ),
+        page_info=page_info_of(page, ordering),
         count=count,
         count_key=count_key,
+    )
+
+
+def page_info_of(page: Page, ordering: Ordering) -> PageInfo:
+    """``page``'s ``PageInfo``: whether there are more rows either way, and the rows its
+    start and end cursors are encoded from in ``ordering``."""
+    rows = page.rows
+    return PageInfo(
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
+        first_row=rows[0] if rows else None,
+        last_row=rows[-1] if rows else None,
+        ordering=ordering,
     )
 
 

@@ -18,6 +18,7 @@ from schema.reads import fetch
 from schema.writes.boundary import AtomicMutation
 from schema.writes.field_checks import PASSWORD_MAX, FieldChecks
 from schema.writes.results import (
+    FieldError,
     RolledBack,
     Unauthenticated,
     ValidationError,
@@ -39,11 +40,7 @@ ChangePasswordResult = Annotated[
 
 
 def _wrong(message: str) -> ValidationError:
-    checks = FieldChecks()
-    checks.add("currentPassword", message)
-    result = checks.result()
-    assert result is not None
-    return result
+    return ValidationError.of([FieldError(field="currentPassword", message=message)])
 
 
 @strawberry.type

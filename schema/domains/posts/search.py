@@ -26,7 +26,7 @@ from schema.reads.batch_fields import batch_field
 from schema.reads.keyset import Ordering, cursor_params, make_page
 from schema.reads.search_query import InvalidSearch, Problem, parse
 from schema.reads.visibility import visible_posts
-from schema.relay.connection import After, Before, First, Last, PageInfo
+from schema.relay.connection import After, Before, First, Last, PageInfo, page_info_of
 from schema.relay.pagination import encode_cursor, page_args
 
 #: Rank descending, then id descending.
@@ -180,13 +180,7 @@ class PostSearchQueries:
         return PostSearchConnection(
             edges=rows,
             nodes=[edge.node for edge in rows],
-            page_info=PageInfo(
-                has_next_page=page.has_next,
-                has_previous_page=page.has_previous,
-                first_row=rows[0] if rows else None,
-                last_row=rows[-1] if rows else None,
-                ordering=ORDERING,
-            ),
+            page_info=page_info_of(page, ORDERING),
         )
 
 
