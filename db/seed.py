@@ -124,24 +124,23 @@ async def seed(
     )
 
 
+#: Every table the demo data fills or a session writes, children before their parents.
+_WIPED = (
+    "post_tags",
+    "comments",
+    "posts",
+    "tags",
+    "rotated_refresh_tokens",
+    "sign_in_sessions",
+    "users",
+)
+
+
 async def _wipe(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text(
-                "TRUNCATE post_tags, comments, posts, tags, rotated_refresh_tokens, "
-                "sign_in_sessions, users RESTART IDENTITY"
-            )
-        )
+        await conn.execute(text(f"TRUNCATE {', '.join(_WIPED)} RESTART IDENTITY"))
         return
-    for table in (
-        "post_tags",
-        "comments",
-        "posts",
-        "tags",
-        "rotated_refresh_tokens",
-        "sign_in_sessions",
-        "users",
-    ):
+    for table in _WIPED:
         await conn.execute(text(f"DELETE FROM {table}"))
 
 

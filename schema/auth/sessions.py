@@ -33,6 +33,9 @@ from settings import Settings
 
 #: Random bytes per refresh token (``secrets.token_urlsafe``: 43 characters).
 REFRESH_TOKEN_BYTES = 32
+#: The GraphQL type name of a session (``User.sessions``' items): in their global IDs, which
+#: ``signOut`` takes back.
+SESSION_TYPE = "Session"
 
 
 def hash_refresh_token(token: str) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from schema.auth.sessions import Issued, device_label
+from schema.auth.sessions import SESSION_TYPE, Issued, device_label
 from schema.auth.tokens import issue_token
 from schema.auth.viewer import Viewer
 from schema.context import Info
@@ -91,10 +91,6 @@ def signed_in(info: Info, row: models.User, issued: Issued, at: datetime) -> Aut
         session_id=session_global_id(issued.session_id),
         viewer=to_node(models.User)(row),
     )
-
-
-#: The GraphQL type name of a session (``schema.domains.users.sessions``): in its global IDs.
-SESSION_TYPE = "Session"
 
 
 def session_global_id(session_id: int) -> strawberry.ID:

@@ -9,9 +9,9 @@ import strawberry
 
 from db import models
 from schema.auth import sessions
+from schema.auth.sessions import SESSION_TYPE
 from schema.context import Info
 from schema.domains.accounts.payloads import (
-    SESSION_TYPE,
     AuthPayload,
     RefreshTokenReused,
     SignOutPayload,
@@ -176,7 +176,7 @@ class SessionMutations:
             lambda session: sessions.end(session, at, user_id, only=session_id)
         )
         if given is not None and ended == 0:
-            return not_found("Session", given)
+            return not_found(SESSION_TYPE, given)
         _ended(info, user_id, session_id)
         return SignOutPayload(ended_sessions=ended)
 

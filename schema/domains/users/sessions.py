@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import strawberry
@@ -10,6 +11,7 @@ from sqlalchemy import BigInteger, Select, bindparam, select
 
 from db import models
 from db.types import utcnow
+from schema.auth.sessions import SESSION_TYPE
 from schema.context import Context
 from schema.reads import fetch
 from schema.relay.node import to_global_id
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
     from schema.domains.users.types import User
 
 _OWNER = "inkwell_owner"
-_statement: list[Select[*tuple[Any, ...]]] = []
 
 
 @strawberry.type(
@@ -43,23 +44,20 @@ class Session:
     )
 
 
+@cache
 def _live_sessions() -> Select[*tuple[Any, ...]]:
     """The owner's sessions neither signed out nor expired, most recently used first (built
     once: ``loaders.shared_statement``'s reason)."""
-    if not _statement:
-        table = models.SignInSession
-        _statement.append(
-            select(
-                table.id, table.device_label, table.created_at, table.last_used_at, table.expires_at
-            )
-            .where(
-                table.user_id == bindparam(_OWNER, type_=BigInteger()),
-                table.revoked_at.is_(None),
-                table.expires_at > utcnow(),
-            )
-            .order_by(table.last_used_at.desc(), table.id.desc())
+    table = models.SignInSession
+    return (
+        select(table.id, table.device_label, table.created_at, table.last_used_at, table.expires_at)
+        .where(
+            table.user_id == bindparam(_OWNER, type_=BigInteger()),
+            table.revoked_at.is_(None),
+            table.expires_at > utcnow(),
         )
-    return _statement[0]
+        .order_by(table.last_used_at.desc(), table.id.desc())
+    )
 
 
 async def own_sessions(ctx: Context, users: list[User]) -> list[list[Session] | None]:
@@ -72,7 +70,7 @@ async def own_sessions(ctx: Context, users: list[User]) -> list[list[Session] | 
     rows = await fetch.rows(ctx, _live_sessions(), {_OWNER: viewer.id})
     listed = [
         Session(
-            id=to_global_id("Session", pk),
+            id=to_global_id(SESSION_TYPE, pk),
             device_label=label,
             created_at=created,
             last_used_at=used,
