@@ -73,12 +73,8 @@ class SearchQuery:
     def websearch_text(self) -> str:
         """The query again in ``websearch_to_tsquery``'s syntax, every term quoted (so no
         word of it is read as an operator: a quoted ``"or"`` stays a word)."""
-
-        def quoted(term: tuple[str, ...]) -> str:
-            return '"' + " ".join(term) + '"'
-
         return " or ".join(
-            " ".join([*map(quoted, g.include), *("-" + quoted(t) for t in g.exclude)])
+            " ".join([*map(_quoted, g.include), *("-" + _quoted(t) for t in g.exclude)])
             for g in self.groups
         )
 
@@ -87,14 +83,17 @@ class SearchQuery:
         no quote, so none can end the string early), an alternative's terms joined by
         ``AND``, its exclusions by ``NOT``, alternatives by ``OR``, all parenthesised."""
 
-        def string(term: tuple[str, ...]) -> str:
-            return '"' + " ".join(term) + '"'
-
         def group(g: Group) -> str:
-            included = "(" + " AND ".join(map(string, g.include)) + ")"
-            return "(" + "".join([included, *(" NOT " + string(t) for t in g.exclude)]) + ")"
+            included = "(" + " AND ".join(map(_quoted, g.include)) + ")"
+            return "(" + "".join([included, *(" NOT " + _quoted(t) for t in g.exclude)]) + ")"
 
         return " OR ".join(map(group, self.groups))
+
+
+def _quoted(term: tuple[str, ...]) -> str:
+    """``term``'s words inside double quotes: a phrase to ``websearch_to_tsquery`` and a
+    string to FTS5 alike (its words are runs of word characters: no quote ends it early)."""
+    return '"' + " ".join(term) + '"'
 
 
 def parse(text: str) -> SearchQuery:
