@@ -120,10 +120,15 @@ def close_at_once(session: AsyncSession, held: Connection | None) -> bool:
     """Close ``session``, whose only connection is ``held`` (or ``None``), here and now if
     returning that connection needs no I/O; returns whether it did. It is closed with
     ``Session.reset()``, which is ``Session.close()`` that leaves it as good as new, so it may
-    be used again (``db.read_sessions``). When it returns ``False`` nothing has happened:
-    close with ``AsyncSession.close()``. Being synchronous, it cannot be cancelled half-way,
-    so callers need no shield. Raises what ``Session.reset()`` raises."""
-    if held is None or not _returns_at_once(held):
+    be used again (``db.read_sessions``). A session in no transaction (a mutation's, once
+    it committed or rolled back) holds no connection, and closes at once too. When it
+    returns ``False`` nothing has happened: close with ``AsyncSession.close()``. Being
+    synchronous, it cannot be cancelled half-way, so callers need no shield. Raises what
+    ``Session.reset()`` raises."""
+    if held is None:
+        if session.sync_session.in_transaction():
+            return False
+    elif not _returns_at_once(held):
         return False
     session.sync_session.reset()
     return True

@@ -21,10 +21,11 @@ memory (issue 19's soak: a few MB per minute per worker). An expanding
 ``IN`` list is rendered per call (``construct_expanded_state``), as ``Connection.execute``
 renders it.
 
-Driver errors are raised as SQLAlchemy's ``DBAPIError`` (the same ``db.errors`` checks
-apply). Each read is counted into the operation's ``db.stats.SqlStats`` here, and the
-engine's cursor events fire around it (with no cursor or execution context) when something
-listens (the SQL log, the tests' counters), so they see every read too.
+Each read runs through ``db.driver.run``: driver errors are raised as SQLAlchemy's
+``DBAPIError`` (the same ``db.errors`` checks apply), each read is counted into the
+operation's ``db.stats.SqlStats``, and the engine's cursor events fire around it (with no
+cursor or execution context) when something listens (the SQL log, the tests' counters), so
+they see every read too.
 
 Source: SQLAlchemy docs, "Compiling SQL Expressions" (``ClauseElement.compile``;
 ``SQLCompiler.construct_params``, ``construct_expanded_state``, ``positiontup``, ``binds``),
@@ -34,7 +35,6 @@ Source: SQLAlchemy docs, "Compiling SQL Expressions" (``ClauseElement.compile``;
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,9 +43,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError
 
-from db import rows, stats
+from db import driver, rows
 from db.rows import OMITTED, Projection, entity_keys, entity_row
 
 __all__ = ["OMITTED", "Projection", "entity_keys", "entity_row", "fetch"]
@@ -186,33 +185,7 @@ async def fetch(
     """
     found = prepare(statement, connection.dialect)
     sql, parameters = found.bind(params)
-    # Valid, so reading its DBAPI connection does no I/O (no greenlet needed).
-    driver: asyncpg.Connection = connection.connection.driver_connection
-    # The engine's cursor events see this statement as they see every other (statement
-    # counts, timings); there is no DBAPI cursor or execution context to give them. The
-    # engine's own dispatcher: a new Connection's joins it to its own listeners (none here)
-    # on first use, about a tenth of a request's SQLAlchemy calls.
-    events = connection.engine.dispatch
-    if events.before_cursor_execute:
-        events.before_cursor_execute(connection, None, sql, parameters, None, False)
-    started = time.perf_counter()
-    try:
-        records = await driver.fetch(sql, *parameters, record_class=found.record_class)
-    except Exception as error:
-        dead = driver.is_closed() or isinstance(
-            error, (OSError, asyncpg.ConnectionDoesNotExistError)
-        )
-        if dead:
-            # Outside a greenlet the driver connection is terminated at once, with no I/O
-            # (it is gone already); the pool's record reconnects on its next checkout.
-            connection.invalidate(error)
-        stats.record(started, sql, error)
-        raise DBAPIError(
-            sql, None, error, hide_parameters=True, connection_invalidated=dead
-        ) from error
-    stats.record(started, sql)  # the operation's statement count and time (db.stats)
-    if events.after_cursor_execute:
-        events.after_cursor_execute(connection, None, sql, parameters, None, False)
+    records = await driver.run(connection, sql, parameters, found.record_class)
     extracts = found.extracts
     if extracts == (None,):  # an entity: `select(User)`, by far the most common
         return [(record,) for record in records]

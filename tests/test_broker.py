@@ -98,3 +98,22 @@ async def test_recent_deliveries_are_kept_for_subscribers_behind_until_pushed_ou
     ]
     assert [d.event.event_id for d in broker.recent(13, EventKind.POST_UPDATED) or []] == [14]
     assert broker.recent(13, EventKind.COMMENT_ADDED) == []
+
+
+async def test_a_postgres_process_delivers_its_own_commit_only_when_it_is_next_in_order() -> None:
+    """A commit's events that directly follow the last delivered one are delivered at once
+    (their notification then reads nothing); after a gap (another process's commit, or an
+    id a failed COMMIT left unused) they wait for the outbox read, which keeps the order."""
+    broker = PostgresBroker("postgresql+asyncpg://u@h:5432/d")
+    followed = broker.subscribe(EventKind.POST_UPDATED, lambda e: True, maxsize=10)
+    with_ids = [replace(event(n), event_id=n) for n in range(1, 8)]
+    broker.committed(with_ids[0:1])  # not listening yet: where it stands is unknown
+    assert broker.last_delivered is None
+    broker.last_delivered = 1  # as the first LISTEN finds the outbox
+    broker.committed(with_ids[1:3])  # ids 2, 3: next
+    assert broker.last_delivered == 3
+    broker.committed(with_ids[4:5])  # id 5: 4 is another process's, not read yet
+    broker.committed([with_ids[3], with_ids[5]])  # ids 4, 6: not one run
+    assert broker.last_delivered == 3
+    await broker.stop()
+    assert [d.event.event_id async for d in followed] == [2, 3]

@@ -17,10 +17,12 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from schema.live import outbox
+from schema.live import Event, EventKind, outbox
+from schema.live.postgres import CHANNEL
 from tests.conftest import OTHER, OWNER, TEST_SECRET, app_settings, prepare_write_db
 from tests.live import Live, live_server
 from tests.test_subscriptions import ADD_COMMENT, gql, new_post, subscribed
+from tests.truth import pk
 from tests.wsclient import GraphQLWS, metric, wait_for_metric, ws_client
 
 COMMENTS = """subscription($p: ID!, $after: ID) {
@@ -135,8 +137,10 @@ async def test_events_committed_while_the_listener_is_cut_arrive_after_it_reconn
     live: Live,
 ) -> None:
     """The LISTEN connection is terminated from the database side and cannot reconnect for
-    a while (the database refuses new connections); three comments commit meanwhile, on the
-    server's pooled connection. Once it is back, the subscriber gets them, in order, once."""
+    a while (the database refuses new connections); three comments commit meanwhile, as
+    another server process commits them (the row and its outbox event, on a connection of
+    the test's: the server's own commits it delivers as it makes them). Once it is back, the
+    subscriber gets them, in order, once."""
     if live.url.startswith("sqlite"):
         pytest.skip("SQLite has no LISTEN connection: events are delivered in-process")
     post = await new_post(live, OWNER, publish=True)
@@ -166,7 +170,7 @@ async def test_events_committed_while_the_listener_is_cut_arrive_after_it_reconn
                 assert ended.all() == [(True,)]
                 await held.commit()  # pg_stat_activity is read once per transaction
                 for n in range(3):
-                    await comment(live, post, f"while cut {n}")
+                    await comment_elsewhere(held, post, f"while cut {n}")
                 await asyncio.sleep(0.5)  # the listener is retrying meanwhile
                 assert await _listening(held, "inkwell-listener") == 0
                 await allow_connections(True)
@@ -179,6 +183,22 @@ async def test_events_committed_while_the_listener_is_cut_arrive_after_it_reconn
         await admin.dispose()
     assert [b for b, _ in got] == ["while cut 0", "while cut 1", "while cut 2", "after"]
     assert [i for _, i in got] == sorted({i for _, i in got})
+
+
+async def comment_elsewhere(conn: Any, post: str, body: str) -> None:
+    """Commit a comment by ``OTHER`` on ``post`` (a global ID) on ``conn`` (an
+    ``AsyncConnection``), with its outbox event and notification, as another server process
+    does (``outbox.write_postgres``)."""
+    post_id = pk(post)
+    author = await conn.scalar(text("SELECT author_id FROM posts WHERE id = :p"), {"p": post_id})
+    row = await conn.scalar(
+        text("INSERT INTO comments (post_id, author_id, body) VALUES (:p, :a, :b) RETURNING id"),
+        {"p": post_id, "a": OTHER, "b": body},
+    )
+    async with AsyncSession(bind=conn) as session:
+        event = Event(EventKind.COMMENT_ADDED, row, post_id, author, True)
+        await outbox.write_postgres(session, CHANNEL, [event])
+    await conn.commit()
 
 
 async def _listening(conn: Any, application: str) -> int:
@@ -239,3 +259,29 @@ async def test_server_sent_events_carry_ids_and_resume_from_last_event_id(live: 
     missed = await sse_events(live, post, 2, last_event_id=seen)
     assert [b for _, b in missed] == ["second", "third"]
     assert int(seen) < int(missed[0][0]) < int(missed[1][0])
+
+
+async def test_the_outbox_is_written_only_inside_the_transaction_of_its_events(
+    write_db_url: str,
+) -> None:
+    """On PostgreSQL the outbox's statement runs on the session's driver connection: outside
+    a transaction it would commit on its own, before (or without) the change it announces,
+    so it is refused; inside one it commits or rolls back with that transaction."""
+    if write_db_url.startswith("sqlite"):
+        pytest.skip("SQLite's outbox is written through the session (outbox.write)")
+    engine = create_async_engine(write_db_url)
+    event = Event(EventKind.POST_UPDATED, 1, 1, OWNER, True)
+    count = text("SELECT count(*) FROM events")
+    try:
+        async with AsyncSession(engine) as session:
+            before = await session.scalar(count)
+            await session.commit()  # the count's transaction ends: none is open now
+            with pytest.raises(RuntimeError, match="in the transaction"):
+                await outbox.write_postgres(session, CHANNEL, [event])
+            await session.scalar(count)  # begins one, as a mutation's first statement does
+            [written] = await outbox.write_postgres(session, CHANNEL, [event])
+            assert written.event_id > 0
+            await session.rollback()
+            assert await session.scalar(count) == before
+    finally:
+        await engine.dispose()

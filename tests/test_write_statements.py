@@ -10,6 +10,7 @@ alone. Each count below is exact, so a statement added to a write path fails her
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import time
 from collections.abc import Iterator
@@ -352,3 +353,30 @@ async def test_a_role_changed_under_a_write_rolls_it_back(postgres: App) -> None
     assert await _written(postgres) == before
     again = await postgres.data(CREATE, {"i": {"title": "as whom?"}}, as_user=ADMIN_ID)
     assert again["createPost"]["__typename"] == "PostPayload"  # the retry reads the row
+
+
+async def test_a_mutations_session_ends_without_a_task_or_greenlet_once_it_committed(
+    write_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mutation's session holds no connection once its transaction has ended (committed,
+    or rolled back after a typed error): it is closed at once (``checkout.close_at_once``),
+    not through ``close_or_drop``'s shielded greenlet, and its connection is back in the
+    pool."""
+    from schema import context as context_module
+
+    dropped: list[Any] = []
+    close_or_drop = context_module.close_or_drop
+
+    async def recording(session: Any) -> None:
+        dropped.append(session)
+        await close_or_drop(session)
+
+    monkeypatch.setattr(context_module, "close_or_drop", recording)
+    post = (await create_post(write_app, OWNER, publish=True))["id"]
+    added = await write_app.data(ADD, {"p": post, "b": "closed at once"}, as_user=OTHER)
+    assert added["addComment"]["__typename"] == "CommentPayload"
+    missing = base64.b64encode(b"Post:987654").decode()  # read, not found: rolled back
+    refused = await write_app.data(ADD, {"p": missing, "b": "nowhere"}, as_user=OTHER)
+    assert refused["addComment"]["__typename"] == "NotFound"
+    assert dropped == []
+    assert write_app.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -10,8 +10,9 @@ that falls behind delays nobody (the queues: ``schema.live.subscription``).
 
 ``InProcessBroker`` delivers at ``committed``: the SQLite deployment is one process.
 ``schema.live.postgres.PostgresBroker`` signals the commit with ``pg_notify`` at ``stage``
-and delivers what it then reads from the outbox, so every server process on the database
-sees every commit, in commit order.
+and delivers what it then reads from the outbox (or, for its own commit when that is next
+in commit order, at ``committed``), so every server process on the database sees every
+commit, in commit order.
 """
 
 from __future__ import annotations

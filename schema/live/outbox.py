@@ -27,9 +27,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db import checkout, driver
 from db.models import OutboxEvent
 from schema.live.events import Event, EventKind
 
@@ -49,25 +50,23 @@ _COLUMNS = (
     OutboxEvent.published,
 )
 
-#: PostgreSQL: the lock, the rows and the NOTIFY in one statement (one round trip). The lock's
-#: CTE is joined into the insert's rows, so it is taken before the first id is; the NOTIFY
-#: carries only the highest id: it signals, the outbox is what is read.
-_WRITE_POSTGRES = text(
-    """
-    WITH ordered AS (SELECT pg_advisory_xact_lock(:lock) AS locked),
-    written AS (
-        INSERT INTO events (kind, row_id, post_id, author_id, published, created_at)
-        SELECT e.kind, e.row_id, e.post_id, e.author_id, e.published, clock_timestamp()
-        FROM ordered, unnest(
-            CAST(:kinds AS text[]), CAST(:row_ids AS bigint[]), CAST(:post_ids AS bigint[]),
-            CAST(:author_ids AS bigint[]), CAST(:published AS boolean[])
-        ) WITH ORDINALITY AS e(kind, row_id, post_id, author_id, published, n)
-        ORDER BY e.n
-        RETURNING id
-    )
-    SELECT array_agg(id ORDER BY id), pg_notify(:channel, max(id)::text) FROM written
-    """
+#: PostgreSQL: the lock, the rows and the NOTIFY in one statement (one round trip), in
+#: asyncpg's form (``write_postgres`` runs it on the driver). The lock's CTE is joined into
+#: the insert's rows, so it is taken before the first id is; the NOTIFY carries only the
+#: highest id: it signals, the outbox is what is read.
+WRITE_POSTGRES_SQL = """
+WITH ordered AS (SELECT pg_advisory_xact_lock($1) AS locked),
+written AS (
+    INSERT INTO events (kind, row_id, post_id, author_id, published, created_at)
+    SELECT e.kind, e.row_id, e.post_id, e.author_id, e.published, clock_timestamp()
+    FROM ordered, unnest(
+        $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::boolean[]
+    ) WITH ORDINALITY AS e(kind, row_id, post_id, author_id, published, n)
+    ORDER BY e.n
+    RETURNING id
 )
+SELECT array_agg(id ORDER BY id), pg_notify($7, max(id)::text) FROM written
+"""
 
 #: The driver-level read of ``read_after`` on an asyncpg connection (the LISTEN connection).
 READ_AFTER_SQL = (
@@ -86,21 +85,28 @@ async def write_postgres(
     session: AsyncSession, channel: str, events: Sequence[Event]
 ) -> list[Event]:
     """Insert ``events`` into the outbox in commit order and NOTIFY ``channel`` with the
-    highest id, in the session's transaction (call it just before COMMIT). Returns the events
-    with their ``event_id``. Raises what the database raises."""
-    result = await session.execute(
-        _WRITE_POSTGRES,
-        {
-            "lock": LOCK_KEY,
-            "kinds": [e.kind.value for e in events],
-            "row_ids": [e.id for e in events],
-            "post_ids": [e.post_id for e in events],
-            "author_ids": [e.author_id for e in events],
-            "published": [e.published for e in events],
-            "channel": channel,
-        },
+    highest id, in the session's transaction (call it just before COMMIT, once the
+    transaction has written the events' rows). Returns the events with their ``event_id``.
+
+    It runs on the driver connection the session holds (``db.driver.run``): one statement
+    whose rows are no ORM object, for which SQLAlchemy's execution path cost more than the
+    round trip. Raises ``RuntimeError`` when the session's connection is in no transaction
+    (the rows would commit on their own, before the change they announce), and what the
+    database raises (``DBAPIError``; the transaction then rolls back)."""
+    held = await checkout.connection(session)
+    connection: Any = held.connection.driver_connection  # valid and checked out: no I/O
+    if not connection.is_in_transaction():
+        raise RuntimeError("the outbox is written in the transaction that made its events")
+    parameters = (
+        LOCK_KEY,
+        [e.kind.value for e in events],
+        [e.id for e in events],
+        [e.post_id for e in events],
+        [e.author_id for e in events],
+        [e.published for e in events],
+        channel,
     )
-    ids, _ = result.one()
+    [(ids, _)] = await driver.run(held, WRITE_POSTGRES_SQL, parameters)
     return _with_ids(events, ids)
 
 

@@ -8,7 +8,10 @@ busy pool never delays events) and, when notified, reads the outbox forward from
 event id it delivered and fans those events out to its own subscriptions. NOTIFY only
 signals: what is delivered is what the outbox holds. So when the connection is lost (the
 database restarted, the backend was terminated) and re-established by itself, the first read
-after it delivers every event committed meanwhile, in order, each once.
+after it delivers every event committed meanwhile, in order, each once. A process's own
+commit that is next in commit order is delivered as it commits (``committed``), and its
+notification then has nothing to read: with one process writing (the common case under a
+write load), no event costs a read of the outbox.
 
 Other channels can ride on the same connection (``follow``): a ``Feed`` hears when listening
 starts, is checked again and stops, so it can tell whether it may have missed anything.
@@ -95,6 +98,26 @@ class PostgresBroker(Broker):
 
     async def stage(self, session: Any, events: Sequence[Event]) -> list[Event]:
         return await outbox.write_postgres(session, CHANNEL, events)
+
+    def committed(self, events: Sequence[Event]) -> None:
+        """Deliver this process's own committed ``events`` at once when they are the very
+        next ones in commit order (the first id follows the last delivered, and the ids run
+        on without a gap), so their own notification then finds nothing left to read.
+
+        The outbox's advisory lock hands out ids one transaction at a time, in commit order:
+        once this transaction has committed, every lower id has committed or never will, and
+        the higher ones are not visible yet. Events after a gap (another process's commit, or
+        an id a failed COMMIT left unused) wait for the notification, whose read of the
+        outbox delivers everything in order; so does everything before the listener first
+        connects (nothing is delivered yet)."""
+        position = self.last_delivered
+        if position is None or not events:
+            return
+        for offset, event in enumerate(events, start=1):
+            if event.event_id != position + offset:
+                return
+        for event in events:
+            self.deliver(event)  # moves ``last_delivered``
 
     async def _listen_forever(self) -> None:
         delay, connected_before = RETRY_FIRST, False
@@ -183,7 +206,10 @@ class PostgresBroker(Broker):
                 outbox.READ_AFTER_SQL, self.last_delivered or 0, outbox.READ_BATCH
             )
             for row in rows:
-                self.deliver(outbox.event_from_row(row))  # moves ``last_delivered``
+                # This process may have delivered its own commits while the read was on
+                # its way (``committed``): each event is delivered once.
+                if row[0] > (self.last_delivered or 0):
+                    self.deliver(outbox.event_from_row(row))  # moves ``last_delivered``
             delivered += len(rows)
             if len(rows) < outbox.READ_BATCH:
                 self.last_delivered = max(self.last_delivered or 0, target)
