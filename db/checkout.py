@@ -28,6 +28,12 @@ case, so they run here directly, on the same public ``Session`` the ``AsyncSessi
   there is nothing to roll back) and the pool has room for it (``QueuePool.checkedin() <
   size()``: no overflow connection to close).
 
+- ``Session.connection()`` does no I/O when the session's transaction already holds its
+  connection: a mutation's, once its first statement ran (the outbox's write just before
+  COMMIT, ``schema.live.outbox``). ``SessionEvents.after_begin`` gives that connection as
+  the transaction begins on it; it is kept in the session's ``info`` and used while it is
+  open, of the session's bind, and the session in a transaction.
+
 Anything else takes ``AsyncSession``'s own greenlet path. Measured side by side in
 bench/RESULTS.md ("Issue 17, third session"). Pinned by ``tests/test_reader.py``
 (a burst above the pool logs nothing; connections a restart dropped reconnect without a
@@ -51,6 +57,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
 
 #: Per pool that checks nothing at checkout (``direct``): every connection record it has made.
@@ -95,6 +102,16 @@ def direct(engine: AsyncEngine) -> None:
     event.listen(pool, "checkout", checked_out)
     event.listen(pool, "checkin", checked_in)
     _records[pool], _waiting[pool] = records, waiting
+    if not event.contains(Session, "after_begin", _began):
+        event.listen(Session, "after_begin", _began)
+
+
+#: Where a session keeps the connection its current transaction began on (``_began``).
+_HELD = "inkwell.held_connection"
+
+
+def _began(session: Session, _transaction: Any, connection: Connection) -> None:
+    session.info[_HELD] = connection
 
 
 async def connection(session: AsyncSession) -> Connection:
@@ -104,6 +121,15 @@ async def connection(session: AsyncSession) -> Connection:
     none to give, a ``DBAPIError`` when connecting fails)."""
     sync = session.sync_session
     bind = sync.get_bind()
+    held: Connection | None = sync.info.get(_HELD)
+    if (
+        held is not None
+        and sync.in_transaction()
+        and not held.closed
+        and not held.invalidated
+        and held.engine is bind
+    ):
+        return held  # the transaction's own: what ``Session.connection()`` would return
     pool: Any = bind.pool if isinstance(bind, Engine) else None
     waiting = _waiting.get(pool) if pool is not None else None
     if waiting is not None and not waiting and pool.checkedin() > 0:

@@ -380,3 +380,33 @@ async def test_a_mutations_session_ends_without_a_task_or_greenlet_once_it_commi
     assert refused["addComment"]["__typename"] == "NotFound"
     assert dropped == []
     assert write_app.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_the_outbox_is_written_on_the_transactions_connection_without_a_greenlet(
+    postgres: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox's statement runs on the connection the mutation's transaction began on
+    (``db.checkout.connection``: known from ``SessionEvents.after_begin``), not on one that
+    ``AsyncSession.connection()`` fetches in a greenlet; it commits with the comment."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    fetched: list[Any] = []
+    connection = AsyncSession.connection
+
+    async def recording(self: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        fetched.append(self)
+        return await connection(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncSession, "connection", recording)
+    post = (await create_post(postgres, OWNER, publish=True))["id"]
+    fetched.clear()
+    added = await postgres.data(ADD, {"p": post, "b": "on its own connection"}, as_user=OTHER)
+    assert added["addComment"]["__typename"] == "CommentPayload"
+    assert fetched == []
+    comment = int(added["addComment"]["comment"]["databaseId"])
+    async with postgres.engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT count(*) FROM events WHERE kind = 'comment_added' AND row_id = :c"),
+            {"c": comment},
+        )
+    assert found == 1
