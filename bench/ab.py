@@ -13,7 +13,9 @@ serves at once, as ``bench/peers.py`` starts Inkwell (``peers.ENVIRONMENT`` and
 ``peers.UVICORN_FLAGS``: one uvicorn worker, uvloop, httptools, the harness's ``bench``
 database, ``SQL_STATS=false``; signed in as an admin), all pinned to CPU 0; only one is
 loaded at a time, by ``wrk`` on CPU 1 (16 connections, one thread) with the
-harness's request bodies (``workloads.request_body``; W3 a random post id per request). Each
+harness's request bodies (``workloads.request_body``; W3 a random post id per request; W4,
+given in ``--workloads``, a comment by the harness's member on a random published post, the
+comments deleted at the end as the harness deletes its own). Each
 round runs every workload on every root for ``--warmup`` then ``--duration`` seconds, the
 roots' order reversed every other round, so each measurement has its pair seconds away.
 Before any load each root answers each workload once, checked as ``bench/instructions.py``
@@ -28,6 +30,7 @@ start or an answer is wrong. Needs wrk, taskset and the ``bench`` database (``py
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -39,6 +42,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import instructions
@@ -62,12 +66,30 @@ end
 """
 
 
-def lua(workload: str, token: str, max_post: int) -> str:
-    """A wrk script sending ``workload``'s bodies (W3: one of 2,000 post ids at random)."""
-    count = 2000 if workload == "W3" else 1
-    bodies = instructions.bodies(workload, count, max_post)
+@dataclass(frozen=True)
+class Harness:
+    """What the workloads need of the harness's database (``instructions.prepare``): a token
+    per workload (W4's the member's), the highest post id, the published posts' ids."""
+
+    tokens: dict[str, str]
+    max_post: int
+    published: list[int]
+
+    @classmethod
+    def prepare(cls, root: Path) -> Harness:
+        return cls(*instructions.prepare(root))
+
+    def bodies(self, workload: str, count: int) -> list[bytes]:
+        return instructions.bodies(workload, count, self.max_post, self.published)
+
+
+def lua(workload: str, harness: Harness) -> str:
+    """A wrk script sending ``workload``'s bodies (W3: one of 2,000 post ids at random; W4: a
+    comment on one of 2,000 published posts at random)."""
+    count = 2000 if workload in ("W3", "W4") else 1
+    bodies = harness.bodies(workload, count)
     quoted = ",".join("[==[" + body.decode() + "]==]" for body in bodies)
-    return LUA % (quoted, "true" if count > 1 else "false", token)
+    return LUA % (quoted, "true" if count > 1 else "false", harness.tokens[workload])
 
 
 def serve(
@@ -128,21 +150,22 @@ def wrk(port: int, script: Path, seconds: float) -> float:
 Rates = dict[tuple[str, str], list[float]]
 
 
-def scripts(names: Sequence[str], token: str, max_post: int, folder: Path) -> dict[str, Path]:
+def scripts(names: Sequence[str], harness: Harness, folder: Path) -> dict[str, Path]:
     """The wrk script of each workload in ``names``, written in ``folder``."""
     found = {}
     for name in names:
         found[name] = folder / f"{name}.lua"
-        found[name].write_text(lua(name, token, max_post))
+        found[name].write_text(lua(name, harness))
     return found
 
 
-def check(ports: Mapping[str, int], names: Sequence[str], token: str, max_post: int) -> None:
+def check(ports: Mapping[str, int], names: Sequence[str], harness: Harness) -> None:
     """Wait for each server (``ports``: label -> port) and check its answer to each workload
     as ``bench/instructions.py`` does; raises SystemExit naming the first wrong one."""
     for label, port in ports.items():
         for name in names:
-            body = instructions.bodies(name, 1, max_post)[0]
+            body = harness.bodies(name, 1)[0]
+            token = harness.tokens[name]
             ready(port, body, token)
             status, raw = answer(port, body, token)
             if (why := instructions.problem(name, body, status, raw)) is not None:
@@ -211,9 +234,9 @@ def main(argv: Sequence[str]) -> int:
         str(root) if roots.count(root) == 1 else f"{root} #{i}" for i, root in enumerate(roots)
     ]
     names = args.workloads.split(",")
-    token, max_post = instructions.prepare(roots[0])
+    harness = Harness.prepare(roots[0])
     folder = Path(tempfile.mkdtemp(prefix="inkwell-ab-"))
-    workloads = scripts(names, token, max_post, folder)
+    workloads = scripts(names, harness, folder)
     settings: dict[int, dict[str, str]] = {}
     for given in args.env:
         index, _, setting = given.partition(":")
@@ -227,10 +250,12 @@ def main(argv: Sequence[str]) -> int:
         for i, (root, port) in enumerate(zip(roots, ports.values(), strict=True))
     ]
     try:
-        check(ports, names, token, max_post)
+        check(ports, names, harness)
         rates, _ = interleave(ports, workloads, args.rounds, args.warmup, args.duration)
     finally:
         stop(servers, timeout=30)
+        if "W4" in names:
+            asyncio.run(instructions.forget_comments())  # as the harness does after a run
     print(f"\nMedians of {args.rounds} rounds, {args.duration:g} s each, c=16:\n")
     print("| workload | " + " | ".join(labels) + " | ÷ the first, per round |")
     print("|---|" + "---:|" * (len(roots) + 1))

@@ -55,7 +55,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import ab
-import instructions
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 #: Each variant: the checkout it runs ("before" or this one) and its environment.
@@ -146,9 +145,9 @@ def main(argv: Sequence[str]) -> int:
     collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=collector.serve_forever, daemon=True).start()
     collected = f"http://127.0.0.1:{collector.server_address[1]}"
-    token, max_post = instructions.prepare(here)
+    harness = ab.Harness.prepare(here)
     folder = Path(tempfile.mkdtemp(prefix="inkwell-tracing-"))
-    workloads = ab.scripts(names, token, max_post, folder)
+    workloads = ab.scripts(names, harness, folder)
     ports = {variant: args.base_port + i for i, variant in enumerate(variants)}
     servers = [
         ab.serve(
@@ -163,7 +162,7 @@ def main(argv: Sequence[str]) -> int:
         for variant, port in ports.items()
     ]
     try:
-        ab.check(ports, names, token, max_post)
+        ab.check(ports, names, harness)
         rates, sent = ab.interleave(ports, workloads, args.rounds, args.warmup, args.duration)
     finally:
         ab.stop(servers)  # each lifespan's end flushes the spans still queued
