@@ -210,7 +210,7 @@ class PostgresBroker(Broker):
                 # its way (``committed``): each event is delivered once.
                 if row[0] > (self.last_delivered or 0):
                     self.deliver(outbox.event_from_row(row))  # moves ``last_delivered``
-            delivered += len(rows)
+                    delivered += 1
             if len(rows) < outbox.READ_BATCH:
                 self.last_delivered = max(self.last_delivered or 0, target)
                 return delivered
