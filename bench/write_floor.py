@@ -41,6 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,12 @@ INSERT_SQL = (
 Write = Callable[[int], Awaitable[Any]]
 
 
-async def variants(member: int, token: str, published: list[int]) -> dict[str, Write]:
-    """Each variant's write of one comment on the published post ``post``."""
+async def variants(
+    member: int, token: str, published: list[int], resources: AsyncExitStack
+) -> dict[str, Write]:
+    """Each variant's write of one comment by ``member`` (signed in with ``token``) on the
+    published post whose id it is given (one of ``published``); the engine and the pool they
+    use are closed with ``resources``."""
     from sqlalchemy import bindparam, insert, select
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -77,8 +82,10 @@ async def variants(member: int, token: str, published: list[int]) -> dict[str, W
     from schema.live.postgres import CHANNEL
 
     engine = create_async_engine(peers.ENVIRONMENT["DATABASE_URL"])
+    resources.push_async_callback(engine.dispose)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     pool = await asyncpg.create_pool(peers.DSN, min_size=1, max_size=2)
+    resources.push_async_callback(pool.close)
     post, viewer = models.Post, models.User
     checked = (
         select(post.id, post.author_id, post.status, viewer)
@@ -86,8 +93,9 @@ async def variants(member: int, token: str, published: list[int]) -> dict[str, W
         .where(post.id == bindparam("post"))
         .with_for_update(read=True, of=post)
     )
-    core_insert = insert(models.Comment).returning(
-        models.Comment.id, models.Comment.created_at, models.Comment.version
+    comment = models.Comment
+    core_insert = insert(comment).returning(
+        comment.id, comment.created_at, comment.updated_at, comment.version
     )
 
     def event(comment_id: int, row: Any) -> list[Event]:
@@ -114,10 +122,10 @@ async def variants(member: int, token: str, published: list[int]) -> dict[str, W
     async def session_orm(post_id: int) -> None:
         async with sessions() as session:
             row = (await session.execute(checked, {"post": post_id, "viewer": member})).one()
-            comment = models.Comment(post_id=post_id, author_id=member, body=_body(post_id))
-            session.add(comment)
+            added = comment(post_id=post_id, author_id=member, body=_body(post_id))
+            session.add(added)
             await session.flush()
-            await outbox.write_postgres(session, CHANNEL, event(comment.id, row))
+            await outbox.write_postgres(session, CHANNEL, event(added.id, row))
             await session.commit()
 
     headers = [
@@ -165,8 +173,8 @@ async def measure(
     finally:
         await connection.close()
     found: dict[str, list[float]] = {}
-    async with server.app.router.lifespan_context(server.app):
-        writes = await variants(member, token, published)
+    async with server.app.router.lifespan_context(server.app), AsyncExitStack() as resources:
+        writes = await variants(member, token, published, resources)
         posts = published[:2000]
         for write in writes.values():  # warm-up: caches, prepared statements, the pool
             for post_id in posts[:100]:
