@@ -20,6 +20,7 @@ from schema.context import Context
 from schema.errors import TransactionConflict
 from schema.live.events import rows_changed
 from schema.writes import changes, viewer_check
+from schema.writes.flush import written
 from schema.writes.results import MutationError, rolled_back
 from schema.writes.transaction import Outcome, Transaction
 from schema.writes.withdrawn import rolled_back_value
@@ -203,8 +204,7 @@ class AtomicMutation(FieldExtension):
             return await next_(source, info, **kwargs)
         if transaction.failed:
             return rolled_back()
-        context.loaders.clear()
-        viewer_check.keep_row(context)
+        written(context)  # each field reads what the ones before it wrote
         try:
             result = await next_(source, info, **kwargs)
         except (DBAPIError, StaleDataError) as exc:

@@ -136,8 +136,9 @@ async def _abandon(ctx: Context) -> None:
 
 def written(ctx: Context, *rows: Any) -> None:
     """Keep the DataLoaders true after a write: drop every cached page, count and row (they
-    may predate it), then prime the row loaders with ``rows``, so the payload's fields read
-    the written objects without another query."""
+    may predate it), keep the viewer's row read in this transaction, then prime the row
+    loaders with ``rows``, so the payload's fields read the written objects without another
+    query. ``AtomicMutation`` calls it with none before each mutation field."""
     ctx.loaders.clear()
     viewer_check.keep_row(ctx)
     for row in rows:
